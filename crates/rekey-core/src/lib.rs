@@ -1,0 +1,38 @@
+//! # rekey-core
+//!
+//! The core of [rekey](https://example.invalid/rekey): the rotation model
+//! (policies, strategies, results), the secret generator, the store contract
+//! ([`SecretStore`]) and the rotation engine. It does no I/O of its own:
+//! stores, verifiers, audit sinks and the clock are traits that other crates
+//! implement.
+//!
+//! ## Concepts
+//!
+//! * [`SecretPath`] — a validated path naming one secret.
+//! * [`SecretData`] — a secret's value: one string or several named fields,
+//!   never shown by `Debug`.
+//! * [`SecretStore`] — versioned storage with staging, compare-and-swap
+//!   promote and idempotent writes. See the [`store`] module.
+//! * [`StoreError`] — every store failure, classified by meaning, with
+//!   [`StoreError::is_retryable`].
+#![deny(missing_docs, rustdoc::broken_intra_doc_links)]
+
+pub mod error;
+pub mod path;
+pub mod store;
+pub mod value;
+
+pub use error::{BoxError, StoreError};
+pub use path::{PathError, SecretPath};
+pub use store::{
+    DynSecretStore, Metadata, PutMode, PutOptions, RotationId, SecretStore, SecretStoreExt, SecretVersion, Stages,
+    VersionId, VersionMeta, VersionSelector,
+};
+pub use value::SecretData;
+
+pub use secrecy::{ExposeSecret, SecretString};
+
+pub mod target;
+pub mod verify;
+pub use target::{CredentialTarget, TargetCapabilities, TargetError};
+pub use verify::{Verifier, VerifyContext, VerifyError};

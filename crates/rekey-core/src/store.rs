@@ -1,0 +1,355 @@
+//! The store contract: what every secret backend must do.
+//!
+//! A rotation is only as safe as the store's primitives. [`SecretStore`] is the
+//! small set of methods a backend writes; [`SecretStoreExt`] adds conveniences
+//! on top and is implemented for every store automatically.
+//!
+//! # Semantics every store shares
+//!
+//! * **Versions.** Every write makes a new version with a store-assigned
+//!   [`VersionId`]. The *current* version is what consumers read; the version
+//!   that was current before it is the *previous* one.
+//! * **Staging.** [`stage`](SecretStore::stage) writes a candidate that is
+//!   *pending*, never current. A store holds at most one pending candidate per
+//!   secret: staging with a new rotation id replaces an older candidate.
+//! * **Atomic promote with compare-and-swap.**
+//!   [`promote`](SecretStore::promote) makes a version current *only if* the
+//!   current version is still the expected one; otherwise it returns
+//!   [`StoreError::Conflict`] and changes nothing. This is what lets several
+//!   rekey processes share one store with no lock service.
+//! * **Idempotence.** Writes of a rotation carry its [`RotationId`]: repeating
+//!   a `put` or `stage` with the same id returns the version the first call
+//!   made instead of creating a second one.
+//! * **Rollback.** Promoting the previous version (with CAS against the
+//!   current one) makes the old value current again.
+//!
+//! # Optimistic concurrency
+//!
+//! ```
+//! # use rekey_core::{SecretStore, SecretStoreExt, SecretPath, SecretData, PutMode, StoreError};
+//! # async fn demo(store: &dyn SecretStore, path: &SecretPath) -> Result<(), StoreError> {
+//! loop {
+//!     let current = store.read(path, &rekey_core::VersionSelector::Current).await?;
+//!     let next = SecretData::text("a new value computed from the current one");
+//!     match store.put(path, next, rekey_core::PutOptions::if_current(current.meta.id.clone())).await {
+//!         Ok(_) => break Ok(()),
+//!         // Somebody else wrote in between: re-read and re-plan.
+//!         Err(StoreError::Conflict { .. }) => continue,
+//!         Err(e) => break Err(e),
+//!     }
+//! }
+//! # }
+//! ```
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::{SecretData, SecretPath, StoreError};
+
+/// A store-assigned, opaque version identifier (a KV version number on
+/// Vault, a `VersionId` on AWS, ...). Never derived from the secret value.
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct VersionId(String);
+
+impl VersionId {
+    /// Wraps a store's id.
+    pub fn new(id: impl Into<String>) -> Self {
+        Self(id.into())
+    }
+    /// The id as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for VersionId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl fmt::Debug for VersionId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "VersionId({})", self.0)
+    }
+}
+
+/// Identifies one rotation; carried by every write the rotation makes so that
+/// a retried or resumed step is idempotent (AWS: `ClientRequestToken`).
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct RotationId(Uuid);
+
+impl RotationId {
+    /// A fresh random id.
+    pub fn new() -> Self {
+        Self(Uuid::new_v4())
+    }
+    /// Wraps an existing UUID.
+    pub fn from_uuid(id: Uuid) -> Self {
+        Self(id)
+    }
+    /// The UUID.
+    pub fn as_uuid(&self) -> &Uuid {
+        &self.0
+    }
+    /// Parses the hyphenated text form.
+    pub fn parse(s: &str) -> Result<Self, StoreError> {
+        Uuid::parse_str(s)
+            .map(Self)
+            .map_err(|_| StoreError::invalid(format!("not a rotation id: {s:?}")))
+    }
+}
+
+impl Default for RotationId {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl fmt::Display for RotationId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(&self.0.hyphenated(), f)
+    }
+}
+
+impl fmt::Debug for RotationId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "RotationId({})", self.0.hyphenated())
+    }
+}
+
+/// Which stages a version holds.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Stages {
+    /// What consumers read.
+    pub current: bool,
+    /// What was current before the current version.
+    pub previous: bool,
+    /// A staged candidate, not yet current.
+    pub pending: bool,
+}
+
+/// Metadata of one version (no value).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VersionMeta {
+    /// The store's id for this version.
+    pub id: VersionId,
+    /// When the store created it.
+    pub created_at: DateTime<Utc>,
+    /// The stages it holds.
+    pub stages: Stages,
+    /// The rotation that wrote it, when the store recorded one.
+    pub rotation_id: Option<RotationId>,
+}
+
+/// One version: metadata and value. `Debug` never shows the value.
+#[derive(Clone, Debug)]
+pub struct SecretVersion {
+    /// Its metadata.
+    pub meta: VersionMeta,
+    /// Its value.
+    pub data: SecretData,
+}
+
+/// Which version to read.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum VersionSelector {
+    /// What consumers read.
+    Current,
+    /// What was current before.
+    Previous,
+    /// The staged candidate, if any.
+    Pending,
+    /// One version by id.
+    Id(VersionId),
+}
+
+/// How a [`put`](SecretStore::put) treats the existing secret.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum PutMode {
+    /// Create the secret; [`StoreError::AlreadyExists`] if it exists.
+    Create,
+    /// Write a new current version only if the current version is this one;
+    /// otherwise [`StoreError::Conflict`] and nothing changes.
+    IfCurrent(VersionId),
+    /// Write a new current version whatever is current (creating the secret if
+    /// needed). For seeding and tests; rotations never use it.
+    Overwrite,
+}
+
+/// Options of a [`put`](SecretStore::put).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PutOptions {
+    /// The concurrency condition.
+    pub mode: PutMode,
+    /// The rotation writing, for idempotence: a second put with the same id
+    /// returns the version the first one made.
+    pub rotation_id: Option<RotationId>,
+}
+
+impl PutOptions {
+    /// `PutMode::Create`, no rotation id.
+    pub fn create() -> Self {
+        Self { mode: PutMode::Create, rotation_id: None }
+    }
+    /// `PutMode::Overwrite`, no rotation id.
+    pub fn overwrite() -> Self {
+        Self { mode: PutMode::Overwrite, rotation_id: None }
+    }
+    /// `PutMode::IfCurrent(expected)`, no rotation id.
+    pub fn if_current(expected: VersionId) -> Self {
+        Self { mode: PutMode::IfCurrent(expected), rotation_id: None }
+    }
+    /// Sets the rotation id.
+    pub fn with_rotation(mut self, id: RotationId) -> Self {
+        self.rotation_id = Some(id);
+        self
+    }
+}
+
+/// Small string key/value metadata kept beside a secret (not in its value):
+/// rekey's own bookkeeping (rotation steps, dual-write deadlines, consumer
+/// acknowledgements). Keys start with `rekey.`; stores limit the number and
+/// size of entries (Vault: `custom_metadata`; AWS: tags).
+pub type Metadata = BTreeMap<String, String>;
+
+/// A secret backend. See the [module docs](self) for the semantics every
+/// implementation shares; `rekey-testkit`'s conformance suite checks them.
+///
+/// Object safe: stores are chosen at run time as `Arc<dyn SecretStore>`.
+#[async_trait]
+pub trait SecretStore: fmt::Debug + Send + Sync + 'static {
+    /// Writes a new version that becomes current (see [`PutMode`]).
+    ///
+    /// With `opts.rotation_id` set, a repeated call with the same id returns
+    /// the version the first call made and writes nothing.
+    async fn put(&self, path: &SecretPath, data: SecretData, opts: PutOptions) -> Result<VersionMeta, StoreError>;
+
+    /// Reads one version. [`StoreError::NotFound`] if the secret or that
+    /// version does not exist (e.g. `Previous` of a secret with one version,
+    /// `Pending` with nothing staged).
+    async fn read(&self, path: &SecretPath, selector: &VersionSelector) -> Result<SecretVersion, StoreError>;
+
+    /// Stages a candidate that is pending and **not** current. The secret
+    /// must exist. Staging again with the same `rotation_id` returns the
+    /// existing candidate unchanged; staging with another id replaces any
+    /// older candidate.
+    async fn stage(&self, path: &SecretPath, data: SecretData, rotation_id: RotationId) -> Result<VersionMeta, StoreError>;
+
+    /// Atomically makes `version` current if the current version is
+    /// `expected_current`; the replaced version becomes previous, and if
+    /// `version` was pending, nothing is pending afterwards. A lost race is
+    /// [`StoreError::Conflict`] and changes nothing. Returns the metadata of
+    /// the new current version, whose id may differ from `version` on stores
+    /// that promote by copying (Vault KV v2).
+    ///
+    /// Promoting the previous version is a rollback.
+    async fn promote(
+        &self,
+        path: &SecretPath,
+        version: &VersionId,
+        expected_current: &VersionId,
+    ) -> Result<VersionMeta, StoreError>;
+
+    /// Removes a pending candidate for good. Discarding a candidate that is
+    /// no longer there succeeds (so a resumed clean-up is idempotent);
+    /// discarding the current version is [`StoreError::InvalidInput`].
+    async fn discard(&self, path: &SecretPath, version: &VersionId) -> Result<(), StoreError>;
+
+    /// All versions the store keeps, oldest first, with their stages.
+    async fn list_versions(&self, path: &SecretPath) -> Result<Vec<VersionMeta>, StoreError>;
+
+    /// The metadata kept beside the secret (empty if none).
+    async fn read_metadata(&self, path: &SecretPath) -> Result<Metadata, StoreError>;
+
+    /// Replaces the metadata kept beside the secret. Last writer wins: put
+    /// nothing here that needs compare-and-swap.
+    async fn write_metadata(&self, path: &SecretPath, metadata: Metadata) -> Result<(), StoreError>;
+
+    /// Deletes the secret with all its versions and metadata.
+    async fn delete(&self, path: &SecretPath) -> Result<(), StoreError>;
+}
+
+/// `dyn SecretStore`, the form stores are passed around in.
+pub type DynSecretStore = dyn SecretStore;
+
+/// Conveniences over any [`SecretStore`]; implemented for every store, never
+/// by hand.
+#[async_trait]
+pub trait SecretStoreExt: SecretStore {
+    /// Reads the current version.
+    async fn current(&self, path: &SecretPath) -> Result<SecretVersion, StoreError> {
+        self.read(path, &VersionSelector::Current).await
+    }
+
+    /// Reads the previous version.
+    async fn previous(&self, path: &SecretPath) -> Result<SecretVersion, StoreError> {
+        self.read(path, &VersionSelector::Previous).await
+    }
+
+    /// Reads the pending candidate, `None` when nothing is staged.
+    async fn pending(&self, path: &SecretPath) -> Result<Option<SecretVersion>, StoreError> {
+        match self.read(path, &VersionSelector::Pending).await {
+            Ok(v) => Ok(Some(v)),
+            Err(StoreError::NotFound { .. }) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Creates a secret with its first value.
+    async fn create(&self, path: &SecretPath, data: SecretData) -> Result<VersionMeta, StoreError> {
+        self.put(path, data, PutOptions::create()).await
+    }
+
+    /// Makes the previous version current again, with CAS against the
+    /// current one.
+    async fn rollback(&self, path: &SecretPath) -> Result<VersionMeta, StoreError> {
+        let versions = self.list_versions(path).await?;
+        let current = versions.iter().find(|v| v.stages.current);
+        let previous = versions.iter().find(|v| v.stages.previous);
+        match (current, previous) {
+            (Some(c), Some(p)) => self.promote(path, &p.id, &c.id).await,
+            _ => Err(StoreError::not_found(path.as_str(), Some("previous version".to_owned()))),
+        }
+    }
+}
+
+impl<T: SecretStore + ?Sized> SecretStoreExt for T {}
+
+#[async_trait]
+impl<T: SecretStore + ?Sized> SecretStore for std::sync::Arc<T> {
+    async fn put(&self, path: &SecretPath, data: SecretData, opts: PutOptions) -> Result<VersionMeta, StoreError> {
+        (**self).put(path, data, opts).await
+    }
+    async fn read(&self, path: &SecretPath, selector: &VersionSelector) -> Result<SecretVersion, StoreError> {
+        (**self).read(path, selector).await
+    }
+    async fn stage(&self, path: &SecretPath, data: SecretData, rotation_id: RotationId) -> Result<VersionMeta, StoreError> {
+        (**self).stage(path, data, rotation_id).await
+    }
+    async fn promote(&self, path: &SecretPath, version: &VersionId, expected_current: &VersionId) -> Result<VersionMeta, StoreError> {
+        (**self).promote(path, version, expected_current).await
+    }
+    async fn discard(&self, path: &SecretPath, version: &VersionId) -> Result<(), StoreError> {
+        (**self).discard(path, version).await
+    }
+    async fn list_versions(&self, path: &SecretPath) -> Result<Vec<VersionMeta>, StoreError> {
+        (**self).list_versions(path).await
+    }
+    async fn read_metadata(&self, path: &SecretPath) -> Result<Metadata, StoreError> {
+        (**self).read_metadata(path).await
+    }
+    async fn write_metadata(&self, path: &SecretPath, metadata: Metadata) -> Result<(), StoreError> {
+        (**self).write_metadata(path, metadata).await
+    }
+    async fn delete(&self, path: &SecretPath) -> Result<(), StoreError> {
+        (**self).delete(path).await
+    }
+}
