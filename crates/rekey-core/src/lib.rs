@@ -36,3 +36,13 @@ pub mod target;
 pub mod verify;
 pub use target::{CredentialTarget, TargetCapabilities, TargetError};
 pub use verify::{Verifier, VerifyContext, VerifyError};
+
+pub mod engine;
+pub mod generator;
+pub mod policy;
+#[allow(unused_imports)]
+pub use engine::*;
+#[allow(unused_imports)]
+pub use generator::*;
+#[allow(unused_imports)]
+pub use policy::*;

@@ -1,0 +1,1 @@
+//! In-memory secret store (being written).
