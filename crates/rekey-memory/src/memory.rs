@@ -1,0 +1,488 @@
+//! [`MemoryStore`], the in-memory reference implementation of the store
+//! contract.
+
+use std::collections::{HashMap, VecDeque};
+use std::fmt;
+use std::hash::{BuildHasher, RandomState};
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use parking_lot::Mutex;
+use rekey_core::{
+    Metadata, PutMode, PutOptions, RotationId, SecretData, SecretPath, SecretStore, SecretVersion, Stages, StoreError,
+    VersionId, VersionMeta, VersionSelector,
+};
+
+/// The source of "now" for version creation times.
+///
+/// Engine tests pass a manual clock here so that schedules derived from
+/// version creation times are deterministic.
+pub type NowFn = Arc<dyn Fn() -> DateTime<Utc> + Send + Sync>;
+
+/// How many versions of one secret a [`MemoryStore`] keeps by default (as
+/// AWS Secrets Manager does). The current, previous and pending versions are
+/// never evicted, whatever the cap.
+pub const DEFAULT_MAX_VERSIONS: usize = 100;
+
+/// The largest value accepted, in bytes (field names included): AWS Secrets
+/// Manager's limit, the smallest of the supported stores.
+pub const MAX_VALUE_BYTES: usize = 65_536;
+
+/// The most metadata entries one secret may carry (AWS allows 50 tags).
+pub const MAX_METADATA_ENTRIES: usize = 50;
+
+/// The longest metadata key, in bytes (AWS tag keys).
+pub const MAX_METADATA_KEY_BYTES: usize = 128;
+
+/// The longest metadata value, in bytes (AWS tag values).
+pub const MAX_METADATA_VALUE_BYTES: usize = 256;
+
+/// Number of independently locked shards. Every operation touches one secret,
+/// so it locks exactly one shard: operations on one secret are serialised
+/// (atomic), operations on different secrets mostly run in parallel.
+const SHARDS: usize = 16;
+
+/// One stored version.
+struct Version {
+    id: VersionId,
+    created_at: DateTime<Utc>,
+    rotation_id: Option<RotationId>,
+    data: SecretData,
+}
+
+/// One secret: its versions (oldest first) and which of them hold a stage.
+struct Secret {
+    versions: VecDeque<Version>,
+    current: VersionId,
+    previous: Option<VersionId>,
+    pending: Option<VersionId>,
+    metadata: Metadata,
+}
+
+impl Secret {
+    fn new(first: Version) -> Self {
+        let current = first.id.clone();
+        Self { versions: VecDeque::from([first]), current, previous: None, pending: None, metadata: Metadata::new() }
+    }
+
+    fn stages(&self, id: &VersionId) -> Stages {
+        Stages {
+            current: self.current == *id,
+            previous: self.previous.as_ref() == Some(id),
+            pending: self.pending.as_ref() == Some(id),
+        }
+    }
+
+    fn meta(&self, v: &Version) -> VersionMeta {
+        VersionMeta {
+            id: v.id.clone(),
+            created_at: v.created_at,
+            stages: self.stages(&v.id),
+            rotation_id: v.rotation_id,
+        }
+    }
+
+    fn version(&self, v: &Version) -> SecretVersion {
+        SecretVersion { meta: self.meta(v), data: v.data.clone() }
+    }
+
+    /// Recent versions are the ones looked up most: search from the back.
+    fn position(&self, id: &VersionId) -> Option<usize> {
+        self.versions.iter().rposition(|v| v.id == *id)
+    }
+
+    fn find(&self, id: &VersionId) -> Option<&Version> {
+        self.position(id).and_then(|i| self.versions.get(i))
+    }
+
+    fn find_rotation(&self, rotation: RotationId) -> Option<&Version> {
+        self.versions.iter().rev().find(|v| v.rotation_id == Some(rotation))
+    }
+
+    /// `now`, but never earlier than the newest version, so creation times
+    /// are non-decreasing even when a manual clock is set back.
+    fn created_at(&self, now: DateTime<Utc>) -> DateTime<Utc> {
+        self.versions.back().map_or(now, |v| v.created_at.max(now))
+    }
+
+    fn remove(&mut self, id: &VersionId) {
+        if let Some(i) = self.position(id) {
+            self.versions.remove(i);
+        }
+    }
+
+    /// Appends a version, then evicts the oldest unlabelled versions above
+    /// the cap.
+    fn push(&mut self, v: Version, max_versions: usize) {
+        self.versions.push_back(v);
+        while self.versions.len() > max_versions {
+            let evict = self.versions.iter().position(|v| {
+                v.id != self.current && self.previous.as_ref() != Some(&v.id) && self.pending.as_ref() != Some(&v.id)
+            });
+            match evict {
+                Some(i) => {
+                    self.versions.remove(i);
+                }
+                None => break,
+            }
+        }
+    }
+
+    /// Adds `v` as the new current version; the old current one becomes
+    /// previous. A pending candidate stays pending.
+    fn push_current(&mut self, v: Version, max_versions: usize) -> VersionMeta {
+        let id = v.id.clone();
+        self.previous = Some(std::mem::replace(&mut self.current, id));
+        self.push(v, max_versions);
+        self.current_meta()
+    }
+
+    fn current_meta(&self) -> VersionMeta {
+        match self.find(&self.current) {
+            Some(v) => self.meta(v),
+            // Unreachable by construction (the current version is never
+            // evicted); answer with what is known rather than panic.
+            None => VersionMeta {
+                id: self.current.clone(),
+                created_at: DateTime::<Utc>::MIN_UTC,
+                stages: Stages { current: true, ..Stages::default() },
+                rotation_id: None,
+            },
+        }
+    }
+}
+
+type Shard = HashMap<SecretPath, Secret>;
+
+/// An in-memory [`SecretStore`]: the reference implementation of the store
+/// contract that every other backend is compared with.
+///
+/// * **Versions** get the text of the writing rotation's id as their
+///   [`VersionId`] when the write carries one (as AWS uses the
+///   `ClientRequestToken`), otherwise a fresh UUID.
+/// * **Creation times** come from a clock ([`MemoryStore::with_clock`],
+///   default [`Utc::now`]) and never decrease across the versions of one
+///   secret.
+/// * **History** is capped at [`DEFAULT_MAX_VERSIONS`] versions per secret
+///   (see [`MemoryStore::with_max_versions`]); the oldest versions that are
+///   neither current, previous nor pending are evicted first. Idempotence by
+///   rotation id only reaches versions still kept.
+/// * **Atomicity**: every operation runs under the lock of the one shard that
+///   holds its secret, so each is atomic, and no operation scans other
+///   secrets.
+/// * **Limits** like a real store: values up to [`MAX_VALUE_BYTES`]; at most
+///   [`MAX_METADATA_ENTRIES`] metadata entries with keys up to
+///   [`MAX_METADATA_KEY_BYTES`] and values up to [`MAX_METADATA_VALUE_BYTES`]
+///   bytes. Anything larger is [`StoreError::InvalidInput`].
+///
+/// Choices where the contract leaves room (each what AWS does):
+/// staging with a new rotation id drops the older candidate for good;
+/// [`discard`](SecretStore::discard) of a version that is neither pending nor
+/// current is a no-op; reading or writing metadata, listing versions,
+/// discarding and deleting on a secret that does not exist are
+/// [`StoreError::NotFound`].
+///
+/// `Debug` shows counts only, never a value.
+///
+/// ```
+/// use rekey_core::{SecretData, SecretPath, SecretStore, SecretStoreExt, RotationId, ExposeSecret};
+/// use rekey_memory::MemoryStore;
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let store = MemoryStore::new();
+/// let path: SecretPath = "apps/billing/db-password".parse()?;
+///
+/// let v1 = store.create(&path, SecretData::text("old")).await?;
+/// let candidate = store.stage(&path, SecretData::text("new"), RotationId::new()).await?;
+/// // Staging never changes what consumers read.
+/// assert_eq!(store.current(&path).await?.meta.id, v1.id);
+///
+/// // Compare-and-swap: make the candidate current only if v1 still is.
+/// let v2 = store.promote(&path, &candidate.id, &v1.id).await?;
+/// assert_eq!(store.current(&path).await?.data.as_text().map(|s| s.expose_secret().to_owned()), Some("new".into()));
+///
+/// // A second promoter that still expects v1 loses the race.
+/// assert!(matches!(store.promote(&path, &v1.id, &v1.id).await, Err(rekey_core::StoreError::Conflict { .. })));
+///
+/// // Rolling back makes the old value current again.
+/// store.rollback(&path).await?;
+/// assert_eq!(store.current(&path).await?.meta.id, v1.id);
+/// # let _ = v2;
+/// # Ok(()) }
+/// ```
+pub struct MemoryStore {
+    shards: [Mutex<Shard>; SHARDS],
+    hasher: RandomState,
+    now: NowFn,
+    max_versions: usize,
+}
+
+impl MemoryStore {
+    /// An empty store using the system clock and the default version cap.
+    pub fn new() -> Self {
+        Self {
+            shards: std::array::from_fn(|_| Mutex::new(Shard::new())),
+            hasher: RandomState::new(),
+            now: Arc::new(Utc::now),
+            max_versions: DEFAULT_MAX_VERSIONS,
+        }
+    }
+
+    /// Uses `now` as the clock for version creation times (a manual clock in
+    /// tests).
+    ///
+    /// ```
+    /// use chrono::{TimeZone, Utc};
+    /// use rekey_memory::MemoryStore;
+    /// let t0 = Utc.with_ymd_and_hms(2030, 1, 1, 0, 0, 0).unwrap();
+    /// let store = MemoryStore::new().with_clock(move || t0);
+    /// # let _ = store;
+    /// ```
+    pub fn with_clock(mut self, now: impl Fn() -> DateTime<Utc> + Send + Sync + 'static) -> Self {
+        self.now = Arc::new(now);
+        self
+    }
+
+    /// Uses a shared clock function (see [`NowFn`]).
+    pub fn with_now_fn(mut self, now: NowFn) -> Self {
+        self.now = now;
+        self
+    }
+
+    /// Keeps at most `max` versions per secret (at least 1). The current,
+    /// previous and pending versions are kept even beyond the cap.
+    pub fn with_max_versions(mut self, max: usize) -> Self {
+        self.max_versions = max.max(1);
+        self
+    }
+
+    /// The number of secrets stored.
+    pub fn len(&self) -> usize {
+        self.shards.iter().map(|s| s.lock().len()).sum()
+    }
+
+    /// Whether no secret is stored.
+    pub fn is_empty(&self) -> bool {
+        self.shards.iter().all(|s| s.lock().is_empty())
+    }
+
+    fn shard(&self, path: &SecretPath) -> parking_lot::MutexGuard<'_, Shard> {
+        // The modulo keeps the index in range of the fixed-size array.
+        self.shards[(self.hasher.hash_one(path) % SHARDS as u64) as usize].lock()
+    }
+
+    fn new_version(&self, created_at: DateTime<Utc>, data: SecretData, rotation_id: Option<RotationId>) -> Version {
+        let id = match rotation_id {
+            Some(r) => VersionId::new(r.to_string()),
+            None => VersionId::new(uuid::Uuid::new_v4().to_string()),
+        };
+        Version { id, created_at, rotation_id, data }
+    }
+}
+
+impl Default for MemoryStore {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl fmt::Debug for MemoryStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let (mut secrets, mut versions) = (0usize, 0usize);
+        for shard in self.shards.iter() {
+            let shard = shard.lock();
+            secrets += shard.len();
+            versions += shard.values().map(|s| s.versions.len()).sum::<usize>();
+        }
+        f.debug_struct("MemoryStore")
+            .field("secrets", &secrets)
+            .field("versions", &versions)
+            .field("max_versions", &self.max_versions)
+            .finish_non_exhaustive()
+    }
+}
+
+fn missing(path: &SecretPath) -> StoreError {
+    StoreError::not_found(path.as_str(), None)
+}
+
+fn missing_version(path: &SecretPath, id: &VersionId) -> StoreError {
+    StoreError::not_found(path.as_str(), Some(format!("version {id}")))
+}
+
+fn check_value(data: &SecretData) -> Result<(), StoreError> {
+    let len = data.byte_len();
+    if len > MAX_VALUE_BYTES {
+        return Err(StoreError::invalid(format!("the value is {len} bytes long; the limit is {MAX_VALUE_BYTES}")));
+    }
+    Ok(())
+}
+
+fn check_metadata(metadata: &Metadata) -> Result<(), StoreError> {
+    if metadata.len() > MAX_METADATA_ENTRIES {
+        return Err(StoreError::invalid(format!(
+            "{} metadata entries; the limit is {MAX_METADATA_ENTRIES}",
+            metadata.len()
+        )));
+    }
+    for (k, v) in metadata {
+        if k.is_empty() {
+            return Err(StoreError::invalid("a metadata key is empty"));
+        }
+        if k.len() > MAX_METADATA_KEY_BYTES {
+            return Err(StoreError::invalid(format!(
+                "metadata key {k:?} is {} bytes long; the limit is {MAX_METADATA_KEY_BYTES}",
+                k.len()
+            )));
+        }
+        if v.len() > MAX_METADATA_VALUE_BYTES {
+            return Err(StoreError::invalid(format!(
+                "the value of metadata key {k:?} is {} bytes long; the limit is {MAX_METADATA_VALUE_BYTES}",
+                v.len()
+            )));
+        }
+    }
+    Ok(())
+}
+
+#[async_trait]
+impl SecretStore for MemoryStore {
+    async fn put(&self, path: &SecretPath, data: SecretData, opts: PutOptions) -> Result<VersionMeta, StoreError> {
+        check_value(&data)?;
+        let now = (self.now)();
+        let mut shard = self.shard(path);
+        // Idempotence first: a retried write whose first attempt succeeded
+        // must not fail its own compare-and-swap.
+        if let (Some(r), Some(secret)) = (opts.rotation_id, shard.get(path))
+            && let Some(v) = secret.find_rotation(r)
+        {
+            return Ok(secret.meta(v));
+        }
+        match (opts.mode, shard.get_mut(path)) {
+            (PutMode::Create, Some(_)) => Err(StoreError::AlreadyExists { path: path.as_str().to_owned() }),
+            (PutMode::Create | PutMode::Overwrite, None) => {
+                let secret = Secret::new(self.new_version(now, data, opts.rotation_id));
+                let meta = secret.current_meta();
+                shard.insert(path.clone(), secret);
+                Ok(meta)
+            }
+            (PutMode::IfCurrent(_), None) => Err(missing(path)),
+            (PutMode::IfCurrent(expected), Some(secret)) if secret.current != expected => Err(StoreError::Conflict {
+                path: path.as_str().to_owned(),
+                expected: Some(expected),
+                actual: Some(secret.current.clone()),
+            }),
+            (PutMode::IfCurrent(_) | PutMode::Overwrite, Some(secret)) => {
+                let v = self.new_version(secret.created_at(now), data, opts.rotation_id);
+                Ok(secret.push_current(v, self.max_versions))
+            }
+        }
+    }
+
+    async fn read(&self, path: &SecretPath, selector: &VersionSelector) -> Result<SecretVersion, StoreError> {
+        let shard = self.shard(path);
+        let secret = shard.get(path).ok_or_else(|| missing(path))?;
+        let (id, what) = match selector {
+            VersionSelector::Current => (Some(&secret.current), "current version"),
+            VersionSelector::Previous => (secret.previous.as_ref(), "previous version"),
+            VersionSelector::Pending => (secret.pending.as_ref(), "pending version"),
+            VersionSelector::Id(id) => {
+                return secret.find(id).map(|v| secret.version(v)).ok_or_else(|| missing_version(path, id));
+            }
+        };
+        id.and_then(|id| secret.find(id))
+            .map(|v| secret.version(v))
+            .ok_or_else(|| StoreError::not_found(path.as_str(), Some(what.to_owned())))
+    }
+
+    async fn stage(
+        &self,
+        path: &SecretPath,
+        data: SecretData,
+        rotation_id: RotationId,
+    ) -> Result<VersionMeta, StoreError> {
+        check_value(&data)?;
+        let now = (self.now)();
+        let mut shard = self.shard(path);
+        let secret = shard.get_mut(path).ok_or_else(|| missing(path))?;
+        if let Some(v) = secret.find_rotation(rotation_id) {
+            return Ok(secret.meta(v));
+        }
+        if let Some(older) = secret.pending.take() {
+            secret.remove(&older);
+        }
+        let v = self.new_version(secret.created_at(now), data, Some(rotation_id));
+        let id = v.id.clone();
+        secret.pending = Some(id.clone());
+        secret.push(v, self.max_versions);
+        secret.find(&id).map(|v| secret.meta(v)).ok_or_else(|| missing_version(path, &id))
+    }
+
+    async fn promote(
+        &self,
+        path: &SecretPath,
+        version: &VersionId,
+        expected_current: &VersionId,
+    ) -> Result<VersionMeta, StoreError> {
+        let mut shard = self.shard(path);
+        let secret = shard.get_mut(path).ok_or_else(|| missing(path))?;
+        if secret.find(version).is_none() {
+            return Err(missing_version(path, version));
+        }
+        if secret.current != *expected_current {
+            return Err(StoreError::Conflict {
+                path: path.as_str().to_owned(),
+                expected: Some(expected_current.clone()),
+                actual: Some(secret.current.clone()),
+            });
+        }
+        if secret.current != *version {
+            if secret.pending.as_ref() == Some(version) {
+                secret.pending = None;
+            }
+            secret.previous = Some(std::mem::replace(&mut secret.current, version.clone()));
+        }
+        Ok(secret.current_meta())
+    }
+
+    async fn discard(&self, path: &SecretPath, version: &VersionId) -> Result<(), StoreError> {
+        let mut shard = self.shard(path);
+        let secret = shard.get_mut(path).ok_or_else(|| missing(path))?;
+        if secret.current == *version {
+            return Err(StoreError::invalid(format!(
+                "version {version} of {path} is current; only a pending candidate can be discarded"
+            )));
+        }
+        if secret.pending.as_ref() == Some(version) {
+            secret.pending = None;
+            secret.remove(version);
+        }
+        Ok(())
+    }
+
+    async fn list_versions(&self, path: &SecretPath) -> Result<Vec<VersionMeta>, StoreError> {
+        let shard = self.shard(path);
+        let secret = shard.get(path).ok_or_else(|| missing(path))?;
+        Ok(secret.versions.iter().map(|v| secret.meta(v)).collect())
+    }
+
+    async fn read_metadata(&self, path: &SecretPath) -> Result<Metadata, StoreError> {
+        let shard = self.shard(path);
+        let secret = shard.get(path).ok_or_else(|| missing(path))?;
+        Ok(secret.metadata.clone())
+    }
+
+    async fn write_metadata(&self, path: &SecretPath, metadata: Metadata) -> Result<(), StoreError> {
+        check_metadata(&metadata)?;
+        let mut shard = self.shard(path);
+        let secret = shard.get_mut(path).ok_or_else(|| missing(path))?;
+        secret.metadata = metadata;
+        Ok(())
+    }
+
+    async fn delete(&self, path: &SecretPath) -> Result<(), StoreError> {
+        let mut shard = self.shard(path);
+        shard.remove(path).map(|_| ()).ok_or_else(|| missing(path))
+    }
+}
