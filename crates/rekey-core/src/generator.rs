@@ -1,1 +1,629 @@
-//! generator (being written).
+//! Secret generators: new secret values from the OS CSPRNG.
+//!
+//! [`SecretGenerator`] covers the built-in kinds (random from a charset,
+//! UUID v4, hex, base64url, password with per-class minimums); anything
+//! else implements [`GenerateSecret`] or wraps a closure with
+//! [`generator_fn`]. Every value is a [`SecretString`], never shown by
+//! `Debug`.
+//!
+//! Randomness comes from the operating system ([`rand::rngs::OsRng`]);
+//! a failure of it is [`GeneratorError::Rng`], never a panic. Characters are
+//! drawn by rejection sampling, so every character of the charset is equally
+//! likely (no modulo bias), and charsets with duplicate characters are
+//! rejected because a duplicate would make its character twice as likely.
+//!
+//! ```
+//! use rekey_core::{ExposeSecret, GenerateSecret, SecretGenerator};
+//! let g = SecretGenerator::random(32)?;
+//! let secret = g.generate()?;
+//! assert_eq!(secret.expose_secret().chars().count(), 32);
+//! assert!(!format!("{g:?}").contains(secret.expose_secret()));
+//! # Ok::<(), rekey_core::GeneratorError>(())
+//! ```
+
+use std::fmt;
+use std::sync::Arc;
+
+use rand::TryRngCore;
+use rand::rngs::OsRng;
+use secrecy::SecretString;
+use secrecy::zeroize::Zeroize;
+use serde::{Deserialize, Serialize};
+
+/// The shortest generated secret, in characters.
+pub const MIN_SECRET_LEN: usize = 8;
+/// The longest generated secret, in characters.
+pub const MAX_SECRET_LEN: usize = 4096;
+/// The length used when a configuration gives none.
+pub const DEFAULT_SECRET_LEN: usize = 32;
+/// Lower-case ASCII letters.
+pub const LOWERCASE: &str = "abcdefghijklmnopqrstuvwxyz";
+/// Upper-case ASCII letters.
+pub const UPPERCASE: &str = "ABCDEFGHIJKLMNOPQRSTUVWXYZ";
+/// ASCII digits.
+pub const DIGITS: &str = "0123456789";
+/// The default symbols: ASCII punctuation without quotes, backslash and
+/// backtick, which too often break shells, URLs and configuration files.
+pub const DEFAULT_SYMBOLS: &str = "!#$%&()*+,-./:;<=>?@[]^_{|}~";
+const HEX: &str = "0123456789abcdef";
+const BASE64URL: &str = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+
+/// Why a generator cannot be built, or could not generate.
+///
+/// No variant holds a generated value.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum GeneratorError {
+    /// The requested length is outside [`MIN_SECRET_LEN`]`..=`[`MAX_SECRET_LEN`].
+    #[error("length: {length} is out of range {min}..={max}")]
+    LengthOutOfRange {
+        /// The length requested.
+        length: usize,
+        /// The shortest accepted.
+        min: usize,
+        /// The longest accepted.
+        max: usize,
+    },
+    /// The charset is empty.
+    #[error("charset: the charset is empty")]
+    EmptyCharset,
+    /// The charset has a single character, so every output would be the same.
+    #[error("charset: the charset has a single character; a secret drawn from it would be predictable")]
+    CharsetTooSmall,
+    /// A character appears twice in the charset (it would be twice as likely).
+    #[error("charset: {ch:?} appears more than once (duplicates make a character more likely than the others)")]
+    DuplicateCharInCharset {
+        /// The repeated character.
+        ch: char,
+    },
+    /// The charset has a character that is not printable, non-space ASCII.
+    #[error("charset: {ch:?} is not allowed (only printable ASCII, no spaces or control characters)")]
+    InvalidCharInCharset {
+        /// The character.
+        ch: char,
+    },
+    /// A password symbol is not ASCII punctuation.
+    #[error("symbols: {ch:?} is not an ASCII punctuation character")]
+    InvalidSymbol {
+        /// The character.
+        ch: char,
+    },
+    /// The password rules require more characters than the length.
+    #[error("password rules require {required} characters but the length is {length}")]
+    ImpossibleRules {
+        /// The sum of the per-class minimums.
+        required: usize,
+        /// The length.
+        length: usize,
+    },
+    /// `min_symbols` is above zero but the symbol set is empty.
+    #[error("symbols: min_symbols is above zero but the symbol set is empty")]
+    SymbolsRequiredButEmpty,
+    /// The generator type in a configuration is unknown.
+    #[error("type: unknown generator type {input:?}; expected random, uuid, hex, base64url or password")]
+    UnknownType {
+        /// The type given.
+        input: String,
+    },
+    /// A configuration sets a field that the generator type does not use.
+    #[error("{field}: not used by the {kind} generator")]
+    FieldNotApplicable {
+        /// The field.
+        field: &'static str,
+        /// The generator type.
+        kind: GeneratorKind,
+    },
+    /// The operating system's random number generator failed.
+    #[error("the OS random number generator failed: {0}")]
+    Rng(String),
+    /// A custom generator failed.
+    #[error("custom generator failed: {0}")]
+    Custom(String),
+}
+
+/// Something that makes new secret values.
+///
+/// Implement it for custom formats (or use [`generator_fn`]). `Debug` must
+/// never show a generated value.
+pub trait GenerateSecret: fmt::Debug + Send + Sync + 'static {
+    /// Makes a new secret value.
+    fn generate(&self) -> Result<SecretString, GeneratorError>;
+}
+
+impl<T: GenerateSecret + ?Sized> GenerateSecret for Box<T> {
+    fn generate(&self) -> Result<SecretString, GeneratorError> {
+        (**self).generate()
+    }
+}
+
+impl<T: GenerateSecret + ?Sized> GenerateSecret for Arc<T> {
+    fn generate(&self) -> Result<SecretString, GeneratorError> {
+        (**self).generate()
+    }
+}
+
+/// A [`GenerateSecret`] made from a closure; see [`generator_fn`].
+pub struct FnGenerator<F> {
+    f: F,
+}
+
+impl<F> fmt::Debug for FnGenerator<F> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("FnGenerator { .. }")
+    }
+}
+
+impl<F> GenerateSecret for FnGenerator<F>
+where
+    F: Fn() -> Result<SecretString, GeneratorError> + Send + Sync + 'static,
+{
+    fn generate(&self) -> Result<SecretString, GeneratorError> {
+        (self.f)()
+    }
+}
+
+/// Wraps a closure as a [`GenerateSecret`]; its `Debug` shows nothing of it.
+///
+/// ```
+/// use rekey_core::{generator_fn, ExposeSecret, GenerateSecret, SecretGenerator, SecretString};
+/// let inner = SecretGenerator::hex(16)?;
+/// let g = generator_fn(move || {
+///     let hex = inner.generate()?;
+///     Ok(SecretString::from(format!("sk_live_{}", hex.expose_secret())))
+/// });
+/// assert!(g.generate()?.expose_secret().starts_with("sk_live_"));
+/// assert_eq!(format!("{g:?}"), "FnGenerator { .. }");
+/// # Ok::<(), rekey_core::GeneratorError>(())
+/// ```
+pub fn generator_fn<F>(f: F) -> FnGenerator<F>
+where
+    F: Fn() -> Result<SecretString, GeneratorError> + Send + Sync + 'static,
+{
+    FnGenerator { f }
+}
+
+/// The built-in generator kinds (the `type` of a [`GeneratorConfig`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum GeneratorKind {
+    /// Random characters from a charset.
+    #[default]
+    Random,
+    /// A UUID v4 (36 characters, hyphenated, lower case).
+    Uuid,
+    /// Lower-case hexadecimal characters.
+    Hex,
+    /// Characters of the URL-safe base64 alphabet (`A-Z a-z 0-9 - _`).
+    Base64url,
+    /// A password with minimum counts per character class.
+    Password,
+}
+
+impl GeneratorKind {
+    /// The lower-case name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Random => "random",
+            Self::Uuid => "uuid",
+            Self::Hex => "hex",
+            Self::Base64url => "base64url",
+            Self::Password => "password",
+        }
+    }
+}
+
+impl fmt::Display for GeneratorKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for GeneratorKind {
+    type Err = GeneratorError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let t = s.trim().to_ascii_lowercase();
+        [Self::Random, Self::Uuid, Self::Hex, Self::Base64url, Self::Password]
+            .into_iter()
+            .find(|k| k.as_str() == t)
+            .ok_or_else(|| GeneratorError::UnknownType { input: s.chars().take(40).collect() })
+    }
+}
+
+/// Minimum counts per character class for [`SecretGenerator::password`].
+///
+/// The characters not required by a minimum are drawn from the union of
+/// lower case, upper case, digits and `symbols`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PasswordRules {
+    /// At least this many lower-case letters.
+    pub min_lower: usize,
+    /// At least this many upper-case letters.
+    pub min_upper: usize,
+    /// At least this many digits.
+    pub min_digits: usize,
+    /// At least this many symbols.
+    pub min_symbols: usize,
+    /// The symbol set (ASCII punctuation, no duplicates; may be empty when
+    /// `min_symbols` is 0, for passwords of letters and digits only).
+    pub symbols: String,
+}
+
+impl Default for PasswordRules {
+    /// At least one of each class; symbols [`DEFAULT_SYMBOLS`].
+    fn default() -> Self {
+        Self { min_lower: 1, min_upper: 1, min_digits: 1, min_symbols: 1, symbols: DEFAULT_SYMBOLS.to_owned() }
+    }
+}
+
+/// A built-in secret generator; see the [module docs](self).
+///
+/// ```
+/// use rekey_core::{ExposeSecret, GenerateSecret, PasswordRules, SecretGenerator};
+/// let uuid = SecretGenerator::uuid().generate()?;
+/// assert_eq!(uuid.expose_secret().len(), 36);
+/// let pw = SecretGenerator::password(16, PasswordRules { min_digits: 4, ..Default::default() })?;
+/// let v = pw.generate()?;
+/// assert!(v.expose_secret().chars().filter(char::is_ascii_digit).count() >= 4);
+/// assert!(SecretGenerator::hex(4).is_err()); // shorter than 8
+/// # Ok::<(), rekey_core::GeneratorError>(())
+/// ```
+#[derive(Clone)]
+pub struct SecretGenerator {
+    kind: GeneratorKind,
+    inner: Inner,
+}
+
+#[derive(Clone)]
+enum Inner {
+    Charset { chars: Vec<u8>, length: usize },
+    Uuid,
+    Password { length: usize, classes: [(Vec<u8>, usize); 4] },
+}
+
+impl fmt::Debug for SecretGenerator {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut d = f.debug_struct("SecretGenerator");
+        d.field("kind", &self.kind);
+        match &self.inner {
+            Inner::Charset { chars, length } => {
+                d.field("length", length).field("charset_size", &chars.len());
+            }
+            Inner::Uuid => {}
+            Inner::Password { length, classes } => {
+                let mins: Vec<usize> = classes.iter().map(|(_, m)| *m).collect();
+                d.field("length", length).field("min_lower_upper_digits_symbols", &mins);
+            }
+        }
+        d.finish()
+    }
+}
+
+fn check_length(length: usize) -> Result<(), GeneratorError> {
+    if (MIN_SECRET_LEN..=MAX_SECRET_LEN).contains(&length) {
+        Ok(())
+    } else {
+        Err(GeneratorError::LengthOutOfRange { length, min: MIN_SECRET_LEN, max: MAX_SECRET_LEN })
+    }
+}
+
+/// Checks a charset: printable non-space ASCII, no duplicates.
+fn charset_bytes(charset: &str) -> Result<Vec<u8>, GeneratorError> {
+    let mut seen = [false; 128];
+    let mut out = Vec::with_capacity(charset.len());
+    for ch in charset.chars() {
+        if !ch.is_ascii_graphic() {
+            return Err(GeneratorError::InvalidCharInCharset { ch });
+        }
+        let b = ch as u8;
+        let slot = seen.get_mut(usize::from(b)).ok_or(GeneratorError::InvalidCharInCharset { ch })?;
+        if *slot {
+            return Err(GeneratorError::DuplicateCharInCharset { ch });
+        }
+        *slot = true;
+        out.push(b);
+    }
+    Ok(out)
+}
+
+impl SecretGenerator {
+    /// Random characters from the default charset (ASCII letters, digits and
+    /// [`DEFAULT_SYMBOLS`]).
+    pub fn random(length: usize) -> Result<Self, GeneratorError> {
+        Self::with_charset(length, &format!("{LOWERCASE}{UPPERCASE}{DIGITS}{DEFAULT_SYMBOLS}"))
+    }
+
+    /// Random characters from `charset`: printable ASCII without spaces,
+    /// at least two characters, no duplicates.
+    pub fn with_charset(length: usize, charset: &str) -> Result<Self, GeneratorError> {
+        Self::charset_kind(GeneratorKind::Random, length, charset)
+    }
+
+    fn charset_kind(kind: GeneratorKind, length: usize, charset: &str) -> Result<Self, GeneratorError> {
+        check_length(length)?;
+        let chars = charset_bytes(charset)?;
+        match chars.len() {
+            0 => Err(GeneratorError::EmptyCharset),
+            1 => Err(GeneratorError::CharsetTooSmall),
+            _ => Ok(Self { kind, inner: Inner::Charset { chars, length } }),
+        }
+    }
+
+    /// A UUID v4, hyphenated and lower case (always 36 characters).
+    pub fn uuid() -> Self {
+        Self { kind: GeneratorKind::Uuid, inner: Inner::Uuid }
+    }
+
+    /// `length` lower-case hexadecimal characters.
+    pub fn hex(length: usize) -> Result<Self, GeneratorError> {
+        Self::charset_kind(GeneratorKind::Hex, length, HEX)
+    }
+
+    /// `length` characters of the URL-safe base64 alphabet (no padding).
+    pub fn base64url(length: usize) -> Result<Self, GeneratorError> {
+        Self::charset_kind(GeneratorKind::Base64url, length, BASE64URL)
+    }
+
+    /// A password of `length` characters meeting `rules`.
+    pub fn password(length: usize, rules: PasswordRules) -> Result<Self, GeneratorError> {
+        check_length(length)?;
+        for ch in rules.symbols.chars() {
+            if !ch.is_ascii_punctuation() {
+                return Err(GeneratorError::InvalidSymbol { ch });
+            }
+        }
+        let symbols = charset_bytes(&rules.symbols)?;
+        if rules.min_symbols > 0 && symbols.is_empty() {
+            return Err(GeneratorError::SymbolsRequiredButEmpty);
+        }
+        let required = [rules.min_lower, rules.min_upper, rules.min_digits, rules.min_symbols]
+            .into_iter()
+            .try_fold(0usize, usize::checked_add)
+            .unwrap_or(usize::MAX);
+        if required > length {
+            return Err(GeneratorError::ImpossibleRules { required, length });
+        }
+        let classes = [
+            (LOWERCASE.as_bytes().to_vec(), rules.min_lower),
+            (UPPERCASE.as_bytes().to_vec(), rules.min_upper),
+            (DIGITS.as_bytes().to_vec(), rules.min_digits),
+            (symbols, rules.min_symbols),
+        ];
+        Ok(Self { kind: GeneratorKind::Password, inner: Inner::Password { length, classes } })
+    }
+
+    /// Builds the generator a configuration describes.
+    pub fn from_config(config: &GeneratorConfig) -> Result<Self, GeneratorError> {
+        config.build()
+    }
+
+    /// The generator's kind.
+    pub fn kind(&self) -> GeneratorKind {
+        self.kind
+    }
+
+    /// The length of every generated value, in characters.
+    pub fn length(&self) -> usize {
+        match &self.inner {
+            Inner::Charset { length, .. } | Inner::Password { length, .. } => *length,
+            Inner::Uuid => 36,
+        }
+    }
+}
+
+impl GenerateSecret for SecretGenerator {
+    fn generate(&self) -> Result<SecretString, GeneratorError> {
+        let mut rng = OsBytes::new();
+        let mut out: Vec<u8> = Vec::with_capacity(self.length());
+        let filled = match &self.inner {
+            Inner::Charset { chars, length } => fill_from(&mut rng, &mut out, chars, *length),
+            Inner::Uuid => fill_uuid(&mut rng, &mut out),
+            Inner::Password { length, classes } => fill_password(&mut rng, &mut out, classes, *length),
+        };
+        if let Err(e) = filled {
+            out.zeroize();
+            return Err(e);
+        }
+        // Every byte pushed is printable ASCII, so this never fails.
+        match String::from_utf8(out) {
+            Ok(s) => Ok(SecretString::from(s)),
+            Err(e) => {
+                let mut bytes = e.into_bytes();
+                bytes.zeroize();
+                Err(GeneratorError::Rng("internal error: generated bytes are not UTF-8".into()))
+            }
+        }
+    }
+}
+
+fn fill_from(rng: &mut OsBytes, out: &mut Vec<u8>, chars: &[u8], n: usize) -> Result<(), GeneratorError> {
+    for _ in 0..n {
+        let i = rng.below(chars.len())?;
+        out.push(chars.get(i).copied().ok_or_else(|| GeneratorError::Rng("index out of range".into()))?);
+    }
+    Ok(())
+}
+
+fn fill_uuid(rng: &mut OsBytes, out: &mut Vec<u8>) -> Result<(), GeneratorError> {
+    let mut bytes = [0u8; 16];
+    rng.fill(&mut bytes)?;
+    let uuid = uuid::Builder::from_random_bytes(bytes).into_uuid();
+    bytes.zeroize();
+    let mut buf = [0u8; uuid::fmt::Hyphenated::LENGTH];
+    out.extend_from_slice(uuid.hyphenated().encode_lower(&mut buf).as_bytes());
+    buf.zeroize();
+    Ok(())
+}
+
+fn fill_password(
+    rng: &mut OsBytes,
+    out: &mut Vec<u8>,
+    classes: &[(Vec<u8>, usize); 4],
+    length: usize,
+) -> Result<(), GeneratorError> {
+    for (chars, min) in classes {
+        fill_from(rng, out, chars, *min)?;
+    }
+    let union: Vec<u8> = classes.iter().flat_map(|(c, _)| c.iter().copied()).collect();
+    let rest = length.saturating_sub(out.len());
+    fill_from(rng, out, &union, rest)?;
+    // Fisher–Yates with unbiased indices.
+    for i in (1..out.len()).rev() {
+        let j = rng.below(i + 1)?;
+        out.swap(i, j);
+    }
+    Ok(())
+}
+
+/// Buffered bytes from the OS CSPRNG, wiped on drop.
+struct OsBytes {
+    buf: [u8; 256],
+    pos: usize,
+}
+
+impl OsBytes {
+    fn new() -> Self {
+        Self { buf: [0; 256], pos: 256 }
+    }
+
+    fn fill(&mut self, dst: &mut [u8]) -> Result<(), GeneratorError> {
+        OsRng.try_fill_bytes(dst).map_err(|e| GeneratorError::Rng(e.to_string()))
+    }
+
+    fn next_u32(&mut self) -> Result<u32, GeneratorError> {
+        if self.pos + 4 > self.buf.len() {
+            let mut buf = [0u8; 256];
+            self.fill(&mut buf)?;
+            self.buf = buf;
+            buf.zeroize();
+            self.pos = 0;
+        }
+        let mut word = [0u8; 4];
+        let src = self.buf.get(self.pos..self.pos + 4).ok_or_else(|| GeneratorError::Rng("buffer".into()))?;
+        word.copy_from_slice(src);
+        self.pos += 4;
+        Ok(u32::from_le_bytes(word))
+    }
+
+    /// A uniform integer in `0..n` (`n >= 1`), by rejection sampling:
+    /// values below `2^32 mod n` are redrawn, so every result is equally likely.
+    fn below(&mut self, n: usize) -> Result<usize, GeneratorError> {
+        let n32 = u32::try_from(n).map_err(|_| GeneratorError::Rng("range too large".into()))?;
+        if n32 == 0 {
+            return Err(GeneratorError::Rng("empty range".into()));
+        }
+        let threshold = n32.wrapping_neg() % n32;
+        loop {
+            let x = self.next_u32()?;
+            if x >= threshold {
+                return usize::try_from(x % n32).map_err(|_| GeneratorError::Rng("index".into()));
+            }
+        }
+    }
+}
+
+impl Drop for OsBytes {
+    fn drop(&mut self) {
+        self.buf.zeroize();
+    }
+}
+
+/// The configuration form of a [`SecretGenerator`].
+///
+/// `type` is `random` (default; `length`, `charset`), `uuid` (no other
+/// field), `hex` / `base64url` (`length`), or `password` (`length`,
+/// `min_lower`, `min_upper`, `min_digits`, `min_symbols`, `symbols`; each
+/// minimum defaults to 1). `length` defaults to [`DEFAULT_SECRET_LEN`].
+/// Unknown fields, and fields the type does not use, are errors.
+///
+/// ```
+/// use rekey_core::{GeneratorConfig, SecretGenerator};
+/// let cfg: GeneratorConfig = toml::from_str(r#"
+///     type = "password"
+///     length = 24
+///     min_symbols = 2
+/// "#).unwrap();
+/// let g = SecretGenerator::from_config(&cfg)?;
+/// assert_eq!(g.length(), 24);
+/// let bad: GeneratorConfig = toml::from_str(r#"type = "uuid"
+///     length = 12"#).unwrap();
+/// assert!(SecretGenerator::from_config(&bad).is_err());
+/// # Ok::<(), rekey_core::GeneratorError>(())
+/// ```
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GeneratorConfig {
+    /// The generator kind.
+    #[serde(rename = "type", default)]
+    pub kind: GeneratorKind,
+    /// The length in characters.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub length: Option<usize>,
+    /// The charset (`random` only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub charset: Option<String>,
+    /// Minimum lower-case letters (`password` only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_lower: Option<usize>,
+    /// Minimum upper-case letters (`password` only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_upper: Option<usize>,
+    /// Minimum digits (`password` only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_digits: Option<usize>,
+    /// Minimum symbols (`password` only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_symbols: Option<usize>,
+    /// The symbol set (`password` only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub symbols: Option<String>,
+}
+
+impl GeneratorConfig {
+    /// Validates the configuration and builds the generator.
+    pub fn build(&self) -> Result<SecretGenerator, GeneratorError> {
+        let kind = self.kind;
+        let not_for = |field: &'static str, set: bool| {
+            if set { Err(GeneratorError::FieldNotApplicable { field, kind }) } else { Ok(()) }
+        };
+        let password_fields = [
+            ("min_lower", self.min_lower.is_some()),
+            ("min_upper", self.min_upper.is_some()),
+            ("min_digits", self.min_digits.is_some()),
+            ("min_symbols", self.min_symbols.is_some()),
+            ("symbols", self.symbols.is_some()),
+        ];
+        if kind != GeneratorKind::Password {
+            for (field, set) in password_fields {
+                not_for(field, set)?;
+            }
+        }
+        if kind != GeneratorKind::Random {
+            not_for("charset", self.charset.is_some())?;
+        }
+        let length = self.length.unwrap_or(DEFAULT_SECRET_LEN);
+        match kind {
+            GeneratorKind::Random => match &self.charset {
+                Some(cs) => SecretGenerator::with_charset(length, cs),
+                None => SecretGenerator::random(length),
+            },
+            GeneratorKind::Uuid => {
+                not_for("length", self.length.is_some())?;
+                Ok(SecretGenerator::uuid())
+            }
+            GeneratorKind::Hex => SecretGenerator::hex(length),
+            GeneratorKind::Base64url => SecretGenerator::base64url(length),
+            GeneratorKind::Password => {
+                let d = PasswordRules::default();
+                let rules = PasswordRules {
+                    min_lower: self.min_lower.unwrap_or(d.min_lower),
+                    min_upper: self.min_upper.unwrap_or(d.min_upper),
+                    min_digits: self.min_digits.unwrap_or(d.min_digits),
+                    min_symbols: self.min_symbols.unwrap_or(d.min_symbols),
+                    symbols: self.symbols.clone().unwrap_or(d.symbols),
+                };
+                SecretGenerator::password(length, rules)
+            }
+        }
+    }
+}
