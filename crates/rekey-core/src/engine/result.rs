@@ -1,0 +1,156 @@
+//! [`RotationResult`]: what one rotation did.
+
+use std::fmt;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+use super::{RotationError, RotationTrigger};
+use crate::policy::{RotationStatus, RotationStrategy};
+use crate::{RotationId, SecretPath, VersionId};
+
+/// How a rotation call ended, in one word.
+///
+/// | outcome | `status` | counts as |
+/// |---|---|---|
+/// | `Rotated` | `Success` | successful |
+/// | `RolledBack` | `RolledBack` | failed (and a rollback) |
+/// | `Failed` | `Failed` | failed |
+/// | `AlreadyRotating` | `InProgress` | neither (`already_rotating`) |
+/// | `InProgressElsewhere` | `InProgress` | neither (`already_rotating`) |
+/// | `RotatedElsewhere` | `Pending` | neither (`conflicts`) |
+/// | `OutsideWindow` | `Pending` | neither |
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum RotationOutcome {
+    /// The new value is current.
+    Rotated,
+    /// The rotation failed and was undone: the old value is current.
+    RolledBack,
+    /// The rotation failed (see the error for what is current).
+    Failed,
+    /// This process is already rotating the secret.
+    AlreadyRotating,
+    /// Another process is rotating the secret.
+    InProgressElsewhere,
+    /// Another process rotated the secret first (a lost compare-and-swap).
+    RotatedElsewhere,
+    /// The policy's rotation window is closed.
+    OutsideWindow,
+}
+
+impl RotationOutcome {
+    /// The status that goes with the outcome (see the table above).
+    pub fn status(self) -> RotationStatus {
+        match self {
+            Self::Rotated => RotationStatus::Success,
+            Self::RolledBack => RotationStatus::RolledBack,
+            Self::Failed => RotationStatus::Failed,
+            Self::AlreadyRotating | Self::InProgressElsewhere => RotationStatus::InProgress,
+            Self::RotatedElsewhere | Self::OutsideWindow => RotationStatus::Pending,
+        }
+    }
+
+    /// Whether it counts as a failed rotation.
+    pub fn is_failure(self) -> bool {
+        matches!(self, Self::RolledBack | Self::Failed)
+    }
+}
+
+impl fmt::Display for RotationOutcome {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Rotated => "rotated",
+            Self::RolledBack => "rolled back",
+            Self::Failed => "failed",
+            Self::AlreadyRotating => "already rotating",
+            Self::InProgressElsewhere => "in progress elsewhere",
+            Self::RotatedElsewhere => "rotated elsewhere",
+            Self::OutsideWindow => "outside window",
+        })
+    }
+}
+
+/// What one rotation did. Holds no secret value; serializes to JSON (the
+/// error as `{kind, message}`, the duration in milliseconds).
+#[derive(Debug, Clone, Serialize)]
+#[non_exhaustive]
+pub struct RotationResult {
+    /// The rotation's id (also on every write it made and every audit event).
+    pub rotation_id: RotationId,
+    /// The secret.
+    pub path: SecretPath,
+    /// The strategy used.
+    pub strategy: RotationStrategy,
+    /// What started it.
+    pub trigger: RotationTrigger,
+    /// How it ended.
+    pub outcome: RotationOutcome,
+    /// The status ([`RotationOutcome::status`]).
+    pub status: RotationStatus,
+    /// The version current when the rotation started.
+    pub old_version: Option<VersionId>,
+    /// The new current version (on success), or the candidate that was
+    /// written and then undone.
+    pub new_version: Option<VersionId>,
+    /// When it started (manager clock).
+    pub started_at: DateTime<Utc>,
+    /// When it ended.
+    pub completed_at: DateTime<Utc>,
+    /// How long it took.
+    #[serde(serialize_with = "ser_ms")]
+    pub duration: Duration,
+    /// Whether every verification test (and the target's test) passed.
+    /// `false` when none ran.
+    pub verification_passed: bool,
+    /// Store/target calls made, counting every retry: `attempts - calls` is
+    /// the number of retries.
+    pub attempts: u32,
+    /// Retries performed after transient failures.
+    pub retries: u32,
+    /// Whether the rotation undid its own writes (discarded its candidate,
+    /// made the previous value current again, or restored the target).
+    pub rollback_performed: bool,
+    /// Why it did not succeed.
+    #[serde(serialize_with = "super::error::serialize_error")]
+    pub error: Option<RotationError>,
+    /// Creation time of the version current at the end, when known (used to
+    /// reschedule).
+    #[serde(skip)]
+    pub(crate) current_created_at: Option<DateTime<Utc>>,
+    /// A scheduled run found the secret already rotated since its schedule's
+    /// record (by another process): nothing was attempted.
+    #[serde(skip)]
+    pub(crate) up_to_date: bool,
+}
+
+fn ser_ms<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_f64(d.as_secs_f64() * 1000.0)
+}
+
+impl RotationResult {
+    /// Whether the new value is current.
+    pub fn success(&self) -> bool {
+        self.outcome == RotationOutcome::Rotated
+    }
+
+    /// The duration in milliseconds.
+    pub fn duration_ms(&self) -> f64 {
+        self.duration.as_secs_f64() * 1000.0
+    }
+}
+
+impl fmt::Display for RotationResult {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} {}: {}", self.strategy, self.path, self.outcome)?;
+        if let (Some(o), Some(n)) = (&self.old_version, &self.new_version) {
+            write!(f, " ({o} -> {n})")?;
+        }
+        if let Some(e) = &self.error {
+            write!(f, ": {e}")?;
+        }
+        Ok(())
+    }
+}

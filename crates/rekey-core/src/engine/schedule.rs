@@ -1,0 +1,318 @@
+//! The schedule table: which secret is due when.
+//!
+//! Compact by design (a million schedules fit in well under 256 MiB): one
+//! 48-byte slot per schedule in a `Vec`, the path interned once as an
+//! `Arc<str>` shared by the slot and the path index, policies shared through
+//! `Arc`, times as microseconds. Due times live in a min-heap of
+//! `(due, slot, generation)`; a rescheduled or removed slot bumps its
+//! generation, so its old heap entries are skipped when popped (lazy
+//! invalidation) and the heap is rebuilt when stale entries outnumber live
+//! ones. Finding the due secrets costs O(due · log n).
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+use crate::SecretPath;
+use crate::policy::RotationPolicy;
+
+/// Why a schedule is quarantined.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Quarantine {
+    /// Since when.
+    pub since: DateTime<Utc>,
+    /// Failed rotations in a row.
+    pub failures: u32,
+    /// The last error.
+    pub reason: String,
+}
+
+/// A snapshot of one schedule.
+#[derive(Debug, Clone, Serialize)]
+#[non_exhaustive]
+pub struct ScheduleInfo {
+    /// The secret.
+    pub path: SecretPath,
+    /// The policy's name.
+    pub policy_name: String,
+    /// The policy.
+    #[serde(skip)]
+    pub policy: Arc<RotationPolicy>,
+    /// When the secret was last rotated (its current version's creation
+    /// time, as the store reports it).
+    pub last_rotation: DateTime<Utc>,
+    /// When it is due next (`None`: manual policy, paused or quarantined).
+    pub next_rotation: Option<DateTime<Utc>>,
+    /// Whether automatic rotation is on (not paused and not quarantined).
+    pub enabled: bool,
+    /// Paused by [`pause_schedule`](crate::RotationManager::pause_schedule).
+    pub paused: bool,
+    /// Failed automatic rotations in a row.
+    pub consecutive_failures: u32,
+    /// Set when quarantined.
+    pub quarantine: Option<Quarantine>,
+}
+
+pub(crate) const PAUSED: u8 = 1;
+pub(crate) const QUARANTINED: u8 = 2;
+pub(crate) const RUNNING: u8 = 4;
+
+/// One schedule. 48 bytes.
+pub(crate) struct Slot {
+    pub(crate) path: Option<Arc<str>>,
+    pub(crate) policy: Option<Arc<RotationPolicy>>,
+    pub(crate) last_us: i64,
+    pub(crate) next_us: i64,
+    pub(crate) generation: u32,
+    pub(crate) failures: u16,
+    pub(crate) flags: u8,
+}
+
+pub(crate) const NEVER: i64 = i64::MAX;
+
+pub(crate) fn to_us(t: DateTime<Utc>) -> i64 {
+    t.timestamp_micros()
+}
+
+pub(crate) fn from_us(us: i64) -> DateTime<Utc> {
+    DateTime::from_timestamp_micros(us).unwrap_or(DateTime::<Utc>::MAX_UTC)
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+struct Entry {
+    due_us: i64,
+    slot: u32,
+    generation: u32,
+}
+
+/// A due schedule taken out of the table to run.
+pub(crate) struct Job {
+    pub(crate) slot: u32,
+    pub(crate) path: Arc<str>,
+    pub(crate) policy: Arc<RotationPolicy>,
+    pub(crate) last_us: i64,
+}
+
+#[derive(Default)]
+pub(crate) struct ScheduleTable {
+    slots: Vec<Slot>,
+    free: Vec<u32>,
+    index: HashMap<Arc<str>, u32>,
+    heap: BinaryHeap<Reverse<Entry>>,
+    quarantines: HashMap<u32, Quarantine>,
+    live: usize,
+}
+
+impl ScheduleTable {
+    pub(crate) fn len(&self) -> usize {
+        self.live
+    }
+
+    pub(crate) fn quarantined(&self) -> usize {
+        self.quarantines.len()
+    }
+
+    pub(crate) fn lookup(&self, path: &str) -> Option<u32> {
+        self.index.get(path).copied()
+    }
+
+    pub(crate) fn slot(&self, id: u32) -> Option<&Slot> {
+        self.slots.get(id as usize).filter(|s| s.path.is_some())
+    }
+
+    fn slot_mut(&mut self, id: u32) -> Option<&mut Slot> {
+        self.slots.get_mut(id as usize).filter(|s| s.path.is_some())
+    }
+
+    /// Adds or replaces the schedule of `path`; returns its slot.
+    pub(crate) fn upsert(&mut self, path: &SecretPath, policy: Arc<RotationPolicy>, last_us: i64) -> u32 {
+        if let Some(id) = self.lookup(path.as_str())
+            && let Some(s) = self.slot_mut(id)
+        {
+            s.policy = Some(policy);
+            s.last_us = last_us;
+            s.failures = 0;
+            s.flags &= RUNNING;
+            self.quarantines.remove(&id);
+            return id;
+        }
+        let key: Arc<str> = Arc::from(path.as_str());
+        let slot = Slot {
+            path: Some(key.clone()),
+            policy: Some(policy),
+            last_us,
+            next_us: NEVER,
+            generation: 0,
+            failures: 0,
+            flags: 0,
+        };
+        let id = match self.free.pop() {
+            Some(id) => {
+                if let Some(s) = self.slots.get_mut(id as usize) {
+                    let generation = s.generation.wrapping_add(1);
+                    *s = Slot { generation, ..slot };
+                }
+                id
+            }
+            None => {
+                self.slots.push(slot);
+                u32::try_from(self.slots.len() - 1).unwrap_or(u32::MAX)
+            }
+        };
+        self.index.insert(key, id);
+        self.live += 1;
+        id
+    }
+
+    /// Sets a slot's next due time (`None`: never) and queues it.
+    pub(crate) fn set_next(&mut self, id: u32, next: Option<DateTime<Utc>>) {
+        let Some(s) = self.slot_mut(id) else { return };
+        s.generation = s.generation.wrapping_add(1);
+        s.next_us = next.map(to_us).unwrap_or(NEVER);
+        let entry = Entry { due_us: s.next_us, slot: id, generation: s.generation };
+        if entry.due_us != NEVER && s.flags & (PAUSED | QUARANTINED) == 0 {
+            self.heap.push(Reverse(entry));
+        }
+        self.maybe_compact();
+    }
+
+    pub(crate) fn remove(&mut self, path: &str) -> bool {
+        let Some(id) = self.index.remove(path) else { return false };
+        if let Some(s) = self.slots.get_mut(id as usize) {
+            s.path = None;
+            s.policy = None;
+            s.generation = s.generation.wrapping_add(1);
+            s.flags = 0;
+        }
+        self.quarantines.remove(&id);
+        self.free.push(id);
+        self.live -= 1;
+        self.maybe_compact();
+        true
+    }
+
+    pub(crate) fn set_flag(&mut self, id: u32, flag: u8, on: bool) {
+        if let Some(s) = self.slot_mut(id) {
+            if on {
+                s.flags |= flag;
+            } else {
+                s.flags &= !flag;
+            }
+        }
+    }
+
+    pub(crate) fn set_failures(&mut self, id: u32, failures: u32) {
+        if let Some(s) = self.slot_mut(id) {
+            s.failures = u16::try_from(failures).unwrap_or(u16::MAX);
+        }
+    }
+
+    pub(crate) fn set_last(&mut self, id: u32, last_us: i64) {
+        if let Some(s) = self.slot_mut(id) {
+            s.last_us = last_us;
+        }
+    }
+
+    pub(crate) fn quarantine(&mut self, id: u32, q: Quarantine) {
+        self.set_flag(id, QUARANTINED, true);
+        self.quarantines.insert(id, q);
+    }
+
+    pub(crate) fn unquarantine(&mut self, id: u32) -> bool {
+        self.set_flag(id, QUARANTINED, false);
+        self.quarantines.remove(&id).is_some()
+    }
+
+    /// Pops the valid heap top if it is due at `now_us`.
+    fn pop_due(&mut self, now_us: i64) -> Option<Entry> {
+        while let Some(Reverse(top)) = self.heap.peek().copied() {
+            if !self.valid(top) {
+                self.heap.pop();
+                continue;
+            }
+            if top.due_us > now_us {
+                return None;
+            }
+            self.heap.pop();
+            return Some(top);
+        }
+        None
+    }
+
+    fn valid(&self, e: Entry) -> bool {
+        self.slot(e.slot)
+            .is_some_and(|s| s.generation == e.generation && s.flags & (PAUSED | QUARANTINED | RUNNING) == 0)
+    }
+
+    /// Takes every due schedule out of the queue and marks it running.
+    pub(crate) fn take_due(&mut self, now_us: i64) -> Vec<Job> {
+        let mut jobs = Vec::new();
+        while let Some(e) = self.pop_due(now_us) {
+            if let Some(s) = self.slot_mut(e.slot)
+                && let (Some(path), Some(policy)) = (s.path.clone(), s.policy.clone())
+            {
+                s.flags |= RUNNING;
+                s.generation = s.generation.wrapping_add(1);
+                jobs.push(Job { slot: e.slot, path, policy, last_us: s.last_us });
+            }
+        }
+        jobs
+    }
+
+    /// The earliest valid due time.
+    pub(crate) fn next_due(&mut self) -> Option<i64> {
+        while let Some(Reverse(top)) = self.heap.peek().copied() {
+            if self.valid(top) {
+                return Some(top.due_us);
+            }
+            self.heap.pop();
+        }
+        None
+    }
+
+    fn maybe_compact(&mut self) {
+        if self.heap.len() > 2 * self.live + 1024 {
+            let mut entries = std::mem::take(&mut self.heap).into_vec();
+            entries.retain(|Reverse(e)| self.valid(*e));
+            self.heap = BinaryHeap::from(entries);
+        }
+    }
+
+    pub(crate) fn info(&self, id: u32) -> Option<ScheduleInfo> {
+        let s = self.slot(id)?;
+        let path = SecretPath::new(s.path.as_deref()?).ok()?;
+        let policy = s.policy.clone()?;
+        let quarantine = self.quarantines.get(&id).cloned();
+        let paused = s.flags & PAUSED != 0;
+        let enabled = !paused && quarantine.is_none();
+        Some(ScheduleInfo {
+            path,
+            policy_name: policy.name().to_owned(),
+            policy,
+            last_rotation: from_us(s.last_us),
+            next_rotation: (enabled && s.next_us != NEVER).then(|| from_us(s.next_us)),
+            enabled,
+            paused,
+            consecutive_failures: u32::from(s.failures),
+            quarantine,
+        })
+    }
+
+    pub(crate) fn ids(&self) -> impl Iterator<Item = u32> + '_ {
+        self.index.values().copied()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slot_is_compact() {
+        assert!(std::mem::size_of::<Slot>() <= 48, "{}", std::mem::size_of::<Slot>());
+        assert_eq!(std::mem::size_of::<Entry>(), 16);
+    }
+}

@@ -1,0 +1,47 @@
+//! IMMEDIATE: compare-and-swap the new value in as current, then check it.
+//!
+//! Success: journal → write (CAS against the version read at the start) →
+//! apply on the target\* → verify\* → clear journal.
+//!
+//! On failure: nothing to undo before the write. After the write, the
+//! previous value is made current again (CAS against the new one) when the
+//! policy sets `auto_rollback` — or, whatever the policy says, when the
+//! target never accepted the new value (a store value the target rejects is
+//! never left current). When the target was touched, it is brought back to
+//! the store's current value.
+//!
+//! \* when a target is bound / verification is required.
+
+use crate::engine::machine::{RotationAction, RotationState, finish};
+
+/// The next action of an immediate rotation.
+pub fn next_action(s: &RotationState) -> RotationAction {
+    match s.failure {
+        None => {
+            if !s.journaled {
+                RotationAction::Journal
+            } else if !s.written {
+                RotationAction::Write
+            } else if s.has_target && !s.target_applied {
+                RotationAction::Apply
+            } else if (s.verify || s.has_target) && !s.verified {
+                RotationAction::Verify
+            } else {
+                finish(s)
+            }
+        }
+        Some(_) => {
+            if s.undo_failed {
+                return finish(s);
+            }
+            let target_consistent = !s.has_target || s.target_applied;
+            if s.written && !s.rolled_back && (s.auto_rollback || !target_consistent) {
+                RotationAction::Rollback
+            } else if s.target_applied && !s.revoked && (!s.written || s.rolled_back) {
+                RotationAction::Revoke
+            } else {
+                finish(s)
+            }
+        }
+    }
+}

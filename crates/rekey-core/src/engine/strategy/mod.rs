@@ -1,0 +1,33 @@
+//! One module per rotation strategy: the pure step sequence of each.
+//!
+//! | strategy | module | sequence (success) |
+//! |---|---|---|
+//! | immediate | [`immediate`] | journal → write (CAS) → apply\* → verify\* → clear journal |
+//! | staged | [`staged`] | journal → stage → apply\* → verify\* → promote (CAS) → confirm\* → clear journal |
+//! | dual-write | [`dual_write`] | not yet: refused with [`RotationError::StrategyNotSupported`](crate::RotationError::StrategyNotSupported) |
+//! | blue-green | [`blue_green`] | not yet: refused likewise |
+//!
+//! \* only when a credential target is bound (apply, confirm) or the policy
+//! requires verification (verify).
+//!
+//! Adding a strategy: give it a module with a pure `next_action(&RotationState)
+//! -> RotationAction`, route it in [`next_action`](crate::next_action) and
+//! mark it supported in [`supported`]. Steps that a strategy performs *after*
+//! a rotation (dual-write's retire-after-grace) are separate scheduled work,
+//! journalled beside the secret like a rotation.
+
+pub mod blue_green;
+pub mod dual_write;
+pub mod immediate;
+pub mod staged;
+
+use crate::policy::RotationStrategy;
+
+/// Whether this engine has a state machine for `strategy`.
+pub fn supported(strategy: RotationStrategy) -> bool {
+    match strategy {
+        RotationStrategy::Immediate | RotationStrategy::Staged => true,
+        RotationStrategy::DualWrite => dual_write::SUPPORTED,
+        RotationStrategy::BlueGreen => blue_green::SUPPORTED,
+    }
+}

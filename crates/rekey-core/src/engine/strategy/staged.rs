@@ -1,0 +1,55 @@
+//! STAGED: stage a candidate, prove it, then promote it atomically.
+//!
+//! Success: journal → stage → apply on the target\* → verify\* → promote (CAS
+//! against the version read at the start) → confirm on the target\* → clear
+//! journal.
+//!
+//! On failure before promotion the candidate is discarded (always: a stuck
+//! candidate is never left behind) and the target, if touched, is brought
+//! back to the store's current value, which never changed. On failure after
+//! promotion (the target's confirmation) the previous value is made current
+//! again when the policy sets `auto_rollback`, and the target follows.
+//!
+//! \* when a target is bound / verification is required.
+
+use crate::engine::machine::{RotationAction, RotationState, finish};
+
+/// The next action of a staged rotation.
+pub fn next_action(s: &RotationState) -> RotationAction {
+    match s.failure {
+        None => {
+            if !s.journaled {
+                RotationAction::Journal
+            } else if !s.written {
+                RotationAction::Stage
+            } else if s.has_target && !s.target_applied {
+                RotationAction::Apply
+            } else if (s.verify || s.has_target) && !s.verified {
+                RotationAction::Verify
+            } else if !s.promoted {
+                RotationAction::Promote
+            } else if s.has_target && !s.confirmed {
+                RotationAction::Confirm
+            } else {
+                finish(s)
+            }
+        }
+        Some(_) => {
+            if s.undo_failed {
+                return finish(s);
+            }
+            if s.promoted {
+                if s.auto_rollback && !s.rolled_back {
+                    return RotationAction::Rollback;
+                }
+            } else if s.written && !s.discarded {
+                return RotationAction::Discard;
+            }
+            if s.target_applied && !s.revoked && (!s.promoted || s.rolled_back) {
+                RotationAction::Revoke
+            } else {
+                finish(s)
+            }
+        }
+    }
+}
