@@ -228,7 +228,9 @@ impl RotationState {
     }
 
     fn finish(&self) -> RotationAction {
-        if self.journaled && !self.journal_cleared {
+        // After a failed undo the journal stays, so that the next run
+        // recognises the leftovers as a crashed rotation's and cleans them up.
+        if self.journaled && !self.journal_cleared && !self.undo_failed {
             RotationAction::ClearJournal
         } else {
             RotationAction::Finish(self.verdict())
