@@ -317,7 +317,7 @@ pub struct Call {
 }
 
 /// An async sleep, injectable so that tests using a manual clock never wait.
-pub type SleepFn = Arc<dyn Fn(Duration) -> BoxFuture<'static, ()> + Send + Sync>;
+type SleepFn = Arc<dyn Fn(Duration) -> BoxFuture<'static, ()> + Send + Sync>;
 
 struct ActiveRule {
     id: RuleId,
@@ -362,6 +362,13 @@ impl<S: SecretStore> FaultInjectingStore<S> {
     pub fn with_sleep(mut self, sleep: impl Fn(Duration) -> BoxFuture<'static, ()> + Send + Sync + 'static) -> Self {
         self.sleep = Arc::new(sleep);
         self
+    }
+
+    /// Sleeps on an engine [`Clock`](rekey_core::Clock) for delays, so that
+    /// a test driving a [`ManualClock`](rekey_core::ManualClock) controls
+    /// them.
+    pub fn with_clock(self, clock: Arc<dyn rekey_core::Clock>) -> Self {
+        self.with_sleep(move |d| clock.sleep(d))
     }
 
     /// The wrapped store.

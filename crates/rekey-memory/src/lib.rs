@@ -17,7 +17,7 @@
 pub mod fault;
 mod memory;
 
-pub use fault::{Call, Fault, FaultInjectingStore, Method, Rule, RuleId, SleepFn};
+pub use fault::{Call, Fault, FaultInjectingStore, Method, Rule, RuleId};
 pub use memory::{
     DEFAULT_MAX_VERSIONS, MAX_METADATA_ENTRIES, MAX_METADATA_KEY_BYTES, MAX_METADATA_VALUE_BYTES, MAX_VALUE_BYTES,
     MemoryStore, NowFn,

@@ -244,6 +244,22 @@ impl MemoryStore {
         self
     }
 
+    /// Takes creation times from an engine [`Clock`](rekey_core::Clock) (a
+    /// [`ManualClock`](rekey_core::ManualClock) in tests), the same one the
+    /// rotation manager uses.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use rekey_core::{Clock, ManualClock};
+    /// use rekey_memory::MemoryStore;
+    /// let clock = Arc::new(ManualClock::new(chrono::Utc::now()));
+    /// let store = MemoryStore::new().with_clock_source(clock.clone());
+    /// # let _ = store;
+    /// ```
+    pub fn with_clock_source(self, clock: Arc<dyn rekey_core::Clock>) -> Self {
+        self.with_clock(move || clock.now())
+    }
+
     /// Uses a shared clock function (see [`NowFn`]).
     pub fn with_now_fn(mut self, now: NowFn) -> Self {
         self.now = now;

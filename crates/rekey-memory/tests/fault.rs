@@ -207,3 +207,19 @@ fn method_names() {
     assert!(Method::Stage.is_write() && !Method::Read.is_write());
     assert!(!format!("{:?}", Fault::unavailable().after_inner()).is_empty());
 }
+
+#[tokio::test]
+async fn delays_and_times_follow_an_engine_manual_clock() {
+    use rekey_core::{Clock, ManualClock};
+    let start = chrono::Utc::now();
+    let clock = Arc::new(ManualClock::new(start));
+    clock.set_auto_advance(true);
+    let s = FaultInjectingStore::new(MemoryStore::new().with_clock_source(clock.clone())).with_clock(clock.clone());
+    s.delay_every(Method::Put, Duration::from_secs(3600));
+    let p = path("a");
+    let v1 = s.create(&p, SecretData::text("1")).await.unwrap();
+    // The delay ran on the manual clock (advancing it), then the write took
+    // its time from the same clock.
+    assert_eq!(v1.created_at, start + chrono::Duration::hours(1));
+    assert_eq!(clock.now(), start + chrono::Duration::hours(1));
+}

@@ -4,7 +4,7 @@
 //! * [`conformance`] — the one suite every [`SecretStore`](rekey_core::SecretStore)
 //!   runs whole ([`conformance::run_all`]) or case by case
 //!   ([`conformance_tests!`]).
-//! * [`env`] — finding the test servers (`REKEY_TEST_*` variables).
+//! * [`env`](mod@env) — finding the test servers (`REKEY_TEST_*` variables).
 //! * [`unique_prefix`] — a fresh path prefix, so suites can run repeatedly and
 //!   concurrently against one shared server.
 #![deny(missing_docs, rustdoc::broken_intra_doc_links)]
