@@ -1,0 +1,493 @@
+//! [`RedisAclTarget`]: a Redis ACL user's passwords as a [`CredentialTarget`].
+
+use std::fmt;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use redis::{Client, ErrorKind, ServerErrorKind, Value};
+use rekey_core::{CredentialTarget, SecretData, TargetCapabilities, TargetError};
+use secrecy::ExposeSecret;
+
+use crate::conn::{DEFAULT_TIMEOUT, Side, connect, login, map_error, sha256_hex, within};
+use crate::verifier::RedisVerifier;
+
+/// The field of a [`SecretData::Fields`] value holding the user name.
+pub const USERNAME_FIELD: &str = "username";
+/// The field of a [`SecretData::Fields`] value holding the password.
+pub const PASSWORD_FIELD: &str = "password";
+
+/// The ACL rules a user gets when [`apply`](CredentialTarget::apply) has to
+/// create it: it may authenticate and `PING`, nothing else (no keys, no
+/// channels, no other commands). Give your application's rules with
+/// [`RedisAclTarget::with_creation_rules`].
+pub const DEFAULT_CREATION_RULES: &[&str] = &["+ping"];
+
+/// How passwords travel in `ACL SETUSER`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum PasswordMode {
+    /// As SHA-256 hashes (`#<hex>` to add, `!<hex>` to remove): the plain
+    /// password never appears in a command, so not in `MONITOR`, `SLOWLOG` or
+    /// an error reply. Redis stores exactly this hash for `>password` anyway.
+    #[default]
+    Hashed,
+    /// In clear (`>password`, `<password>`), for servers that do not take
+    /// hashes.
+    Plain,
+}
+
+/// A Redis ACL user as a [`CredentialTarget`].
+///
+/// An ACL user can hold several passwords at once, so the old credential
+/// stays valid while the new one is added
+/// ([`concurrent_credentials`](TargetCapabilities::concurrent_credentials) is
+/// `true`): the dual-write strategy's target.
+///
+/// | method | does |
+/// |---|---|
+/// | `apply(candidate, _)` | `ACL SETUSER <user> on #<sha256(candidate)>`: adds the password, keeps the others; creates the user with the [creation rules](Self::with_creation_rules) if missing |
+/// | `test(credential)` | `AUTH <user> <credential>` on a fresh connection, then `PING` |
+/// | `revoke(revoked, keep)` | `ACL SETUSER <user> !<sha256(revoked)>`: removes exactly that password (and adds `keep` back if it was missing) |
+///
+/// Each method reads the user (`ACL GETUSER`) first and sends only what is
+/// missing, so repeating it changes nothing. The secret is the password
+/// ([`SecretData::Text`]) or a [`SecretData::Fields`] value with a `password`
+/// field (a `username` field, if present, must name the user). Every operation
+/// opens its own connection, within the [time limit](Self::with_timeout).
+///
+/// Errors: a refused test login is [`TargetError::Rejected`]; a refused admin
+/// login or `NOPERM` is [`TargetError::PermissionDenied`]; no answer (refused,
+/// reset, time limit) or a busy server is [`TargetError::Unavailable`]. No
+/// message contains a password or its hash: Redis echoes a rejected
+/// `ACL SETUSER` rule in its error reply, so those replies are reduced to
+/// their error code.
+///
+/// Must be used inside a Tokio runtime. No TLS (`rediss://` is refused).
+///
+/// ```no_run
+/// # async fn demo() -> Result<(), rekey_core::TargetError> {
+/// use rekey_core::{CredentialTarget, SecretData};
+/// use rekey_redis::RedisAclTarget;
+///
+/// let target = RedisAclTarget::new("redis://default:admin-pw@127.0.0.1:6379", "app")?
+///     .with_creation_rules(["~app:*", "+@read", "+@write", "+ping"])?;
+/// let (old, new) = (SecretData::text("old-pw"), SecretData::text("new-pw"));
+/// target.apply(&new, Some(&old)).await?; // both passwords work now
+/// target.test(&new).await?;
+/// // ... once every consumer uses the new password:
+/// target.revoke(&old, &new).await?; // only the new one works
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct RedisAclTarget {
+    admin: Client,
+    user: String,
+    creation_rules: Vec<String>,
+    mode: PasswordMode,
+    timeout: Duration,
+}
+
+/// What `ACL GETUSER` says about the user.
+struct UserState {
+    on: bool,
+    hashes: Vec<String>,
+}
+
+impl RedisAclTarget {
+    /// A target for ACL user `user`, administered through `admin_url`
+    /// (`redis://[admin-user]:admin-password@host:port[/db]`; without a user
+    /// name the admin is the `default` user).
+    ///
+    /// A malformed URL, a user name Redis cannot hold (empty, with spaces or
+    /// control characters) and a target user that is the admin itself (its
+    /// password rotation would lock rekey out) are
+    /// [`TargetError::InvalidInput`]; the message never repeats the URL.
+    pub fn new(admin_url: &str, user: impl Into<String>) -> Result<Self, TargetError> {
+        let admin = Client::open(admin_url).map_err(|_| TargetError::InvalidInput {
+            message: "Redis admin URL: not a valid redis:// or unix:// URL (TLS is not supported)".into(),
+        })?;
+        let user = user.into();
+        check_user_name(&user)?;
+        let admin_user = admin.get_connection_info().redis_settings().username().unwrap_or("default");
+        if admin_user == user {
+            return Err(TargetError::InvalidInput {
+                message: format!("`{user}` is the admin user rekey logs in as; rotate it with another admin"),
+            });
+        }
+        let creation_rules = DEFAULT_CREATION_RULES.iter().map(|r| (*r).to_owned()).collect();
+        Ok(Self { admin, user, creation_rules, mode: PasswordMode::default(), timeout: DEFAULT_TIMEOUT })
+    }
+
+    /// The ACL rules the user gets if [`apply`](CredentialTarget::apply) has
+    /// to create it (default: [`DEFAULT_CREATION_RULES`]); an existing user's
+    /// rules are never changed. Each item is one rule (`~app:*`, `+@read`,
+    /// `&chan`, ...). Password and state rules (`>`, `<`, `#`, `!`, `nopass`,
+    /// `resetpass`, `reset`, `on`, `off`) are refused: rekey manages those.
+    pub fn with_creation_rules<I, S>(mut self, rules: I) -> Result<Self, TargetError>
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        let rules: Vec<String> = rules.into_iter().map(Into::into).collect();
+        for r in &rules {
+            let lower = r.to_ascii_lowercase();
+            let reason = if r.is_empty() || r.chars().any(|c| c.is_whitespace() || c.is_control()) {
+                Some("a rule must be one non-empty word")
+            } else if r.starts_with(['>', '<', '#', '!']) {
+                Some("password rules are managed by rekey")
+            } else if ["nopass", "resetpass", "reset", "on", "off"].contains(&lower.as_str()) {
+                Some("user state and password rules are managed by rekey")
+            } else {
+                None
+            };
+            if let Some(reason) = reason {
+                // Rules are not secret, but a mistyped password rule might be.
+                return Err(TargetError::InvalidInput { message: format!("ACL creation rule refused: {reason}") });
+            }
+        }
+        self.creation_rules = rules;
+        Ok(self)
+    }
+
+    /// Chooses how passwords travel in `ACL SETUSER` (default
+    /// [`PasswordMode::Hashed`]).
+    pub fn with_password_mode(mut self, mode: PasswordMode) -> Self {
+        self.mode = mode;
+        self
+    }
+
+    /// Sets the time limit of one operation (connecting, authenticating and
+    /// running its commands; default [`DEFAULT_TIMEOUT`]). Past it the
+    /// operation fails with [`TargetError::Unavailable`].
+    pub fn with_timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// The ACL user whose passwords this target manages.
+    pub fn user(&self) -> &str {
+        &self.user
+    }
+
+    /// The rules a newly created user gets.
+    pub fn creation_rules(&self) -> &[String] {
+        &self.creation_rules
+    }
+
+    /// How passwords travel.
+    pub fn password_mode(&self) -> PasswordMode {
+        self.mode
+    }
+
+    /// A [`RedisVerifier`] for the same server and user (no admin credentials
+    /// in it).
+    pub fn verifier(&self) -> RedisVerifier {
+        RedisVerifier::from_connection_info(self.admin.get_connection_info(), self.timeout)
+            .with_user_unchecked(self.user.clone())
+    }
+
+    /// How many passwords the user has now (`None` if it does not exist).
+    /// For tests and status displays; the passwords themselves are never
+    /// returned.
+    pub async fn password_count(&self) -> Result<Option<usize>, TargetError> {
+        let doing = format!("reading ACL user `{}`", self.user);
+        within(self.timeout, &doing, async {
+            let mut conn = self.admin_conn(&doing).await?;
+            Ok(self.read_user(&mut conn, &doing).await?.map(|u| u.hashes.len()))
+        })
+        .await
+    }
+
+    /// The password `data` holds for this target.
+    fn password<'d>(&self, data: &'d SecretData) -> Result<&'d str, TargetError> {
+        let invalid = |m: String| TargetError::InvalidInput { message: m };
+        let pw = match data {
+            SecretData::Text(p) => p,
+            SecretData::Fields(_) => {
+                data.field(PASSWORD_FIELD).ok_or_else(|| invalid("the secret has no `password` field".into()))?
+            }
+        };
+        if let Some(u) = data.field(USERNAME_FIELD).map(|u| u.expose_secret())
+            && u != self.user
+        {
+            return Err(invalid(format!("the secret's username `{u}` is not the ACL user `{}`", self.user)));
+        }
+        let pw = pw.expose_secret();
+        if pw.is_empty() {
+            return Err(invalid("the password is empty".into()));
+        }
+        Ok(pw)
+    }
+
+    fn admin_password(&self) -> &str {
+        self.admin.get_connection_info().redis_settings().password().unwrap_or("")
+    }
+
+    async fn admin_conn(&self, doing: &str) -> Result<redis::aio::MultiplexedConnection, TargetError> {
+        connect(&self.admin, self.timeout)
+            .await
+            .map_err(|e| map_error(&e, Side::Admin, &format!("{doing}: admin login"), &[self.admin_password()]))
+    }
+
+    async fn read_user(
+        &self,
+        conn: &mut redis::aio::MultiplexedConnection,
+        doing: &str,
+    ) -> Result<Option<UserState>, TargetError> {
+        let reply: Value = redis::cmd("ACL")
+            .arg("GETUSER")
+            .arg(&self.user)
+            .query_async(conn)
+            .await
+            .map_err(|e| map_error(&e, Side::Admin, doing, &[self.admin_password()]))?;
+        parse_user(&reply).map_err(|why| TargetError::Other { message: format!("{doing}: {why}") })
+    }
+
+    /// Brings the user to "every password in `add` valid, none in `remove`",
+    /// sending only the rules still needed.
+    async fn converge(&self, doing: &str, add: Option<&str>, remove: Option<&str>) -> Result<(), TargetError> {
+        let add_hash = add.map(sha256_hex);
+        let remove_hash = remove.map(sha256_hex);
+        let mut secrets = vec![self.admin_password()];
+        secrets.extend(add.iter().chain(remove.iter()).copied());
+        secrets.extend(add_hash.iter().chain(remove_hash.iter()).map(String::as_str));
+        within(self.timeout, doing, async {
+            let mut conn = self.admin_conn(doing).await?;
+            let state = self.read_user(&mut conn, doing).await?;
+            let rules =
+                self.rules_needed(state.as_ref(), add.zip(add_hash.as_deref()), remove.zip(remove_hash.as_deref()));
+            if rules.is_empty() {
+                return Ok(());
+            }
+            let result: redis::RedisResult<()> =
+                redis::cmd("ACL").arg("SETUSER").arg(&self.user).arg(&rules).query_async(&mut conn).await;
+            match result {
+                Ok(()) => Ok(()),
+                Err(e) if e.kind() == ErrorKind::Server(ServerErrorKind::ResponseError) => {
+                    // E.g. a concurrent revoke removed the password first:
+                    // fine if the user is now as wanted.
+                    let state = self.read_user(&mut conn, doing).await?;
+                    let again = self.rules_needed(
+                        state.as_ref(),
+                        add.zip(add_hash.as_deref()),
+                        remove.zip(remove_hash.as_deref()),
+                    );
+                    if again.is_empty() { Ok(()) } else { Err(map_error(&e, Side::Admin, doing, &secrets)) }
+                }
+                Err(e) => Err(map_error(&e, Side::Admin, doing, &secrets)),
+            }
+        })
+        .await
+    }
+
+    /// The `ACL SETUSER` rules that take `state` to the wanted one.
+    fn rules_needed(
+        &self,
+        state: Option<&UserState>,
+        add: Option<(&str, &str)>,
+        remove: Option<(&str, &str)>,
+    ) -> Vec<String> {
+        let mut rules = Vec::new();
+        let has = |h: &str| state.is_some_and(|s| s.hashes.iter().any(|x| x == h));
+        if let Some((pw, hash)) = add
+            && !(has(hash) && state.is_some_and(|s| s.on))
+        {
+            if state.is_none() {
+                rules.extend(self.creation_rules.iter().cloned());
+            }
+            rules.push("on".into());
+            rules.push(match self.mode {
+                PasswordMode::Hashed => format!("#{hash}"),
+                PasswordMode::Plain => format!(">{pw}"),
+            });
+        }
+        if let Some((pw, hash)) = remove
+            && has(hash)
+        {
+            rules.push(match self.mode {
+                PasswordMode::Hashed => format!("!{hash}"),
+                PasswordMode::Plain => format!("<{pw}"),
+            });
+        }
+        rules
+    }
+}
+
+/// Checks that Redis can hold `user` as an ACL user name.
+pub(crate) fn check_user_name(user: &str) -> Result<(), TargetError> {
+    if user.is_empty() || user.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err(TargetError::InvalidInput {
+            message: "an ACL user name must be non-empty, without spaces or control characters".into(),
+        });
+    }
+    Ok(())
+}
+
+fn text(v: &Value) -> Option<String> {
+    match v {
+        Value::BulkString(b) => String::from_utf8(b.clone()).ok(),
+        Value::SimpleString(s) => Some(s.clone()),
+        Value::VerbatimString { text, .. } => Some(text.clone()),
+        _ => None,
+    }
+}
+
+fn texts(v: &Value) -> Option<Vec<String>> {
+    match v {
+        Value::Array(items) | Value::Set(items) => items.iter().map(text).collect(),
+        _ => None,
+    }
+}
+
+/// Reads the `flags` and `passwords` of an `ACL GETUSER` reply (RESP2 array
+/// of key/value pairs or RESP3 map; nil when the user does not exist).
+fn parse_user(reply: &Value) -> Result<Option<UserState>, &'static str> {
+    let pairs: Vec<(&Value, &Value)> = match reply {
+        Value::Nil => return Ok(None),
+        Value::Array(items) => items.chunks(2).filter_map(|c| Some((c.first()?, c.get(1)?))).collect(),
+        Value::Map(items) => items.iter().map(|(k, v)| (k, v)).collect(),
+        _ => return Err("unexpected ACL GETUSER reply"),
+    };
+    let mut flags = None;
+    let mut hashes = None;
+    for (k, v) in pairs {
+        match text(k).as_deref() {
+            Some("flags") => flags = texts(v),
+            Some("passwords") => hashes = texts(v),
+            _ => {}
+        }
+    }
+    match (flags, hashes) {
+        (Some(flags), Some(hashes)) => Ok(Some(UserState { on: flags.iter().any(|f| f == "on"), hashes })),
+        _ => Err("ACL GETUSER reply without flags or passwords"),
+    }
+}
+
+impl fmt::Debug for RedisAclTarget {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let info = self.admin.get_connection_info();
+        f.debug_struct("RedisAclTarget")
+            .field("server", &info.addr().to_string())
+            .field("admin_user", &info.redis_settings().username().unwrap_or("default"))
+            .field("admin_password", &"[REDACTED]")
+            .field("user", &self.user)
+            .field("creation_rules", &self.creation_rules)
+            .field("mode", &self.mode)
+            .field("timeout", &self.timeout)
+            .finish()
+    }
+}
+
+#[async_trait]
+impl CredentialTarget for RedisAclTarget {
+    fn name(&self) -> &str {
+        "redis"
+    }
+
+    fn capabilities(&self) -> TargetCapabilities {
+        TargetCapabilities { concurrent_credentials: true }
+    }
+
+    async fn apply(&self, candidate: &SecretData, _current: Option<&SecretData>) -> Result<(), TargetError> {
+        let pw = self.password(candidate)?;
+        self.converge(&format!("adding a password to ACL user `{}`", self.user), Some(pw), None).await
+    }
+
+    async fn test(&self, credential: &SecretData) -> Result<(), TargetError> {
+        let pw = self.password(credential)?;
+        let doing = format!("logging in as ACL user `{}`", self.user);
+        within(self.timeout, &doing, login(self.admin.get_connection_info(), self.timeout, &self.user, pw)).await
+    }
+
+    async fn revoke(&self, revoked: &SecretData, keep: &SecretData) -> Result<(), TargetError> {
+        let (revoked, keep) = (self.password(revoked)?, self.password(keep)?);
+        if revoked == keep {
+            return Err(TargetError::InvalidInput { message: "the credential to revoke is the one to keep".into() });
+        }
+        self.converge(&format!("removing a password from ACL user `{}`", self.user), Some(keep), Some(revoked)).await
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn bulk(s: &str) -> Value {
+        Value::BulkString(s.as_bytes().to_vec())
+    }
+
+    #[test]
+    fn parses_getuser_replies() {
+        assert!(parse_user(&Value::Nil).unwrap().is_none());
+        let resp2 = Value::Array(vec![
+            bulk("flags"),
+            Value::Array(vec![bulk("on"), bulk("sanitize-payload")]),
+            bulk("passwords"),
+            Value::Array(vec![bulk("aa"), bulk("bb")]),
+            bulk("commands"),
+            bulk("+ping"),
+        ]);
+        let u = parse_user(&resp2).unwrap().unwrap();
+        assert!(u.on);
+        assert_eq!(u.hashes, ["aa", "bb"]);
+        let resp3 =
+            Value::Map(vec![(bulk("flags"), Value::Set(vec![bulk("off")])), (bulk("passwords"), Value::Array(vec![]))]);
+        let u = parse_user(&resp3).unwrap().unwrap();
+        assert!(!u.on && u.hashes.is_empty());
+        assert!(parse_user(&Value::Int(3)).is_err());
+        assert!(parse_user(&Value::Array(vec![bulk("flags")])).is_err());
+    }
+
+    fn target() -> RedisAclTarget {
+        RedisAclTarget::new("redis://:adminpw@127.0.0.1:1", "app").unwrap()
+    }
+
+    #[test]
+    fn rules_are_only_what_is_missing() {
+        let t = target();
+        let h = sha256_hex("new");
+        let add = Some(("new", h.as_str()));
+        assert_eq!(t.rules_needed(None, add, None), ["+ping", "on", &format!("#{h}")]);
+        let on = UserState { on: true, hashes: vec![h.clone()] };
+        assert!(t.rules_needed(Some(&on), add, None).is_empty());
+        let off = UserState { on: false, hashes: vec![h.clone()] };
+        assert_eq!(t.rules_needed(Some(&off), add, None), ["on", &format!("#{h}")]);
+        let old = sha256_hex("old");
+        let both = UserState { on: true, hashes: vec![h.clone(), old.clone()] };
+        assert_eq!(t.rules_needed(Some(&both), add, Some(("old", &old))), [format!("!{old}")]);
+        assert!(t.rules_needed(Some(&on), add, Some(("old", &old))).is_empty());
+        let plain = target().with_password_mode(PasswordMode::Plain);
+        assert_eq!(plain.rules_needed(Some(&both), None, Some(("old", &old))), ["<old"]);
+    }
+
+    #[test]
+    fn construction_checks_input_without_echoing_the_url() {
+        for url in ["http://:s3cr3t@h", "redis://:s3cr3t@h:notaport", "rediss://:s3cr3t@h:1", ""] {
+            let e = RedisAclTarget::new(url, "app").unwrap_err();
+            assert!(matches!(e, TargetError::InvalidInput { .. }), "{url}: {e:?}");
+            assert!(!format!("{e} {e:?}").contains("s3cr3t"));
+        }
+        for user in ["", "a b", "a\nb"] {
+            assert!(RedisAclTarget::new("redis://:pw@h:1", user).is_err(), "{user:?}");
+        }
+        assert!(RedisAclTarget::new("redis://:pw@h:1", "default").is_err());
+        assert!(RedisAclTarget::new("redis://boss:pw@h:1", "boss").is_err());
+        for rule in [">pw", "<pw", "#ab", "!ab", "nopass", "RESETPASS", "reset", "off", "on", "", "a b"] {
+            assert!(target().with_creation_rules([rule]).is_err(), "{rule}");
+        }
+        let t = target().with_creation_rules(["~app:*", "+@read"]).unwrap();
+        assert_eq!(t.creation_rules(), ["~app:*", "+@read"]);
+        let shown = format!("{t:?}");
+        assert!(!shown.contains("adminpw") && shown.contains("127.0.0.1:1"), "{shown}");
+    }
+
+    #[test]
+    fn secrets_of_the_wrong_shape_are_refused() {
+        let t = target();
+        assert!(t.password(&SecretData::text("")).is_err());
+        assert!(t.password(&SecretData::fields([("user", "x")])).is_err());
+        assert!(t.password(&SecretData::fields([("username", "other"), ("password", "x")])).is_err());
+        assert_eq!(t.password(&SecretData::fields([("username", "app"), ("password", "x")])).unwrap(), "x");
+    }
+}

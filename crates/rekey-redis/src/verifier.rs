@@ -1,0 +1,120 @@
+//! [`RedisVerifier`]: authenticate with the candidate and `PING`.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use redis::{ConnectionInfo, IntoConnectionInfo, RedisConnectionInfo};
+use rekey_core::{SecretData, SecretString, TargetError, Verifier, VerifyContext, VerifyError};
+use secrecy::ExposeSecret;
+
+use crate::conn::{DEFAULT_TIMEOUT, login};
+use crate::target::{PASSWORD_FIELD, USERNAME_FIELD, check_user_name};
+
+/// A [`Verifier`] that authenticates to Redis as an ACL user with the
+/// candidate password on a fresh connection and sends `PING`.
+///
+/// The user is the candidate's `username` field, or else the user given with
+/// [`with_user`](Self::with_user). The password is the field being rotated
+/// ([`VerifyContext::field`]), else the whole value of a
+/// [`SecretData::Text`], else the `password` field.
+///
+/// A refused login is [`VerifyError::Failed`]; no answer is
+/// [`VerifyError::Unavailable`]; the time limit is [`VerifyError::TimedOut`].
+/// It holds no admin credential.
+///
+/// ```no_run
+/// # fn demo() -> Result<(), rekey_core::TargetError> {
+/// use rekey_redis::RedisVerifier;
+/// let verifier = RedisVerifier::new("redis://127.0.0.1:6379")?.with_user("app")?;
+/// // register `verifier` with the rotation manager under the name "redis"
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Clone)]
+pub struct RedisVerifier {
+    info: ConnectionInfo,
+    timeout: Duration,
+    user: Option<String>,
+    name: String,
+}
+
+impl RedisVerifier {
+    /// A verifier for the server of `url` (`redis://host:port[/db]`); any
+    /// credentials in the URL are dropped. Named `"redis"`.
+    pub fn new(url: &str) -> Result<Self, TargetError> {
+        let info = url.into_connection_info().map_err(|_| TargetError::InvalidInput {
+            message: "Redis URL: not a valid redis:// or unix:// URL (TLS is not supported)".into(),
+        })?;
+        Ok(Self::from_connection_info(&info, DEFAULT_TIMEOUT))
+    }
+
+    pub(crate) fn from_connection_info(info: &ConnectionInfo, timeout: Duration) -> Self {
+        let db = info.redis_settings().db();
+        let info = info.clone().set_redis_settings(RedisConnectionInfo::default().set_db(db));
+        Self { info, timeout, user: None, name: "redis".into() }
+    }
+
+    /// Authenticates as `user` when the candidate has no `username` field.
+    pub fn with_user(self, user: impl Into<String>) -> Result<Self, TargetError> {
+        let user = user.into();
+        check_user_name(&user)?;
+        Ok(self.with_user_unchecked(user))
+    }
+
+    pub(crate) fn with_user_unchecked(mut self, user: String) -> Self {
+        self.user = Some(user);
+        self
+    }
+
+    /// Registers under `name` instead of `"redis"` (to have several).
+    pub fn with_name(mut self, name: impl Into<String>) -> Self {
+        self.name = name.into();
+        self
+    }
+
+    /// Sets the time limit of one check (default 10 s).
+    pub fn with_timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    fn credential<'d>(
+        &'d self,
+        candidate: &'d SecretData,
+        field: Option<&str>,
+    ) -> Result<(&'d str, &'d SecretString), VerifyError> {
+        let user = match candidate.field(USERNAME_FIELD) {
+            Some(u) => u.expose_secret(),
+            None => self.user.as_deref().ok_or_else(|| {
+                VerifyError::Failed("the candidate has no `username` field and no user is configured".into())
+            })?,
+        };
+        let password = field
+            .and_then(|f| candidate.field(f))
+            .or_else(|| candidate.as_text())
+            .or_else(|| candidate.field(PASSWORD_FIELD))
+            .ok_or_else(|| VerifyError::Failed("the candidate has no password".into()))?;
+        Ok((user, password))
+    }
+}
+
+#[async_trait]
+impl Verifier for RedisVerifier {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    async fn verify(&self, ctx: VerifyContext<'_>) -> Result<(), VerifyError> {
+        let (user, password) = self.credential(ctx.candidate, ctx.field)?;
+        check_user_name(user).map_err(|e| VerifyError::Failed(format!("the user name is not valid: {e}")))?;
+        let pw = password.expose_secret();
+        match tokio::time::timeout(self.timeout, login(&self.info, self.timeout, user, pw)).await {
+            Err(_) => Err(VerifyError::TimedOut(self.timeout)),
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(TargetError::Unavailable { message })) => Err(VerifyError::Unavailable(message)),
+            Ok(Err(TargetError::Rejected { message } | TargetError::InvalidInput { message })) => {
+                Err(VerifyError::Failed(message))
+            }
+            Ok(Err(e)) => Err(VerifyError::Failed(e.to_string())),
+        }
+    }
+}
