@@ -989,12 +989,16 @@ impl Inner {
         let outcome = match (verdict, state.failure) {
             (RotationVerdict::Succeeded, _) => RotationOutcome::Rotated,
             (_, Some(f)) if f.conflict && !state.undo_failed => {
-                run.error = Some(RotationError::RotatedElsewhere {
-                    path: path.clone(),
-                    expected: exec.base.clone(),
-                    actual: exec.conflict_actual.clone(),
-                });
-                RotationOutcome::RotatedElsewhere
+                if let Some(RotationError::InProgressElsewhere { .. }) = run.error {
+                    RotationOutcome::InProgressElsewhere
+                } else {
+                    run.error = Some(RotationError::RotatedElsewhere {
+                        path: path.clone(),
+                        expected: exec.base.clone(),
+                        actual: exec.conflict_actual.clone(),
+                    });
+                    RotationOutcome::RotatedElsewhere
+                }
             }
             (RotationVerdict::RolledBack, _) => RotationOutcome::RolledBack,
             (RotationVerdict::Failed, _) => RotationOutcome::Failed,
@@ -1089,7 +1093,25 @@ impl Inner {
         let step = action.step();
         match action {
             RotationAction::Journal | RotationAction::ClearJournal => {
-                let mut m = x.meta.clone();
+                let mut m = if action == RotationAction::ClearJournal {
+                    // Read-modify-write: keep what others wrote meanwhile, and
+                    // never clear another rotation's journal.
+                    match self.retry_store(run, step, || self.store.read_metadata(path)).await {
+                        Ok(m) => {
+                            let ours = RotationJournal::read(&m).and_then(|j| j.rotation_id) == Some(run.id);
+                            if !ours {
+                                return ActionOutcome::Done;
+                            }
+                            m
+                        }
+                        Err(e) => {
+                            self.step_failed(run, action, RotationError::store(step, e));
+                            return ActionOutcome::Failed;
+                        }
+                    }
+                } else {
+                    x.meta.clone()
+                };
                 if action == RotationAction::Journal {
                     let first = if run.policy.strategy() == RotationStrategy::Immediate {
                         RotationStep::Write
@@ -1317,13 +1339,29 @@ impl Inner {
             run.error.get_or_insert(e);
             return ActionOutcome::Conflict;
         }
-        let e = match (&error, candidate) {
-            (StoreError::NotFound { .. }, Some(version)) => {
-                RotationError::CandidateLost { path: run.path.clone(), version }
+        if let Some(version) = candidate
+            && matches!(error, StoreError::NotFound { .. })
+        {
+            // Our candidate is gone: another rotation staged over it (two
+            // processes started at the same moment). Theirs goes on.
+            let path = run.path;
+            let pending = self.retry_store(run, step, || self.store.read(path, &VersionSelector::Pending)).await;
+            if let Ok(p) = pending
+                && p.meta.rotation_id != Some(run.id)
+            {
+                let e = RotationError::InProgressElsewhere {
+                    path: run.path.clone(),
+                    rotation_id: p.meta.rotation_id,
+                    since: Some(p.meta.created_at),
+                };
+                self.emit(run, AuditEventKind::InProgressElsewhere, Some(step), Some(&e));
+                run.error.get_or_insert(e);
+                return ActionOutcome::Conflict;
             }
-            _ => RotationError::store(step, error),
-        };
-        self.step_failed(run, action, e);
+            self.step_failed(run, action, RotationError::CandidateLost { path: run.path.clone(), version });
+            return ActionOutcome::Failed;
+        }
+        self.step_failed(run, action, RotationError::store(step, error));
         ActionOutcome::Failed
     }
 
