@@ -1,0 +1,120 @@
+//! # rekey-vault
+//!
+//! A [`SecretStore`](rekey_core::SecretStore) on the KV version 2 secrets
+//! engine of HashiCorp Vault or OpenBao, over [`vaultrs`]: versioned values,
+//! staging, compare-and-swap promote, idempotent writes and rollback with no
+//! lock service beside Vault itself.
+//!
+//! ## Overview
+//!
+//! ```no_run
+//! use rekey_core::{RotationId, SecretData, SecretPath, SecretStore, SecretStoreExt};
+//! use rekey_vault::{VaultConfig, VaultStore};
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! // VAULT_ADDR + VAULT_TOKEN (or BAO_ADDR + BAO_TOKEN), VAULT_NAMESPACE, VAULT_CACERT.
+//! let store = VaultStore::connect(VaultConfig::from_env()?).await?;
+//! let path: SecretPath = "apps/billing/db".parse()?;
+//!
+//! let current = store.current(&path).await?;
+//! let candidate = store.stage(&path, SecretData::text("n3w-value"), RotationId::new()).await?;
+//! // ... prove the candidate works ...
+//! store.promote(&path, &candidate.id, &current.meta.id).await?;
+//! # Ok(()) }
+//! ```
+//!
+//! ## Concepts: the contract on KV v2
+//!
+//! * **Versions** are the KV versions of `<mount>/data/<path>`; a
+//!   [`VersionId`](rekey_core::VersionId) is the version number as text.
+//!   *Current* is the newest version; *previous* is the newest live (neither
+//!   deleted nor destroyed) version older than it.
+//! * **Values.** [`SecretData::Text`](rekey_core::SecretData::Text) is stored
+//!   as `{"value": "..."}`. Any other map is
+//!   [`SecretData::Fields`](rekey_core::SecretData::Fields), one string per
+//!   key; so a map whose only key is `value` reads back as text. Non-string
+//!   JSON values are [`StoreError::NotSupported`](rekey_core::StoreError).
+//!   A rotation of one field writes the whole map back with the other fields
+//!   unchanged ([`SecretData::with_field`](rekey_core::SecretData::with_field)).
+//! * **Staging** writes the candidate to a sibling location,
+//!   `<mount>/data/<staging_prefix>/<path>` (`rekey-staging` by default),
+//!   which consumers never read. Vault has no version labels, and a staged
+//!   KV version of the secret itself would be what every consumer reads as
+//!   "latest", so the candidate must live elsewhere. The staging entry holds
+//!   the candidate's map under `candidate` with the rotation id and base
+//!   version beside it, in *one* KV write: a candidate can never be seen
+//!   without its rotation id (two writes, data then `custom_metadata`, could
+//!   be torn apart by a crash). The secret's own data never holds anything
+//!   but its value. The pending version's id is `staged-<rotation id>`.
+//! * **Promote** of a staged candidate writes its value to the secret with
+//!   `options.cas` = the expected current version (a lost race is
+//!   [`Conflict`](rekey_core::StoreError::Conflict), decided by Vault), then
+//!   deletes the staging entry's metadata, which destroys all its versions.
+//!   The new current version has a new KV number, not the staged id (the
+//!   contract allows this for stores that promote by copying). Promoting an
+//!   older KV version (a rollback) copies its value in the same way.
+//! * **Idempotence.** After a write by a rotation, the store records
+//!   `rekey-vault.v.<version> = <rotation id>` in the secret's
+//!   `custom_metadata` (a JSON merge patch, so nothing else is touched; the
+//!   last 10 are kept). A retried `put` whose first attempt succeeded fails
+//!   its compare-and-swap; only then does the store read the metadata, find
+//!   its own record and return that version. The record also fills
+//!   [`VersionMeta::rotation_id`](rekey_core::VersionMeta) of reads (so a
+//!   resumed rotation can see that its promote landed), and a retried
+//!   `stage` finds its candidate in the staging entry, or, once promoted,
+//!   the version recorded for its rotation. `promote` itself is a plain
+//!   compare-and-swap, as the contract says: a second promote of the same
+//!   candidate is a `Conflict`.
+//! * **Discard** deletes the staging entry's metadata: every version is
+//!   destroyed, not soft-deleted.
+//! * **Metadata** ([`read_metadata`](rekey_core::SecretStore::read_metadata) /
+//!   [`write_metadata`](rekey_core::SecretStore::write_metadata)) is the
+//!   secret's `custom_metadata`, restricted to keys beginning `rekey.`:
+//!   other keys belong to the secret's owners and are never changed. Vault
+//!   allows 64 keys per secret, keys up to 128 bytes and values up to 512
+//!   bytes; larger input is [`InvalidInput`](rekey_core::StoreError).
+//!
+//! ## Requests per operation
+//!
+//! Counted by [`VaultStore::requests_sent`]; each is one HTTP round trip.
+//!
+//! | operation | requests |
+//! |---|---|
+//! | read current | 1 |
+//! | read previous / by version id | 2 (metadata + version) |
+//! | read pending | 1 |
+//! | put | 1, +1 with a rotation id (the record); +1 after a CAS failure |
+//! | stage | 2 (secret's metadata + staging write with `cas=0`) |
+//! | promote a staged candidate | 4 (read candidate, CAS write, record, destroy staging) |
+//! | rollback (promote an older version) | 2 (read it, CAS write) |
+//! | discard | 2 |
+//! | list versions | 2 |
+//! | read / write metadata | 1 / 2 |
+//!
+//! A staged rotation (read current, stage, promote) is 7 requests.
+//!
+//! ## Policy
+//!
+//! The token needs `create`, `read`, `update`, `patch` and `delete` on
+//! `<mount>/data/<path>`, `<mount>/metadata/<path>` and the same under
+//! `<staging_prefix>/`, plus `read` on `<mount>/metadata/...` for previous
+//! and list. `patch` is for the merge-patch of `custom_metadata`.
+//!
+//! ## Errors
+//!
+//! See [`VaultStore`] and the mapping table in the `error` module: CAS
+//! mismatch → `Conflict`; 403 → `PermissionDenied`, or `Unauthenticated`
+//! when the token itself is rejected (with AppRole the store logs in again
+//! once and retries); 404 → `NotFound`; 429 → `RateLimited`; 5xx, sealed,
+//! connection refused and timeouts → `Unavailable` (retryable). No error,
+//! log line or `Debug` output holds a token, a secret id or a secret value.
+#![deny(missing_docs, rustdoc::broken_intra_doc_links)]
+
+mod codec;
+mod config;
+mod error;
+mod store;
+
+pub use config::{
+    DEFAULT_APPROLE_MOUNT, DEFAULT_MOUNT, DEFAULT_REQUEST_TIMEOUT, DEFAULT_STAGING_PREFIX, VaultAuth, VaultConfig,
+};
+pub use store::{MAX_CUSTOM_METADATA_KEY_BYTES, MAX_CUSTOM_METADATA_KEYS, MAX_CUSTOM_METADATA_VALUE_BYTES, VaultStore};

@@ -1,0 +1,842 @@
+//! [`VaultStore`]: the store contract on KV version 2.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
+
+use async_trait::async_trait;
+use rekey_core::{
+    Metadata, PutMode, PutOptions, RotationId, SecretData, SecretPath, SecretStore, SecretVersion, Stages, StoreError,
+    VersionId, VersionMeta, VersionSelector,
+};
+use secrecy::ExposeSecret;
+use serde_json::Value;
+use url::Url;
+use vaultrs::api::kv2::requests::{ReadSecretRequest, SetSecretRequest, SetSecretRequestOptions};
+use vaultrs::api::kv2::responses::{ReadSecretMetadataResponse, ReadSecretResponse, SecretVersionMetadata};
+use vaultrs::client::{VaultClient, VaultClientSettings};
+
+use crate::codec::{self, Id, KvBody};
+use crate::config::{VaultAuth, VaultConfig, check_header_value, token_from_env};
+use crate::error::{Failure, to_store_error};
+
+/// Vault's limit on `custom_metadata` entries per secret.
+pub const MAX_CUSTOM_METADATA_KEYS: usize = 64;
+/// Vault's limit on the length of a `custom_metadata` key, in bytes.
+pub const MAX_CUSTOM_METADATA_KEY_BYTES: usize = 128;
+/// Vault's limit on the length of a `custom_metadata` value, in bytes.
+pub const MAX_CUSTOM_METADATA_VALUE_BYTES: usize = 512;
+
+/// The prefix of the metadata keys rekey reads and writes.
+const REKEY_PREFIX: &str = "rekey.";
+
+/// A [`SecretStore`] on a HashiCorp Vault or OpenBao KV version 2 mount.
+///
+/// See the [crate docs](crate) for how the contract maps onto KV v2.
+/// `Debug` shows the address, mount and auth method, never a token.
+///
+/// Cloning is cheap and clones share the connection and the request counter.
+#[derive(Clone)]
+pub struct VaultStore {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    client: RwLock<Arc<VaultClient>>,
+    base: Url,
+    mount: String,
+    staging_prefix: String,
+    namespace: Option<String>,
+    auth: VaultAuth,
+    settings: VaultClientSettings,
+    requests: AtomicU64,
+}
+
+impl fmt::Debug for VaultStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let i = &self.inner;
+        f.debug_struct("VaultStore")
+            .field("address", &i.base.as_str())
+            .field("mount", &i.mount)
+            .field("namespace", &i.namespace)
+            .field("auth", &i.auth.method())
+            .field("staging_prefix", &i.staging_prefix)
+            .field("requests_sent", &i.requests.load(Ordering::Relaxed))
+            .finish_non_exhaustive()
+    }
+}
+
+impl VaultStore {
+    /// Checks the settings, builds the HTTP client and, for AppRole, logs in.
+    ///
+    /// Errors: [`StoreError::InvalidInput`] for bad settings,
+    /// [`StoreError::Unauthenticated`] when no token is available or the
+    /// login is refused, [`StoreError::Unavailable`] when the server cannot
+    /// be reached for the login. A token is not checked until first use.
+    ///
+    /// ```no_run
+    /// use rekey_core::{SecretData, SecretPath, SecretStoreExt};
+    /// use rekey_vault::{VaultAuth, VaultConfig, VaultStore};
+    /// # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+    /// let token = std::env::var("VAULT_TOKEN")?.into();
+    /// let store = VaultStore::connect(VaultConfig::new("https://vault.example.com:8200", VaultAuth::Token(token))).await?;
+    /// let path: SecretPath = "apps/billing/db".parse()?;
+    /// store.create(&path, SecretData::fields([("username", "billing"), ("password", "initial")])).await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn connect(config: VaultConfig) -> Result<Self, StoreError> {
+        let v = config.validate()?;
+        let token = match &config.auth {
+            VaultAuth::Token(t) => t.expose_secret().to_owned(),
+            VaultAuth::TokenFromEnv => token_from_env()?.expose_secret().to_owned(),
+            VaultAuth::AppRole { .. } => String::new(),
+        };
+        if !token.is_empty() {
+            check_header_value(&token, "token")?;
+        }
+        let settings = VaultClientSettings {
+            address: v.url.clone(),
+            ca_certs: config.ca_cert.iter().map(|p| p.to_string_lossy().into_owned()).collect(),
+            identity: None,
+            timeout: Some(config.request_timeout),
+            token,
+            verify: true,
+            version: 1,
+            wrapping: false,
+            namespace: config.namespace.clone(),
+            proxy: None,
+        };
+        let client = VaultClient::new(settings.clone()).map_err(|e| to_store_error(&e.into(), None))?;
+        let inner = Inner {
+            client: RwLock::new(Arc::new(client)),
+            base: v.url,
+            mount: v.mount,
+            staging_prefix: v.staging_prefix,
+            namespace: config.namespace,
+            auth: config.auth,
+            settings: VaultClientSettings { token: String::new(), ..settings },
+            requests: AtomicU64::new(0),
+        };
+        let store = Self { inner: Arc::new(inner) };
+        if matches!(store.inner.auth, VaultAuth::AppRole { .. }) {
+            store.login().await?;
+        }
+        Ok(store)
+    }
+
+    /// How many HTTP requests this store (and its clones) has sent: each
+    /// store operation costs a known number (see the crate docs), which this
+    /// counter lets tests and benchmarks check.
+    pub fn requests_sent(&self) -> u64 {
+        self.inner.requests.load(Ordering::Relaxed)
+    }
+
+    /// The KV mount this store uses.
+    pub fn mount(&self) -> &str {
+        &self.inner.mount
+    }
+
+    /// Where, inside the mount, the staged candidate of `path` lives
+    /// (`<staging_prefix>/<path>`); its KV API path is
+    /// `<mount>/data/<staging_prefix>/<path>`.
+    pub fn staging_location(&self, path: &SecretPath) -> String {
+        format!("{}/{}", self.inner.staging_prefix, path.as_str())
+    }
+
+    fn client(&self) -> Arc<VaultClient> {
+        match self.inner.client.read() {
+            Ok(g) => g.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    fn count(&self) {
+        self.inner.requests.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// AppRole login; installs the new token.
+    async fn login(&self) -> Result<(), StoreError> {
+        let VaultAuth::AppRole { role_id, secret_id, mount } = &self.inner.auth else { return Ok(()) };
+        let anon = VaultClient::new(self.inner.settings.clone()).map_err(|e| to_store_error(&e.into(), None))?;
+        self.count();
+        let auth = vaultrs::auth::approle::login(&anon, mount.trim_matches('/'), role_id, secret_id.expose_secret())
+            .await
+            .map_err(|e| match Failure::from(e) {
+                f @ Failure::Api { code: 400 | 401 | 403, .. } => StoreError::Unauthenticated {
+                    message: format!("AppRole login refused: {}", to_store_error(&f, None)),
+                },
+                f => to_store_error(&f, None),
+            })?;
+        check_header_value(&auth.client_token, "token from the AppRole login")?;
+        let settings = VaultClientSettings { token: auth.client_token, ..self.inner.settings.clone() };
+        let client = VaultClient::new(settings).map_err(|e| to_store_error(&e.into(), None))?;
+        match self.inner.client.write() {
+            Ok(mut g) => *g = Arc::new(client),
+            Err(poisoned) => *poisoned.into_inner() = Arc::new(client),
+        }
+        Ok(())
+    }
+
+    /// Runs one request. After a 403, asks `lookup-self` whether the token
+    /// itself is rejected; if so, logs in again (AppRole) and retries once,
+    /// or reports `Unauthenticated`.
+    async fn call<T, F, Fut>(&self, path: &str, f: F) -> Result<T, Failure>
+    where
+        F: Fn(Arc<VaultClient>) -> Fut,
+        Fut: Future<Output = Result<T, Failure>>,
+    {
+        let client = self.client();
+        self.count();
+        let failure = match f(client.clone()).await {
+            Ok(v) => return Ok(v),
+            Err(e) => e,
+        };
+        if !failure.is_status(403) {
+            return Err(failure);
+        }
+        self.count();
+        match vaultrs::token::lookup_self(&*client).await.map_err(Failure::from) {
+            Err(f) if f.is_status(403) => {}
+            _ => return Err(failure),
+        }
+        if !matches!(self.inner.auth, VaultAuth::AppRole { .. }) {
+            return Err(Failure::Api {
+                code: 401,
+                errors: vec![format!("the token was rejected while accessing {path}")],
+            });
+        }
+        if self.login().await.is_err() {
+            return Err(Failure::Api {
+                code: 401,
+                errors: vec!["the AppRole token expired and the login failed".into()],
+            });
+        }
+        self.count();
+        f(self.client()).await
+    }
+
+    fn err(&self, f: &Failure, path: &str) -> StoreError {
+        to_store_error(f, Some(path))
+    }
+
+    // ---- raw KV v2 calls (one HTTP request each) ----
+
+    async fn kv_read(&self, kv_path: &str, version: Option<u64>) -> Result<ReadSecretResponse, Failure> {
+        let mount = self.inner.mount.as_str();
+        self.call(kv_path, |c| async move {
+            let req = ReadSecretRequest::builder()
+                .mount(mount)
+                .path(kv_path)
+                .version(version)
+                .build()
+                .map_err(|e| Failure::Local(e.to_string()))?;
+            vaultrs::api::exec_with_result(&*c, req).await.map_err(Failure::from)
+        })
+        .await
+    }
+
+    async fn kv_write(&self, kv_path: &str, body: &KvBody, cas: Option<u64>) -> Result<SecretVersionMetadata, Failure> {
+        let mount = self.inner.mount.as_str();
+        let cas = match cas {
+            None => None,
+            Some(n) => Some(u32::try_from(n).map_err(|_| Failure::Local(format!("version {n} is out of range")))?),
+        };
+        self.call(kv_path, |c| async move {
+            let mut b = SetSecretRequest::builder();
+            b.mount(mount).path(kv_path).data(body.0.clone());
+            if let Some(cas) = cas {
+                b.options(SetSecretRequestOptions { cas });
+            }
+            // `body.0.clone()` above is a plaintext copy inside the request,
+            // dropped (not wiped) by vaultrs after sending.
+            let req = b.build().map_err(|e| Failure::Local(e.to_string()))?;
+            vaultrs::api::exec_with_result(&*c, req).await.map_err(Failure::from)
+        })
+        .await
+    }
+
+    async fn kv_metadata(&self, kv_path: &str) -> Result<ReadSecretMetadataResponse, Failure> {
+        let mount = self.inner.mount.as_str();
+        self.call(
+            kv_path,
+            |c| async move { vaultrs::kv2::read_metadata(&*c, mount, kv_path).await.map_err(Failure::from) },
+        )
+        .await
+    }
+
+    /// Deletes the metadata and every version (data destroyed) of a path.
+    async fn kv_destroy_all(&self, kv_path: &str) -> Result<(), Failure> {
+        let mount = self.inner.mount.as_str();
+        self.call(kv_path, |c| async move {
+            vaultrs::kv2::delete_metadata(&*c, mount, kv_path).await.map_err(Failure::from)
+        })
+        .await
+    }
+
+    /// JSON merge patch of a path's metadata (vaultrs 0.8 has no call for
+    /// it): changes only the keys named, so concurrent writers of other keys
+    /// are not overwritten. Needs the `patch` capability on
+    /// `<mount>/metadata/<path>`.
+    async fn kv_patch_metadata(&self, kv_path: &str, patch: &Value) -> Result<(), Failure> {
+        let mut url = self.inner.base.clone();
+        {
+            let mut segs =
+                url.path_segments_mut().map_err(|_| Failure::Local("the address cannot take a path".into()))?;
+            segs.pop_if_empty().push("v1");
+            segs.extend(self.inner.mount.split('/')).push("metadata").extend(kv_path.split('/'));
+        }
+        let body = serde_json::to_vec(patch).map_err(|e| Failure::Local(e.to_string()))?;
+        let namespace = self.inner.namespace.as_deref();
+        self.call(kv_path, |c| {
+            let req = c
+                .http
+                .http
+                .request(reqwest::Method::PATCH, url.clone())
+                .header("X-Vault-Request", "true")
+                .header("X-Vault-Token", c.settings.token.as_str())
+                .header("Content-Type", "application/merge-patch+json")
+                .body(body.clone());
+            let req = match namespace {
+                Some(ns) => req.header("X-Vault-Namespace", ns),
+                None => req,
+            };
+            async move {
+                let resp = req.send().await.map_err(Failure::from)?;
+                let code = resp.status().as_u16();
+                if (200..300).contains(&code) {
+                    return Ok(());
+                }
+                let errors = resp
+                    .bytes()
+                    .await
+                    .ok()
+                    .and_then(|b| serde_json::from_slice::<ApiErrors>(&b).ok())
+                    .map(|e| e.errors)
+                    .unwrap_or_default();
+                Err(Failure::Api { code, errors })
+            }
+        })
+        .await
+    }
+
+    // ---- helpers built on them ----
+
+    fn staging(&self, path: &SecretPath) -> Result<String, StoreError> {
+        let p = path.as_str();
+        let prefix = &self.inner.staging_prefix;
+        if p == prefix || p.strip_prefix(prefix.as_str()).is_some_and(|rest| rest.starts_with('/')) {
+            return Err(StoreError::invalid(format!(
+                "{p} is inside the staging folder `{prefix}`, which this store reserves for staged candidates"
+            )));
+        }
+        Ok(self.staging_location(path))
+    }
+
+    /// The main path's metadata; `NotFound` if the secret does not exist.
+    async fn metadata_of(&self, path: &SecretPath) -> Result<ReadSecretMetadataResponse, StoreError> {
+        self.staging(path)?;
+        let md = self.kv_metadata(path.as_str()).await.map_err(|f| self.err(&f, path.as_str()))?;
+        if md.current_version == 0 {
+            return Err(StoreError::not_found(path.as_str(), None));
+        }
+        Ok(md)
+    }
+
+    /// The staged candidate, `None` when nothing is staged.
+    async fn read_staged(
+        &self,
+        path: &SecretPath,
+    ) -> Result<Option<(codec::Staged, SecretVersionMetadata)>, StoreError> {
+        let loc = self.staging(path)?;
+        match self.kv_read(&loc, None).await {
+            Ok(r) => {
+                if r.metadata.destroyed || !r.metadata.deletion_time.is_empty() {
+                    return Ok(None);
+                }
+                Ok(Some((codec::parse_envelope(r.data, path.as_str())?, r.metadata)))
+            }
+            Err(f) if f.is_status(404) => Ok(None),
+            Err(f) => Err(self.err(&f, path.as_str())),
+        }
+    }
+
+    /// Records that `rotation` wrote version `n` (best effort: the write it
+    /// describes already happened, so a failure here is logged, not
+    /// returned; the only loss is that a retry of that write is then
+    /// reported as a conflict instead of recognised).
+    async fn record(&self, path: &SecretPath, written: &SecretVersionMetadata, rotation: RotationId) {
+        let patch = codec::record_patch(written.custom_metadata.as_ref(), written.version, rotation);
+        if let Err(f) = self.kv_patch_metadata(path.as_str(), &patch).await {
+            tracing::warn!(
+                path = path.as_str(),
+                version = written.version,
+                error = %self.err(&f, path.as_str()),
+                "could not record the rotation id of a version; a retry of this write will be reported as a conflict"
+            );
+        }
+    }
+
+    /// After a failed compare-and-swap on the main path: the `Conflict`, or
+    /// `NotFound` if the secret is gone.
+    async fn conflict(&self, path: &SecretPath, expected: Option<u64>) -> StoreError {
+        match self.kv_metadata(path.as_str()).await {
+            Ok(md) if md.current_version > 0 => StoreError::Conflict {
+                path: path.as_str().to_owned(),
+                expected: expected.map(codec::kv_id),
+                actual: Some(codec::kv_id(md.current_version)),
+            },
+            Ok(_) => StoreError::not_found(path.as_str(), None),
+            Err(f) if f.is_status(404) => match expected {
+                Some(_) => StoreError::not_found(path.as_str(), None),
+                None => StoreError::Conflict { path: path.as_str().to_owned(), expected: None, actual: None },
+            },
+            Err(f) => self.err(&f, path.as_str()),
+        }
+    }
+}
+
+#[derive(serde::Deserialize)]
+struct ApiErrors {
+    errors: Vec<String>,
+}
+
+/// The live versions (not deleted, not destroyed), oldest first.
+fn live_versions(md: &ReadSecretMetadataResponse) -> Vec<(u64, &str)> {
+    let mut v: Vec<(u64, &str)> = md
+        .versions
+        .iter()
+        .filter(|(_, m)| !m.destroyed && m.deletion_time.is_empty())
+        .filter_map(|(k, m)| Some((k.parse::<u64>().ok()?, m.created_time.as_str())))
+        .collect();
+    v.sort_unstable_by_key(|(n, _)| *n);
+    v
+}
+
+/// The previous version: the newest live version older than the current one.
+fn previous_of(md: &ReadSecretMetadataResponse) -> Option<u64> {
+    live_versions(md).into_iter().map(|(n, _)| n).filter(|n| *n < md.current_version).max()
+}
+
+fn meta_from_md(md: &ReadSecretMetadataResponse, n: u64) -> Result<VersionMeta, StoreError> {
+    let created = md.versions.get(&n.to_string()).map(|m| m.created_time.as_str()).unwrap_or("");
+    Ok(VersionMeta {
+        id: codec::kv_id(n),
+        created_at: codec::time(created)?,
+        stages: Stages { current: n == md.current_version, previous: Some(n) == previous_of(md), pending: false },
+        rotation_id: codec::recorded(md.custom_metadata.as_ref(), n),
+    })
+}
+
+fn written_meta(w: &SecretVersionMetadata, rotation: Option<RotationId>) -> Result<VersionMeta, StoreError> {
+    Ok(VersionMeta {
+        id: codec::kv_id(w.version),
+        created_at: codec::time(&w.created_time)?,
+        stages: Stages { current: true, previous: false, pending: false },
+        rotation_id: rotation,
+    })
+}
+
+fn staged_meta(s: &codec::Staged, m: &SecretVersionMetadata) -> Result<VersionMeta, StoreError> {
+    Ok(VersionMeta {
+        id: codec::staged_id(s.rotation),
+        created_at: codec::time(&m.created_time)?,
+        stages: Stages { current: false, previous: false, pending: true },
+        rotation_id: Some(s.rotation),
+    })
+}
+
+fn check_metadata(m: &Metadata) -> Result<(), StoreError> {
+    for (k, v) in m {
+        if !k.starts_with(REKEY_PREFIX) || k.len() == REKEY_PREFIX.len() {
+            return Err(StoreError::invalid(format!(
+                "metadata key {k:?} does not start with `rekey.`; the other custom_metadata keys belong to the secret's owners"
+            )));
+        }
+        if k.len() > MAX_CUSTOM_METADATA_KEY_BYTES {
+            return Err(StoreError::invalid(format!(
+                "metadata key {k:?} is {} bytes long; Vault's limit is {MAX_CUSTOM_METADATA_KEY_BYTES}",
+                k.len()
+            )));
+        }
+        if v.len() > MAX_CUSTOM_METADATA_VALUE_BYTES {
+            return Err(StoreError::invalid(format!(
+                "the value of metadata key {k:?} is {} bytes long; Vault's limit is {MAX_CUSTOM_METADATA_VALUE_BYTES}",
+                v.len()
+            )));
+        }
+    }
+    Ok(())
+}
+
+#[async_trait]
+impl SecretStore for VaultStore {
+    async fn put(&self, path: &SecretPath, data: SecretData, opts: PutOptions) -> Result<VersionMeta, StoreError> {
+        self.staging(path)?;
+        let p = path.as_str();
+        let body = KvBody(Value::Object(codec::to_kv(&data)));
+        drop(data);
+        let cas = match &opts.mode {
+            PutMode::Create => Some(0),
+            PutMode::IfCurrent(id) => match codec::parse_id(id) {
+                Id::Kv(n) => Some(n),
+                // No staged or foreign id is ever current.
+                Id::Staged(_) | Id::Unknown => {
+                    let md = self.metadata_of(path).await?;
+                    if let Some(n) = opts.rotation_id.and_then(|r| codec::find_recorded(md.custom_metadata.as_ref(), r))
+                    {
+                        return meta_from_md(&md, n);
+                    }
+                    return Err(StoreError::Conflict {
+                        path: p.to_owned(),
+                        expected: Some(id.clone()),
+                        actual: Some(codec::kv_id(md.current_version)),
+                    });
+                }
+            },
+            PutMode::Overwrite => {
+                // No compare-and-swap to fail: look for an earlier attempt first.
+                if let Some(r) = opts.rotation_id {
+                    match self.metadata_of(path).await {
+                        Ok(md) => {
+                            if let Some(n) = codec::find_recorded(md.custom_metadata.as_ref(), r) {
+                                return meta_from_md(&md, n);
+                            }
+                        }
+                        Err(StoreError::NotFound { .. }) => {}
+                        Err(e) => return Err(e),
+                    }
+                }
+                None
+            }
+        };
+        match self.kv_write(p, &body, cas).await {
+            Ok(w) => {
+                if let Some(r) = opts.rotation_id {
+                    self.record(path, &w, r).await;
+                }
+                written_meta(&w, opts.rotation_id)
+            }
+            Err(f) if f.is_cas_mismatch() => {
+                // Only now pay for the metadata read: was it our own earlier
+                // attempt (a retry), someone else, or is the secret gone?
+                let md = match self.kv_metadata(p).await {
+                    Ok(md) if md.current_version > 0 => Some(md),
+                    Ok(_) => None,
+                    Err(f) if f.is_status(404) => None,
+                    Err(f) => return Err(self.err(&f, p)),
+                };
+                if let (Some(md), Some(r)) = (&md, opts.rotation_id)
+                    && let Some(n) = codec::find_recorded(md.custom_metadata.as_ref(), r)
+                {
+                    return meta_from_md(md, n);
+                }
+                match (&opts.mode, md) {
+                    (PutMode::Create, _) => Err(StoreError::AlreadyExists { path: p.to_owned() }),
+                    (_, None) => Err(StoreError::not_found(p, None)),
+                    (_, Some(md)) => Err(StoreError::Conflict {
+                        path: p.to_owned(),
+                        expected: cas.map(codec::kv_id),
+                        actual: Some(codec::kv_id(md.current_version)),
+                    }),
+                }
+            }
+            Err(f) => Err(self.err(&f, p)),
+        }
+    }
+
+    async fn read(&self, path: &SecretPath, selector: &VersionSelector) -> Result<SecretVersion, StoreError> {
+        let p = path.as_str();
+        let not_found = |what: &str| StoreError::not_found(p, Some(what.to_owned()));
+        match selector {
+            VersionSelector::Current => {
+                self.staging(path)?;
+                let r = self.kv_read(p, None).await.map_err(|f| self.err(&f, p))?;
+                let n = r.metadata.version;
+                let meta = VersionMeta {
+                    id: codec::kv_id(n),
+                    created_at: codec::time(&r.metadata.created_time)?,
+                    stages: Stages { current: true, previous: false, pending: false },
+                    rotation_id: codec::recorded(r.metadata.custom_metadata.as_ref(), n),
+                };
+                Ok(SecretVersion { meta, data: codec::from_kv(r.data, p)? })
+            }
+            VersionSelector::Previous => {
+                let md = self.metadata_of(path).await?;
+                let n = previous_of(&md).ok_or_else(|| not_found("previous version"))?;
+                let r = self.kv_read(p, Some(n)).await.map_err(|f| match self.err(&f, p) {
+                    StoreError::NotFound { .. } => not_found("previous version"),
+                    e => e,
+                })?;
+                Ok(SecretVersion { meta: meta_from_md(&md, n)?, data: codec::from_kv(r.data, p)? })
+            }
+            VersionSelector::Pending => {
+                let (mut s, m) = self.read_staged(path).await?.ok_or_else(|| not_found("pending version"))?;
+                let meta = staged_meta(&s, &m)?;
+                let data = codec::from_kv(std::mem::take(&mut s.candidate.0), p)?;
+                Ok(SecretVersion { meta, data })
+            }
+            VersionSelector::Id(id) => {
+                let what = format!("version {id}");
+                match codec::parse_id(id) {
+                    Id::Kv(n) => {
+                        let md = self.metadata_of(path).await?;
+                        if !live_versions(&md).iter().any(|(v, _)| *v == n) {
+                            return Err(not_found(&what));
+                        }
+                        let r = self.kv_read(p, Some(n)).await.map_err(|f| match self.err(&f, p) {
+                            StoreError::NotFound { .. } => not_found(&what),
+                            e => e,
+                        })?;
+                        Ok(SecretVersion { meta: meta_from_md(&md, n)?, data: codec::from_kv(r.data, p)? })
+                    }
+                    Id::Staged(rid) => match self.read_staged(path).await? {
+                        Some((mut s, m)) if s.rotation == rid => {
+                            let meta = staged_meta(&s, &m)?;
+                            Ok(SecretVersion { meta, data: codec::from_kv(std::mem::take(&mut s.candidate.0), p)? })
+                        }
+                        _ => {
+                            self.metadata_of(path).await?;
+                            Err(not_found(&what))
+                        }
+                    },
+                    Id::Unknown => {
+                        self.metadata_of(path).await?;
+                        Err(not_found(&what))
+                    }
+                }
+            }
+        }
+    }
+
+    async fn stage(
+        &self,
+        path: &SecretPath,
+        data: SecretData,
+        rotation_id: RotationId,
+    ) -> Result<VersionMeta, StoreError> {
+        let loc = self.staging(path)?;
+        let p = path.as_str();
+        // The secret must exist; its metadata also tells whether this
+        // rotation's candidate was already promoted (a retried stage).
+        let md = self.metadata_of(path).await?;
+        if let Some(n) = codec::find_recorded(md.custom_metadata.as_ref(), rotation_id) {
+            return meta_from_md(&md, n);
+        }
+        let body = codec::envelope(&data, rotation_id, md.current_version);
+        drop(data);
+        // Usually nothing is staged (promote and discard remove the staging
+        // entry), so the first write with cas=0 succeeds.
+        let mut cas = 0;
+        for _ in 0..4 {
+            match self.kv_write(&loc, &body, Some(cas)).await {
+                Ok(w) => {
+                    return Ok(VersionMeta {
+                        id: codec::staged_id(rotation_id),
+                        created_at: codec::time(&w.created_time)?,
+                        stages: Stages { current: false, previous: false, pending: true },
+                        rotation_id: Some(rotation_id),
+                    });
+                }
+                Err(f) if f.is_cas_mismatch() => {
+                    // Something is staged: ours (a retry) or an older candidate
+                    // to replace.
+                    let smd = match self.kv_metadata(&loc).await {
+                        Ok(m) => m,
+                        Err(f) if f.is_status(404) => {
+                            cas = 0;
+                            continue;
+                        }
+                        Err(f) => return Err(self.err(&f, p)),
+                    };
+                    if let Some((s, m)) = self.read_staged(path).await?
+                        && s.rotation == rotation_id
+                        && m.version == smd.current_version
+                    {
+                        return staged_meta(&s, &m);
+                    }
+                    cas = smd.current_version;
+                }
+                Err(f) => return Err(self.err(&f, p)),
+            }
+        }
+        Err(StoreError::Conflict { path: p.to_owned(), expected: None, actual: None })
+    }
+
+    async fn promote(
+        &self,
+        path: &SecretPath,
+        version: &VersionId,
+        expected_current: &VersionId,
+    ) -> Result<VersionMeta, StoreError> {
+        let p = path.as_str();
+        let loc = self.staging(path)?;
+        let missing = || StoreError::not_found(p, Some(format!("version {version}")));
+        let expected = match codec::parse_id(expected_current) {
+            Id::Kv(n) => Some(n),
+            _ => None,
+        };
+        match codec::parse_id(version) {
+            Id::Staged(rid) => {
+                let staged = match self.read_staged(path).await? {
+                    Some((s, _)) if s.rotation == rid => s,
+                    _ => {
+                        // Not staged (any more). If it was promoted, the
+                        // candidate lives on as the KV version recorded for its
+                        // rotation: promoting it again is a no-op when it is
+                        // current and `expected` names it, else a `Conflict`
+                        // (as for any other existing version).
+                        let md = self.metadata_of(path).await?;
+                        return match codec::find_recorded(md.custom_metadata.as_ref(), rid) {
+                            Some(_) if Some(md.current_version) != expected => Err(StoreError::Conflict {
+                                path: p.to_owned(),
+                                expected: Some(expected_current.clone()),
+                                actual: Some(codec::kv_id(md.current_version)),
+                            }),
+                            Some(n) if n == md.current_version => meta_from_md(&md, n),
+                            _ => Err(missing()),
+                        };
+                    }
+                };
+                let Some(exp) = expected else {
+                    return Err(self.conflict(path, None).await);
+                };
+                match self.kv_write(p, &staged.candidate, Some(exp)).await {
+                    Ok(w) => {
+                        self.record(path, &w, rid).await;
+                        if let Err(f) = self.kv_destroy_all(&loc).await {
+                            // The promote happened; the leftover candidate is
+                            // replaced by the next stage or removed by discard.
+                            tracing::warn!(path = p, error = %self.err(&f, p), "promoted, but could not remove the staging entry");
+                        }
+                        written_meta(&w, Some(rid))
+                    }
+                    // Lost the race (possibly to another promoter of this very
+                    // candidate, or to an earlier attempt of this call whose
+                    // answer was lost: the contract makes promote a plain
+                    // compare-and-swap, so that is a conflict too; the
+                    // caller sees its rotation id on the current version).
+                    Err(f) if f.is_cas_mismatch() => Err(self.conflict(path, Some(exp)).await),
+                    Err(f) => Err(self.err(&f, p)),
+                }
+            }
+            Id::Kv(n) => {
+                if Some(n) == expected {
+                    // Already current (if `expected` is right): nothing to write.
+                    let md = self.metadata_of(path).await?;
+                    if !live_versions(&md).iter().any(|(v, _)| *v == n) {
+                        return Err(missing());
+                    }
+                    if md.current_version != n {
+                        return Err(StoreError::Conflict {
+                            path: p.to_owned(),
+                            expected: Some(expected_current.clone()),
+                            actual: Some(codec::kv_id(md.current_version)),
+                        });
+                    }
+                    return meta_from_md(&md, n);
+                }
+                // Rollback (or roll forward): copy that version's value in.
+                let r = self.kv_read(p, Some(n)).await.map_err(|f| match self.err(&f, p) {
+                    StoreError::NotFound { .. } => missing(),
+                    e => e,
+                })?;
+                if r.metadata.destroyed || !r.metadata.deletion_time.is_empty() {
+                    return Err(missing());
+                }
+                let body = KvBody(r.data);
+                let Some(exp) = expected else {
+                    return Err(self.conflict(path, None).await);
+                };
+                match self.kv_write(p, &body, Some(exp)).await {
+                    Ok(w) => written_meta(&w, None),
+                    Err(f) if f.is_cas_mismatch() => Err(self.conflict(path, Some(exp)).await),
+                    Err(f) => Err(self.err(&f, p)),
+                }
+            }
+            Id::Unknown => {
+                self.metadata_of(path).await?;
+                Err(missing())
+            }
+        }
+    }
+
+    async fn discard(&self, path: &SecretPath, version: &VersionId) -> Result<(), StoreError> {
+        let p = path.as_str();
+        let loc = self.staging(path)?;
+        match codec::parse_id(version) {
+            Id::Staged(rid) => {
+                if let Some((s, _)) = self.read_staged(path).await?
+                    && s.rotation == rid
+                {
+                    // Metadata delete: every version of the staging entry is
+                    // destroyed, nothing is left behind.
+                    return self.kv_destroy_all(&loc).await.map_err(|f| self.err(&f, p));
+                }
+                self.metadata_of(path).await.map(|_| ())
+            }
+            Id::Kv(n) => {
+                let md = self.metadata_of(path).await?;
+                if md.current_version == n {
+                    return Err(StoreError::invalid(format!(
+                        "version {version} of {p} is current; only a pending candidate can be discarded"
+                    )));
+                }
+                Ok(())
+            }
+            Id::Unknown => self.metadata_of(path).await.map(|_| ()),
+        }
+    }
+
+    async fn list_versions(&self, path: &SecretPath) -> Result<Vec<VersionMeta>, StoreError> {
+        let md = self.metadata_of(path).await?;
+        let mut out = Vec::new();
+        for (n, _) in live_versions(&md) {
+            out.push(meta_from_md(&md, n)?);
+        }
+        if let Some((s, m)) = self.read_staged(path).await? {
+            out.push(staged_meta(&s, &m)?);
+        }
+        Ok(out)
+    }
+
+    async fn read_metadata(&self, path: &SecretPath) -> Result<Metadata, StoreError> {
+        let md = self.metadata_of(path).await?;
+        Ok(md.custom_metadata.unwrap_or_default().into_iter().filter(|(k, _)| k.starts_with(REKEY_PREFIX)).collect())
+    }
+
+    async fn write_metadata(&self, path: &SecretPath, metadata: Metadata) -> Result<(), StoreError> {
+        check_metadata(&metadata)?;
+        let md = self.metadata_of(path).await?;
+        let existing: HashMap<String, String> = md.custom_metadata.unwrap_or_default();
+        let others = existing.keys().filter(|k| !k.starts_with(REKEY_PREFIX)).count();
+        if others + metadata.len() > MAX_CUSTOM_METADATA_KEYS {
+            return Err(StoreError::invalid(format!(
+                "{} metadata entries plus the secret's {others} other custom_metadata keys exceed Vault's limit of {MAX_CUSTOM_METADATA_KEYS}",
+                metadata.len()
+            )));
+        }
+        let mut patch = serde_json::Map::new();
+        for k in existing.keys().filter(|k| k.starts_with(REKEY_PREFIX) && !metadata.contains_key(*k)) {
+            patch.insert(k.clone(), Value::Null);
+        }
+        for (k, v) in metadata {
+            patch.insert(k, Value::String(v));
+        }
+        if patch.is_empty() {
+            return Ok(());
+        }
+        let mut top = serde_json::Map::new();
+        top.insert("custom_metadata".to_owned(), Value::Object(patch));
+        self.kv_patch_metadata(path.as_str(), &Value::Object(top)).await.map_err(|f| self.err(&f, path.as_str()))
+    }
+
+    async fn delete(&self, path: &SecretPath) -> Result<(), StoreError> {
+        let loc = self.staging(path)?;
+        let p = path.as_str();
+        self.metadata_of(path).await?;
+        self.kv_destroy_all(&loc).await.map_err(|f| self.err(&f, p))?;
+        self.kv_destroy_all(p).await.map_err(|f| self.err(&f, p))
+    }
+}
