@@ -1,0 +1,53 @@
+//! Building a store from configuration.
+
+use std::sync::Arc;
+
+use serde::Deserialize;
+
+use rekey_core::DynSecretStore;
+
+/// Which store to use, as written in a configuration file:
+///
+/// ```
+/// # #[cfg(feature = "memory")] {
+/// let cfg: rekey::StoreConfig = toml::from_str(r#"type = "memory""#)?;
+/// assert!(matches!(cfg, rekey::StoreConfig::Memory));
+/// # }
+/// # Ok::<(), toml::de::Error>(())
+/// ```
+#[derive(Debug, Clone, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+#[non_exhaustive]
+pub enum StoreConfig {
+    /// The in-memory store (feature `memory`).
+    Memory,
+}
+
+/// Why a store could not be built from its configuration.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreConfigError {
+    /// The configuration names a store this build does not include.
+    #[error("the `{store}` store is not compiled in: enable the `{feature}` feature of the `rekey` crate")]
+    NotCompiledIn {
+        /// The store's name.
+        store: &'static str,
+        /// The feature that adds it.
+        feature: &'static str,
+    },
+    /// The store rejected its configuration or could not be reached.
+    #[error(transparent)]
+    Store(#[from] rekey_core::StoreError),
+}
+
+impl StoreConfig {
+    /// Builds the configured store.
+    pub async fn build(&self) -> Result<Arc<DynSecretStore>, StoreConfigError> {
+        match self {
+            #[cfg(feature = "memory")]
+            Self::Memory => Ok(Arc::new(rekey_memory::MemoryStore::new())),
+            #[cfg(not(feature = "memory"))]
+            Self::Memory => Err(StoreConfigError::NotCompiledIn { store: "memory", feature: "memory" }),
+        }
+    }
+}

@@ -1,0 +1,25 @@
+//! # rekey
+//!
+//! Automatic credential rotation. rekey generates a new secret, applies it
+//! where it is checked, proves that it works, promotes it atomically and rolls
+//! back when anything fails — on a schedule or on demand — against HashiCorp
+//! Vault / OpenBao, AWS Secrets Manager, or an in-memory store.
+//!
+//! This crate is the facade: it re-exports [`rekey_core`] (the model, the
+//! store contract and the rotation engine) and each store behind a feature:
+//!
+//! | feature | store |
+//! |---|---|
+//! | `memory` (default) | [`memory::MemoryStore`] |
+//! | `all-stores` | every store |
+//!
+//! [`StoreConfig`] builds whichever store a configuration file names.
+#![deny(missing_docs, rustdoc::broken_intra_doc_links)]
+
+pub use rekey_core::*;
+
+#[cfg(feature = "memory")]
+pub use rekey_memory as memory;
+
+mod config;
+pub use config::{StoreConfig, StoreConfigError};
