@@ -50,5 +50,5 @@ mod memory;
 pub use fault::{Call, Fault, FaultInjectingStore, Method, Rule, RuleId};
 pub use memory::{
     DEFAULT_MAX_VERSIONS, MAX_METADATA_ENTRIES, MAX_METADATA_KEY_BYTES, MAX_METADATA_VALUE_BYTES, MAX_VALUE_BYTES,
-    MemoryStore, NowFn,
+    METADATA_KEY_PREFIX, MemoryStore, NowFn,
 };

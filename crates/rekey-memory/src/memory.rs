@@ -29,6 +29,11 @@ pub const DEFAULT_MAX_VERSIONS: usize = 100;
 /// Manager's limit, the smallest of the supported stores.
 pub const MAX_VALUE_BYTES: usize = 65_536;
 
+/// Every metadata key starts with this, and has more after it: the stores
+/// keep rekey's entries apart from their owners' (Vault `custom_metadata`,
+/// AWS tags).
+pub const METADATA_KEY_PREFIX: &str = "rekey.";
+
 /// The most metadata entries one secret may carry (AWS allows 50 tags).
 pub const MAX_METADATA_ENTRIES: usize = 50;
 
@@ -171,10 +176,12 @@ type Shard = HashMap<SecretPath, Secret>;
 /// * **Atomicity**: every operation runs under the lock of the one shard that
 ///   holds its secret, so each is atomic, and no operation scans other
 ///   secrets.
-/// * **Limits** like a real store: values up to [`MAX_VALUE_BYTES`]; at most
-///   [`MAX_METADATA_ENTRIES`] metadata entries with keys up to
-///   [`MAX_METADATA_KEY_BYTES`] and values up to [`MAX_METADATA_VALUE_BYTES`]
-///   bytes. Anything larger is [`StoreError::InvalidInput`].
+/// * **Limits** like the strictest real store: values up to
+///   [`MAX_VALUE_BYTES`]; at most [`MAX_METADATA_ENTRIES`] metadata entries,
+///   keys starting with [`METADATA_KEY_PREFIX`], made of the characters AWS
+///   tags allow, up to [`MAX_METADATA_KEY_BYTES`], and values up to
+///   [`MAX_METADATA_VALUE_BYTES`] bytes. Anything else is
+///   [`StoreError::InvalidInput`].
 ///
 /// Choices where the contract leaves room (each what AWS does):
 /// staging with a new rotation id drops the older candidate for good;
@@ -343,8 +350,16 @@ fn check_metadata(metadata: &Metadata) -> Result<(), StoreError> {
         )));
     }
     for (k, v) in metadata {
-        if k.is_empty() {
-            return Err(StoreError::invalid("a metadata key is empty"));
+        if !k.starts_with(METADATA_KEY_PREFIX) || k.len() == METADATA_KEY_PREFIX.len() {
+            return Err(StoreError::invalid(format!(
+                "metadata key {k:?} must start with `{METADATA_KEY_PREFIX}` and name something after it"
+            )));
+        }
+        if let Some(c) = k.chars().find(|c| !(c.is_alphanumeric() || " _.:/=+-@".contains(*c))) {
+            return Err(StoreError::invalid(format!(
+                "metadata key {k:?} has the character {c:?}; keys may hold letters, digits, spaces and `_.:/=+-@` \
+                 (what AWS tags allow)"
+            )));
         }
         if k.len() > MAX_METADATA_KEY_BYTES {
             return Err(StoreError::invalid(format!(

@@ -667,6 +667,24 @@ pub async fn metadata_round_trip_and_replace(store: &DynSecretStore, prefix: &st
     check(case, got.is_empty(), &format!("metadata after writing an empty map {got:?}"));
 }
 
+/// Metadata keys outside rekey's `rekey.` namespace are `InvalidInput`
+/// (the stores keep the other keys for the secret's owners), and the
+/// refused write changes nothing.
+pub async fn metadata_key_outside_namespace_invalid(store: &DynSecretStore, prefix: &str) {
+    let case = "metadata_key_outside_namespace_invalid";
+    let p = path(prefix, case, "s");
+    ok(case, "create", store.create(&p, value("a")).await);
+    let m: Metadata = [("rekey.k".to_owned(), "v".to_owned())].into();
+    ok(case, "write metadata", store.write_metadata(&p, m.clone()).await);
+    for key in ["owner", "rekey."] {
+        let bad: Metadata = [("rekey.other".to_owned(), "v".to_owned()), (key.to_owned(), "v".to_owned())].into();
+        let e = err(case, "write a key outside `rekey.`", store.write_metadata(&p, bad).await);
+        expect_kind(case, &format!("write metadata key {key:?}"), &e, "invalid_input");
+    }
+    let got = ok(case, "read metadata", store.read_metadata(&p).await);
+    check(case, got == m, &format!("a refused metadata write changed the metadata to {got:?}"));
+}
+
 /// After `delete`, every read is `NotFound`.
 pub async fn delete_then_read_not_found(store: &DynSecretStore, prefix: &str) {
     let case = "delete_then_read_not_found";
@@ -900,6 +918,7 @@ cases!(
     stage_missing_secret_not_found,
     promote_unknown_version_not_found,
     metadata_round_trip_and_replace,
+    metadata_key_outside_namespace_invalid,
     delete_then_read_not_found,
     delete_then_recreate,
     race_put_if_current,
@@ -955,6 +974,7 @@ macro_rules! conformance_tests {
             stage_missing_secret_not_found,
             promote_unknown_version_not_found,
             metadata_round_trip_and_replace,
+            metadata_key_outside_namespace_invalid,
             delete_then_read_not_found,
             delete_then_recreate,
             race_put_if_current,
@@ -966,7 +986,7 @@ macro_rules! conformance_tests {
 
         /// How many cases the macro defined (checked against `CASES`).
         #[allow(dead_code)]
-        const CONFORMANCE_TESTS_DEFINED: usize = 29;
+        const CONFORMANCE_TESTS_DEFINED: usize = 30;
     };
     (@each $tag:expr, $make:expr; $($name:ident),* $(,)?) => {
         $(
