@@ -48,3 +48,39 @@ pub fn admin(addr: &str, token: &str) -> VaultClient {
 pub fn path(prefix: &str, name: &str) -> rekey_core::SecretPath {
     format!("{prefix}/{name}").parse().unwrap()
 }
+
+/// A raw HTTP call to the server (set-up and plain-HTTP checks, not through
+/// rekey): returns the status and the JSON body (`Null` when empty).
+pub async fn raw(
+    addr: &str,
+    token: &str,
+    method: &str,
+    api_path: &str,
+    body: Option<serde_json::Value>,
+) -> (u16, serde_json::Value) {
+    let client = reqwest::Client::new();
+    let url = format!("{}/v1/{}", addr.trim_end_matches('/'), api_path);
+    let mut req = client.request(method.parse().unwrap(), url).header("X-Vault-Token", token);
+    if let Some(b) = body {
+        req = req.header("Content-Type", "application/json").body(serde_json::to_vec(&b).unwrap());
+    }
+    let resp = req.send().await.expect("request to the test server");
+    let status = resp.status().as_u16();
+    let bytes = resp.bytes().await.unwrap();
+    let json = if bytes.is_empty() { serde_json::Value::Null } else { serde_json::from_slice(&bytes).unwrap() };
+    (status, json)
+}
+
+/// Raw POST that must succeed.
+pub async fn admin_post(addr: &str, token: &str, api_path: &str, body: serde_json::Value) -> serde_json::Value {
+    let (status, json) = raw(addr, token, "POST", api_path, Some(body)).await;
+    assert!((200..300).contains(&status), "POST {api_path}: {status} {json}");
+    json
+}
+
+/// A token with exactly this policy text (created with the root token).
+pub async fn token_with_policy(addr: &str, root: &str, name: &str, policy: &str) -> String {
+    admin_post(addr, root, &format!("sys/policies/acl/{name}"), serde_json::json!({ "policy": policy })).await;
+    let t = admin_post(addr, root, "auth/token/create", serde_json::json!({ "policies": [name], "ttl": "10m" })).await;
+    t["auth"]["client_token"].as_str().unwrap().to_owned()
+}
