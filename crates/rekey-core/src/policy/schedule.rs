@@ -61,8 +61,16 @@ impl CronSchedule {
     /// The first time the expression fires strictly after `after`, at a
     /// whole second; `None` if it never does (or the time is out of range).
     pub fn next_after(&self, after: DateTime<Utc>) -> Option<DateTime<Utc>> {
-        let floor = after.with_nanosecond(0)?;
-        self.cron.find_next_occurrence(&floor, false).ok()
+        // croner panics on date arithmetic near the ends of chrono's range,
+        // and gives up at the year 5000 anyway: search only inside years
+        // 1..5000 (a time before year 1 searches from its start, which is
+        // still strictly after it).
+        let (lowest, highest) = cron_search_range()?;
+        if after >= highest {
+            return None;
+        }
+        let floor = after.with_nanosecond(0)?.max(lowest);
+        self.cron.find_next_occurrence(&floor, false).ok().filter(|t| *t > after)
     }
 
     /// An estimate of the shortest gap between two consecutive runs: the
@@ -79,6 +87,11 @@ impl CronSchedule {
         }
         min
     }
+}
+
+/// The times `CronSchedule::next_after` searches between.
+fn cron_search_range() -> Option<(DateTime<Utc>, DateTime<Utc>)> {
+    Some((Utc.with_ymd_and_hms(1, 1, 1, 0, 0, 0).single()?, Utc.with_ymd_and_hms(5000, 1, 1, 0, 0, 0).single()?))
 }
 
 /// A fixed, deterministic starting point for checks on cron expressions.
