@@ -218,7 +218,7 @@ async fn approle_login_works() {
     let wrong = "00000000-0000-0000-0000-000000000000";
     let cfg =
         VaultConfig::new(&addr, VaultAuth::AppRole { role_id, secret_id: SecretString::from(wrong.to_owned()), mount });
-    let e = VaultStore::connect(cfg).await.err().expect("a wrong secret id must fail");
+    let e = VaultStore::connect(cfg).await.expect_err("a wrong secret id must fail");
     assert!(matches!(e, StoreError::Unauthenticated { .. }), "{e}");
     no_leak(&e, wrong);
 }
