@@ -328,3 +328,40 @@ async fn verifier_passes_the_right_password_and_fails_a_wrong_one() {
     let r = check(&down, SecretData::text(&pw), None).await;
     assert!(matches!(r, Err(VerifyError::Unavailable(_))), "{r:?}");
 }
+
+#[tokio::test]
+async fn the_active_role_never_fails_while_the_inactive_one_is_rekeyed() {
+    let Some(cfg) = admin() else { return };
+    let (blue, green, group) = (unique("rk_lblue"), unique("rk_lgreen"), unique("rk_lapp"));
+    let target = std::sync::Arc::new(PostgresTarget::alternating(cfg, [&blue, &green], &group).unwrap());
+    target.ensure_roles().await.unwrap();
+    let active = creds(&green, &password("green"));
+    target.apply(&active, None).await.unwrap();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let consumer = {
+        let (target, stop, active) = (target.clone(), stop.clone(), active.clone());
+        tokio::spawn(async move {
+            let (mut ok, mut failed) = (0u32, 0u32);
+            while !stop.load(Ordering::Relaxed) {
+                match target.test(&active).await {
+                    Ok(()) => ok += 1,
+                    Err(_) => failed += 1,
+                }
+            }
+            (ok, failed)
+        })
+    };
+    let mut previous = None;
+    for i in 0..5 {
+        let next = creds(&blue, &password(&format!("blue{i}")));
+        target.apply(&next, Some(&active)).await.unwrap();
+        target.test(&next).await.unwrap();
+        if let Some(p) = previous.replace(next) {
+            assert_rejected(target.test(&p).await);
+        }
+    }
+    stop.store(true, Ordering::Relaxed);
+    let (ok, failed) = consumer.await.unwrap();
+    assert_eq!(failed, 0);
+    assert!(ok > 0);
+}

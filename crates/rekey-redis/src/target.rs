@@ -62,6 +62,10 @@ pub enum PasswordMode {
 /// `ACL SETUSER` rule in its error reply, so those replies are reduced to
 /// their error code.
 ///
+/// Changes live in the server's memory: a server that keeps its users in an
+/// ACL file needs [`with_acl_save`](Self::with_acl_save) for them to survive
+/// a restart.
+///
 /// Must be used inside a Tokio runtime. No TLS (`rediss://` is refused).
 ///
 /// ```no_run
@@ -85,6 +89,7 @@ pub struct RedisAclTarget {
     creation_rules: Vec<String>,
     mode: PasswordMode,
     timeout: Duration,
+    acl_save: bool,
 }
 
 /// What `ACL GETUSER` says about the user.
@@ -115,7 +120,14 @@ impl RedisAclTarget {
             });
         }
         let creation_rules = DEFAULT_CREATION_RULES.iter().map(|r| (*r).to_owned()).collect();
-        Ok(Self { admin, user, creation_rules, mode: PasswordMode::default(), timeout: DEFAULT_TIMEOUT })
+        Ok(Self {
+            admin,
+            user,
+            creation_rules,
+            mode: PasswordMode::default(),
+            timeout: DEFAULT_TIMEOUT,
+            acl_save: false,
+        })
     }
 
     /// The ACL rules the user gets if [`apply`](CredentialTarget::apply) has
@@ -161,6 +173,17 @@ impl RedisAclTarget {
     /// operation fails with [`TargetError::Unavailable`].
     pub fn with_timeout(mut self, timeout: Duration) -> Self {
         self.timeout = timeout;
+        self
+    }
+
+    /// Runs `ACL SAVE` after every change (and after every `apply`/`revoke`
+    /// that found nothing to change, in case an earlier save failed), so the
+    /// passwords survive a restart of a server that keeps its users in an
+    /// ACL file (`aclfile`). Off by default: without it, ACL changes live in
+    /// memory only, and a restarted server forgets them. A server without an
+    /// ACL file refuses `ACL SAVE` ([`TargetError::Other`]).
+    pub fn with_acl_save(mut self, save: bool) -> Self {
+        self.acl_save = save;
         self
     }
 
@@ -256,26 +279,32 @@ impl RedisAclTarget {
             let state = self.read_user(&mut conn, doing).await?;
             let rules =
                 self.rules_needed(state.as_ref(), add.zip(add_hash.as_deref()), remove.zip(remove_hash.as_deref()));
-            if rules.is_empty() {
-                return Ok(());
-            }
-            let result: redis::RedisResult<()> =
-                redis::cmd("ACL").arg("SETUSER").arg(&self.user).arg(&rules).query_async(&mut conn).await;
-            match result {
-                Ok(()) => Ok(()),
-                Err(e) if e.kind() == ErrorKind::Server(ServerErrorKind::ResponseError) => {
-                    // E.g. a concurrent revoke removed the password first:
-                    // fine if the user is now as wanted.
-                    let state = self.read_user(&mut conn, doing).await?;
-                    let again = self.rules_needed(
-                        state.as_ref(),
-                        add.zip(add_hash.as_deref()),
-                        remove.zip(remove_hash.as_deref()),
-                    );
-                    if again.is_empty() { Ok(()) } else { Err(map_error(&e, Side::Admin, doing, &secrets)) }
+            if !rules.is_empty() {
+                let result: redis::RedisResult<()> =
+                    redis::cmd("ACL").arg("SETUSER").arg(&self.user).arg(&rules).query_async(&mut conn).await;
+                match result {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == ErrorKind::Server(ServerErrorKind::ResponseError) => {
+                        // E.g. a concurrent revoke removed the password first:
+                        // fine if the user is now as wanted.
+                        let state = self.read_user(&mut conn, doing).await?;
+                        let again = self.rules_needed(
+                            state.as_ref(),
+                            add.zip(add_hash.as_deref()),
+                            remove.zip(remove_hash.as_deref()),
+                        );
+                        if !again.is_empty() {
+                            return Err(map_error(&e, Side::Admin, doing, &secrets));
+                        }
+                    }
+                    Err(e) => return Err(map_error(&e, Side::Admin, doing, &secrets)),
                 }
-                Err(e) => Err(map_error(&e, Side::Admin, doing, &secrets)),
             }
+            if self.acl_save {
+                let saved: redis::RedisResult<()> = redis::cmd("ACL").arg("SAVE").query_async(&mut conn).await;
+                saved.map_err(|e| map_error(&e, Side::Admin, &format!("{doing}: ACL SAVE"), &secrets))?;
+            }
+            Ok(())
         })
         .await
     }
@@ -374,6 +403,7 @@ impl fmt::Debug for RedisAclTarget {
             .field("creation_rules", &self.creation_rules)
             .field("mode", &self.mode)
             .field("timeout", &self.timeout)
+            .field("acl_save", &self.acl_save)
             .finish()
     }
 }

@@ -104,6 +104,15 @@ async fn creation_rules_apply_to_new_users_and_hashes_hide_the_password() {
     assert_rejected(plain.test(&text(&a)).await);
     plain.test(&text(&b)).await.unwrap();
 
+    // ACL SAVE on a server without an ACL file: a typed error, after the
+    // password was added.
+    let saving = RedisAclTarget::new(&url, &user).unwrap().with_acl_save(true);
+    let pw2 = unique("pw2");
+    let e = saving.apply(&text(&pw2), Some(&text(&pw))).await.unwrap_err();
+    assert!(matches!(e, TargetError::Other { .. }), "{e:?}");
+    assert!(!format!("{e:?}").contains(&pw2));
+    target.test(&text(&pw2)).await.unwrap();
+
     // A disabled user is switched back on by apply.
     admin_cmd(redis::cmd("ACL").arg("SETUSER").arg(&user).arg("off")).await;
     assert_rejected(target.test(&text(&pw)).await);
@@ -220,4 +229,41 @@ async fn verifier_passes_the_right_password_and_fails_a_wrong_one() {
     let down = RedisVerifier::new(&format!("redis://127.0.0.1:{free}")).unwrap().with_user("x").unwrap();
     let r = check(&down, text(&pw), None).await;
     assert!(matches!(r, Err(VerifyError::Unavailable(_))), "{r:?}");
+}
+
+#[tokio::test]
+async fn a_consumer_on_the_old_password_never_fails_while_passwords_are_added_and_retired() {
+    let Some(url) = admin_url() else { return };
+    let target = std::sync::Arc::new(RedisAclTarget::new(&url, unique("rk-live")).unwrap());
+    let old = unique("old");
+    target.apply(&text(&old), None).await.unwrap();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let consumer = {
+        let (target, stop, old) = (target.clone(), stop.clone(), old.clone());
+        tokio::spawn(async move {
+            let (mut ok, mut failed) = (0u32, 0u32);
+            while !stop.load(Ordering::Relaxed) {
+                match target.test(&text(&old)).await {
+                    Ok(()) => ok += 1,
+                    Err(_) => failed += 1,
+                }
+            }
+            (ok, failed)
+        })
+    };
+    let mut previous: Option<String> = None;
+    for i in 0..20 {
+        let new = unique(&format!("new{i}"));
+        target.apply(&text(&new), Some(&text(&old))).await.unwrap();
+        target.test(&text(&new)).await.unwrap();
+        if let Some(p) = previous.replace(new) {
+            target.revoke(&text(&p), &text(&old)).await.unwrap();
+            assert_rejected(target.test(&text(&p)).await);
+        }
+    }
+    stop.store(true, Ordering::Relaxed);
+    let (ok, failed) = consumer.await.unwrap();
+    assert_eq!(failed, 0);
+    assert!(ok > 0);
+    assert_eq!(target.password_count().await.unwrap(), Some(2));
 }
