@@ -45,7 +45,7 @@ pub const PASSWORD_FIELD: &str = "password";
 /// |---|---|---|
 /// | `apply(candidate, _)` | sets the role's password | sets the password of `candidate.username`; refused if `current` names the same role |
 /// | `test(credential)` | logs in as the role, `SELECT 1` | logs in as `credential.username`, `SELECT 1` |
-/// | `revoke(revoked, keep)` | sets the password to `keep`'s (a role has one password) | if `revoked` still logs in, re-keys its role to a random password nobody learns; `keep`'s role is not touched |
+/// | `revoke(revoked, keep)` | sets the password to `keep`'s (a role has one password) | if `revoked` still logs in, re-keys its role to a random password nobody learns (a newer password of that role is left alone); `keep`'s role is not touched; if both name the same role, sets `keep`'s password |
 ///
 /// Errors: a refused test login is [`TargetError::Rejected`]; a refused admin
 /// login or a missing privilege (SQLSTATE 42501, e.g. an admin without
