@@ -21,6 +21,9 @@ use rekey_core::DynSecretStore;
 pub enum StoreConfig {
     /// The in-memory store (feature `memory`).
     Memory,
+    /// HashiCorp Vault / OpenBao KV v2 (feature `vault`).
+    #[cfg(feature = "vault")]
+    Vault(rekey_vault::VaultConfig),
 }
 
 /// Why a store could not be built from its configuration.
@@ -48,6 +51,34 @@ impl StoreConfig {
             Self::Memory => Ok(Arc::new(rekey_memory::MemoryStore::new())),
             #[cfg(not(feature = "memory"))]
             Self::Memory => Err(StoreConfigError::NotCompiledIn { store: "memory", feature: "memory" }),
+            #[cfg(feature = "vault")]
+            Self::Vault(cfg) => Ok(Arc::new(rekey_vault::VaultStore::connect(cfg.clone()).await?)),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[cfg(feature = "vault")]
+    #[test]
+    fn vault_config_parses_with_type_tag() {
+        let cfg: StoreConfig = toml::from_str(
+            r#"
+            type = "vault"
+            address = "http://127.0.0.1:8200"
+            mount = "kv"
+            "#,
+        )
+        .expect("valid vault config");
+        let StoreConfig::Vault(v) = cfg else { panic!("expected vault") };
+        assert_eq!(v.mount, "kv");
+    }
+
+    #[test]
+    fn unknown_store_type_is_an_error() {
+        let err = toml::from_str::<StoreConfig>(r#"type = "etcd""#).expect_err("etcd is not a store");
+        assert!(err.to_string().contains("etcd"), "{err}");
     }
 }

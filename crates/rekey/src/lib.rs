@@ -11,6 +11,7 @@
 //! | feature | store |
 //! |---|---|
 //! | `memory` (default) | [`memory::MemoryStore`] |
+//! | `vault` | [`vault::VaultStore`] (HashiCorp Vault / OpenBao KV v2) |
 //! | `all-stores` | every store |
 //!
 //! [`StoreConfig`] builds whichever store a configuration file names.
@@ -20,6 +21,9 @@ pub use rekey_core::*;
 
 #[cfg(feature = "memory")]
 pub use rekey_memory as memory;
+
+#[cfg(feature = "vault")]
+pub use rekey_vault as vault;
 
 mod config;
 pub use config::{StoreConfig, StoreConfigError};
