@@ -301,3 +301,21 @@ fn custom_generator_errors_are_typed() {
     let f = generator_fn(|| Err(GeneratorError::Custom("vendor API said no".into())));
     assert_eq!(f.generate().unwrap_err().to_string(), "custom generator failed: vendor API said no");
 }
+
+#[test]
+fn kinds_round_trip_and_trait_objects_work() {
+    for k in [
+        GeneratorKind::Random,
+        GeneratorKind::Uuid,
+        GeneratorKind::Hex,
+        GeneratorKind::Base64url,
+        GeneratorKind::Password,
+    ] {
+        assert_eq!(k.to_string().parse::<GeneratorKind>().unwrap(), k);
+        assert_eq!(serde_json::to_string(&k).unwrap(), format!("\"{k}\""));
+    }
+    let shared: std::sync::Arc<dyn GenerateSecret> = std::sync::Arc::new(SecretGenerator::hex(12).unwrap());
+    assert_eq!(shared.generate().unwrap().expose_secret().len(), 12);
+    let g = SecretGenerator::base64url(10).unwrap();
+    assert_eq!((g.kind(), g.length()), (GeneratorKind::Base64url, 10));
+}

@@ -663,3 +663,20 @@ fn invalid_duration_in_config_names_its_field() {
         assert_eq!(e.field(), field);
     }
 }
+
+#[test]
+fn window_constructors() {
+    use chrono::{NaiveTime, Weekday};
+    let hm = |h, m| NaiveTime::from_hms_opt(h, m, 0).unwrap();
+    let w = RotationWindow::daily(hm(22, 0), hm(2, 0)).unwrap();
+    assert_eq!(w, "22:00-02:00".parse().unwrap());
+    let w = RotationWindow::daily(hm(22, 0), hm(0, 0)).unwrap();
+    assert_eq!(w.to_string(), "22:00-24:00");
+    assert_eq!(RotationWindow::daily(hm(3, 0), hm(3, 0)).unwrap_err(), PolicyError::EmptyWindow);
+    let weekdays = w.on_days([Weekday::Mon, Weekday::Tue, Weekday::Wed]).unwrap();
+    assert_eq!(weekdays.to_string(), "Mon-Wed 22:00-24:00");
+    assert_eq!(weekdays.weekdays().collect::<Vec<_>>(), [Weekday::Mon, Weekday::Tue, Weekday::Wed]);
+    let e = w.on_days([]).unwrap_err();
+    assert!(matches!(e, PolicyError::InvalidWindow { .. }));
+    assert_eq!(e.field(), "window");
+}
