@@ -23,7 +23,7 @@ pub enum StoreConfig {
     Memory,
     /// HashiCorp Vault / OpenBao KV v2 (feature `vault`).
     #[cfg(feature = "vault")]
-    Vault(rekey_vault::VaultConfig),
+    Vault(Box<rekey_vault::VaultConfig>),
 }
 
 /// Why a store could not be built from its configuration.
@@ -52,7 +52,7 @@ impl StoreConfig {
             #[cfg(not(feature = "memory"))]
             Self::Memory => Err(StoreConfigError::NotCompiledIn { store: "memory", feature: "memory" }),
             #[cfg(feature = "vault")]
-            Self::Vault(cfg) => Ok(Arc::new(rekey_vault::VaultStore::connect(cfg.clone()).await?)),
+            Self::Vault(cfg) => Ok(Arc::new(rekey_vault::VaultStore::connect((**cfg).clone()).await?)),
         }
     }
 }
