@@ -23,6 +23,30 @@
 //! * **Rollback.** Promoting the previous version (with CAS against the
 //!   current one) makes the old value current again.
 //!
+//! # Rules for the corner cases
+//!
+//! * Every operation on a secret that does not exist (`read`, `stage`,
+//!   `promote`, `discard`, `list_versions`, `read_metadata`,
+//!   `write_metadata`, `delete`, `put` with [`PutMode::IfCurrent`]) is
+//!   [`StoreError::NotFound`].
+//! * A write that carries a rotation id records it: the version's
+//!   [`VersionMeta::rotation_id`] is `Some` from then on (a store that copies
+//!   on promote records the rotation id on the copy), so a caller whose
+//!   response was lost can recognise its own write.
+//! * `stage` with the id of a rotation whose candidate was already promoted
+//!   returns the version that rotation made (now current) and writes nothing;
+//!   `put` with the id of a staged rotation returns that pending version and
+//!   does not make it current.
+//! * A repeated `promote` whose first attempt succeeded but whose response was
+//!   lost gets [`StoreError::Conflict`]; compare the current version's
+//!   `rotation_id` with your own to tell that you won.
+//! * `discard` of a version that is neither pending nor current succeeds and
+//!   changes nothing.
+//! * Metadata keys start with `rekey.` and use only the characters AWS tags
+//!   allow (letters, digits, spaces and `_ . : / = + - @`); at most 50
+//!   entries, keys up to 128 bytes, values up to 256 bytes (the strictest
+//!   backend's limits). Anything else is [`StoreError::InvalidInput`].
+//!
 //! # Optimistic concurrency
 //!
 //! ```
