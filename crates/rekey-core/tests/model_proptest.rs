@@ -274,6 +274,14 @@ proptest! {
     }
 
     #[test]
+    fn jitter_offset_is_below_the_jitter(jitter in any_duration(), key in any::<u64>()) {
+        let p = RotationPolicy::builder("j").manual().jitter(jitter).build().unwrap();
+        let offset = p.jitter_offset(key);
+        prop_assert!(offset < jitter || (jitter.is_zero() && offset.is_zero()));
+        prop_assert_eq!(p.jitter_offset(key), offset);
+    }
+
+    #[test]
     fn strategy_parsing_never_panics(s in ".{0,20}") {
         if let Ok(st) = s.parse::<RotationStrategy>() {
             prop_assert_eq!(st.to_string().parse::<RotationStrategy>().unwrap(), st);

@@ -680,3 +680,11 @@ fn window_constructors() {
     assert!(matches!(e, PolicyError::InvalidWindow { .. }));
     assert_eq!(e.field(), "window");
 }
+
+#[test]
+fn jitter_offset_of_the_largest_jitter() {
+    let p = b().manual().jitter(Duration::MAX).build().unwrap();
+    for key in [0, 1, u64::MAX, 0xdead_beef] {
+        assert!(p.jitter_offset(key) < Duration::MAX);
+    }
+}

@@ -309,8 +309,11 @@ impl RotationPolicy {
         if nanos == 0 {
             return Duration::ZERO;
         }
-        // (mix(key) / 2^64) × jitter, in integers: always < jitter.
-        let offset = (u128::from(mix(jitter_key)) * nanos) >> 64;
+        // (mix(key) / 2^64) × jitter, in integers: always < jitter. `nanos`
+        // can exceed 2^64, so multiply its two halves separately.
+        let m = u128::from(mix(jitter_key));
+        let (hi, lo) = (nanos >> 64, nanos & u128::from(u64::MAX));
+        let offset = ((m * lo) >> 64) + m * hi;
         let secs = u64::try_from(offset / 1_000_000_000).unwrap_or(u64::MAX);
         let sub = u32::try_from(offset % 1_000_000_000).unwrap_or(0);
         Duration::new(secs, sub)
