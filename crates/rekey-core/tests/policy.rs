@@ -688,3 +688,22 @@ fn jitter_offset_of_the_largest_jitter() {
         assert!(p.jitter_offset(key) < Duration::MAX);
     }
 }
+
+#[test]
+fn cron_nicknames_and_names() {
+    let daily: Schedule = "cron: @daily".parse().unwrap();
+    assert_eq!(daily.next_after(t(2025, 1, 1, 12, 0, 0)), Some(t(2025, 1, 2, 0, 0, 0)));
+    let weekly: Schedule = "cron: 0 4 * * SUN".parse().unwrap();
+    assert_eq!(weekly.next_after(t(2025, 1, 1, 0, 0, 0)), Some(t(2025, 1, 5, 4, 0, 0)));
+    assert_eq!(weekly.min_gap(), Some(7 * DAY));
+    let monthly: Schedule = "cron: 0 0 1 JAN,JUL *".parse().unwrap();
+    assert_eq!(monthly.next_after(t(2025, 1, 1, 0, 0, 0)), Some(t(2025, 7, 1, 0, 0, 0)));
+}
+
+#[test]
+fn cron_day_of_month_or_day_of_week() {
+    // As in Vixie cron: when both are restricted, either one matching fires.
+    let s: Schedule = "cron: 0 0 13 * FRI".parse().unwrap();
+    // 2025-01-03 is a Friday, before the 13th.
+    assert_eq!(s.next_after(t(2025, 1, 1, 0, 0, 0)), Some(t(2025, 1, 3, 0, 0, 0)));
+}

@@ -17,7 +17,9 @@ const GAP_SAMPLES: usize = 400;
 ///
 /// Five fields (`min hour day-of-month month day-of-week`) or six with a
 /// leading seconds field; names (`MON`, `JAN`), ranges, steps, lists and the
-/// `@daily`-style nicknames are accepted. An expression that never fires
+/// `@daily`-style nicknames are accepted. When both day-of-month and
+/// day-of-week are restricted, either one matching fires (as in Vixie cron).
+/// An expression that never fires
 /// (such as `0 0 30 2 *`) is rejected when parsed.
 ///
 /// ```
