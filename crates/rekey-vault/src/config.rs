@@ -97,8 +97,8 @@ impl fmt::Debug for VaultAuth {
 ///     namespace = "team-a"
 ///     ca_cert = "/etc/ssl/vault-ca.pem"
 ///     request_timeout = "10s"
-///     # no `auth` section: the token comes from VAULT_TOKEN / BAO_TOKEN
 /// "#).unwrap();
+/// // No `auth` section: the token comes from VAULT_TOKEN / BAO_TOKEN.
 /// assert_eq!(cfg.mount, "kv");
 /// assert!(matches!(cfg.auth, VaultAuth::TokenFromEnv));
 ///

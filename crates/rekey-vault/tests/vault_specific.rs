@@ -214,6 +214,31 @@ async fn approle_login_works() {
     let outside = common::path(&prefix("approle-outside"), "s");
     assert!(matches!(store.create(&outside, SecretData::text("x")).await, Err(StoreError::PermissionDenied { .. })));
 
+    // A token that expires: the store notices (403, lookup-self refused),
+    // logs in again once and retries, so the caller sees no error.
+    common::admin_post(
+        &addr,
+        &root,
+        &format!("auth/{mount}/role/short"),
+        json!({"token_policies": [pname.clone()], "token_ttl": "2s", "token_max_ttl": "2s"}),
+    )
+    .await;
+    let (_, role) = common::raw(&addr, &root, "GET", &format!("auth/{mount}/role/short/role-id"), None).await;
+    let short_role = role["data"]["role_id"].as_str().unwrap().to_owned();
+    let sid = common::admin_post(&addr, &root, &format!("auth/{mount}/role/short/secret-id"), json!({})).await;
+    let short_sid = SecretString::from(sid["data"]["secret_id"].as_str().unwrap().to_owned());
+    let short = VaultStore::connect(VaultConfig::new(
+        &addr,
+        VaultAuth::AppRole { role_id: short_role, secret_id: short_sid, mount: mount.clone() },
+    ))
+    .await
+    .unwrap();
+    short.current(&p).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(3500)).await;
+    let before = short.requests_sent();
+    short.current(&p).await.expect("re-login after the token expired");
+    assert_eq!(short.requests_sent() - before, 4, "read (403) + lookup-self (403) + login + read again");
+
     // A wrong secret id: Unauthenticated at connect, without the secret id.
     let wrong = "00000000-0000-0000-0000-000000000000";
     let cfg =
