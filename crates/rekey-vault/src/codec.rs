@@ -175,9 +175,13 @@ pub(crate) fn find_recorded(custom: Option<&HashMap<String, String>>, rotation: 
         .max()
 }
 
-/// The merge patch that records `rotation` for version `n` and drops
-/// records of versions too old to keep.
-pub(crate) fn record_patch(custom: Option<&HashMap<String, String>>, n: u64, rotation: RotationId) -> Value {
+/// The `custom_metadata` changes that record `rotation` for version `n` and
+/// drop records of versions too old to keep (null = remove).
+pub(crate) fn record_patch(
+    custom: Option<&HashMap<String, String>>,
+    n: u64,
+    rotation: RotationId,
+) -> Map<String, Value> {
     let mut m = Map::new();
     for k in custom.into_iter().flat_map(|c| c.keys()) {
         if let Some(v) = k.strip_prefix(RECORD_PREFIX).and_then(|v| v.parse::<u64>().ok())
@@ -187,9 +191,7 @@ pub(crate) fn record_patch(custom: Option<&HashMap<String, String>>, n: u64, rot
         }
     }
     m.insert(format!("{RECORD_PREFIX}{n}"), Value::String(rotation.to_string()));
-    let mut top = Map::new();
-    top.insert("custom_metadata".to_owned(), Value::Object(m));
-    Value::Object(top)
+    m
 }
 
 /// Parses Vault's RFC 3339 times.
@@ -236,10 +238,9 @@ mod tests {
         c.insert("owner".to_owned(), "me".to_owned());
         assert_eq!(recorded(Some(&c), 3), Some(r));
         assert_eq!(find_recorded(Some(&c), r), Some(3));
-        let p = record_patch(Some(&c), 11, r);
-        let m = &p["custom_metadata"];
-        assert_eq!(m[format!("{RECORD_PREFIX}1")], Value::Null);
-        assert!(m.get(format!("{RECORD_PREFIX}3")).is_none());
+        let m = record_patch(Some(&c), 11, r);
+        assert_eq!(m[&format!("{RECORD_PREFIX}1")], Value::Null);
+        assert!(!m.contains_key(&format!("{RECORD_PREFIX}3")));
         assert!(m.get("owner").is_none());
     }
 }

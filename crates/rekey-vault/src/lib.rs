@@ -94,10 +94,21 @@
 //!
 //! ## Policy
 //!
-//! The token needs `create`, `read`, `update`, `patch` and `delete` on
-//! `<mount>/data/<path>`, `<mount>/metadata/<path>` and the same under
-//! `<staging_prefix>/`, plus `read` on `<mount>/metadata/...` for previous
-//! and list. `patch` is for the merge-patch of `custom_metadata`.
+//! The token needs `create`, `read`, `update` and `delete` on
+//! `<mount>/data/<path>` and `<mount>/metadata/<path>`, and the same under
+//! `<mount>/data/<staging_prefix>/` and `<mount>/metadata/<staging_prefix>/`.
+//! `patch` on the metadata paths is recommended: `custom_metadata` changes
+//! are then one JSON merge patch that touches only rekey's keys. Without it
+//! the store falls back (after the first refusal) to reading the metadata
+//! and POSTing the merged map: one more request per metadata change, and a
+//! concurrent change of another key by someone else could be lost.
+//!
+//! ```hcl
+//! path "secret/data/apps/*"                   { capabilities = ["create", "read", "update", "delete"] }
+//! path "secret/metadata/apps/*"               { capabilities = ["create", "read", "update", "patch", "delete"] }
+//! path "secret/data/rekey-staging/apps/*"     { capabilities = ["create", "read", "update", "delete"] }
+//! path "secret/metadata/rekey-staging/apps/*" { capabilities = ["create", "read", "update", "patch", "delete"] }
+//! ```
 //!
 //! ## Errors
 //!

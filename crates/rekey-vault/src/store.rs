@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 use std::fmt;
 use std::future::Future;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 
 use async_trait::async_trait;
@@ -12,7 +12,7 @@ use rekey_core::{
     VersionId, VersionMeta, VersionSelector,
 };
 use secrecy::ExposeSecret;
-use serde_json::Value;
+use serde_json::{Map, Value};
 use url::Url;
 use vaultrs::api::kv2::requests::{ReadSecretRequest, SetSecretRequest, SetSecretRequestOptions};
 use vaultrs::api::kv2::responses::{ReadSecretMetadataResponse, ReadSecretResponse, SecretVersionMetadata};
@@ -52,6 +52,8 @@ struct Inner {
     auth: VaultAuth,
     settings: VaultClientSettings,
     requests: AtomicU64,
+    /// The server refused a metadata PATCH once: use read + POST.
+    patch_refused: AtomicBool,
 }
 
 impl fmt::Debug for VaultStore {
@@ -93,7 +95,10 @@ impl VaultStore {
             VaultAuth::TokenFromEnv => token_from_env()?.expose_secret().to_owned(),
             VaultAuth::AppRole { .. } => String::new(),
         };
-        if !token.is_empty() {
+        if !matches!(config.auth, VaultAuth::AppRole { .. }) {
+            if token.is_empty() {
+                return Err(StoreError::Unauthenticated { message: "the token is empty".to_owned() });
+            }
             check_header_value(&token, "token")?;
         }
         let settings = VaultClientSettings {
@@ -118,6 +123,7 @@ impl VaultStore {
             auth: config.auth,
             settings: VaultClientSettings { token: String::new(), ..settings },
             requests: AtomicU64::new(0),
+            patch_refused: AtomicBool::new(false),
         };
         let store = Self { inner: Arc::new(inner) };
         if matches!(store.inner.auth, VaultAuth::AppRole { .. }) {
@@ -275,11 +281,15 @@ impl VaultStore {
         .await
     }
 
-    /// JSON merge patch of a path's metadata (vaultrs 0.8 has no call for
-    /// it): changes only the keys named, so concurrent writers of other keys
-    /// are not overwritten. Needs the `patch` capability on
-    /// `<mount>/metadata/<path>`.
-    async fn kv_patch_metadata(&self, kv_path: &str, patch: &Value) -> Result<(), Failure> {
+    /// Sends `body` to `<mount>/metadata/<path>` with `method` (vaultrs 0.8
+    /// has no PATCH, and its metadata POST would send every option).
+    async fn kv_send_metadata(
+        &self,
+        kv_path: &str,
+        method: reqwest::Method,
+        content_type: &'static str,
+        body: &Value,
+    ) -> Result<(), Failure> {
         let mut url = self.inner.base.clone();
         {
             let mut segs =
@@ -287,16 +297,16 @@ impl VaultStore {
             segs.pop_if_empty().push("v1");
             segs.extend(self.inner.mount.split('/')).push("metadata").extend(kv_path.split('/'));
         }
-        let body = serde_json::to_vec(patch).map_err(|e| Failure::Local(e.to_string()))?;
+        let body = serde_json::to_vec(body).map_err(|e| Failure::Local(e.to_string()))?;
         let namespace = self.inner.namespace.as_deref();
         self.call(kv_path, |c| {
             let req = c
                 .http
                 .http
-                .request(reqwest::Method::PATCH, url.clone())
+                .request(method.clone(), url.clone())
                 .header("X-Vault-Request", "true")
                 .header("X-Vault-Token", c.settings.token.as_str())
-                .header("Content-Type", "application/merge-patch+json")
+                .header("Content-Type", content_type)
                 .body(body.clone());
             let req = match namespace {
                 Some(ns) => req.header("X-Vault-Namespace", ns),
@@ -319,6 +329,43 @@ impl VaultStore {
             }
         })
         .await
+    }
+
+    /// Sets (string) or removes (null) the named `custom_metadata` keys of a
+    /// path, leaving every other key alone.
+    ///
+    /// A JSON merge patch (one request) changes only the keys named, so
+    /// concurrent writers of other keys are not overwritten; it needs the
+    /// `patch` capability. When the server refuses the PATCH (403: a policy
+    /// written without `patch`; 405: a server without it), the store reads
+    /// the metadata and POSTs the whole merged map instead (two requests,
+    /// `read` + `update`), and uses that way from then on.
+    async fn update_custom_metadata(&self, kv_path: &str, changes: Map<String, Value>) -> Result<(), Failure> {
+        if !self.inner.patch_refused.load(Ordering::Relaxed) {
+            let body = Value::Object(Map::from_iter([("custom_metadata".to_owned(), Value::Object(changes.clone()))]));
+            match self.kv_send_metadata(kv_path, reqwest::Method::PATCH, "application/merge-patch+json", &body).await {
+                Err(f) if f.is_status(403) || f.is_status(405) => {
+                    self.inner.patch_refused.store(true, Ordering::Relaxed);
+                }
+                other => return other,
+            }
+        }
+        let mut merged: Map<String, Value> = self
+            .kv_metadata(kv_path)
+            .await?
+            .custom_metadata
+            .unwrap_or_default()
+            .into_iter()
+            .map(|(k, v)| (k, Value::String(v)))
+            .collect();
+        for (k, v) in changes {
+            match v {
+                Value::Null => merged.remove(&k),
+                v => merged.insert(k, v),
+            };
+        }
+        let body = Value::Object(Map::from_iter([("custom_metadata".to_owned(), Value::Object(merged))]));
+        self.kv_send_metadata(kv_path, reqwest::Method::POST, "application/json", &body).await
     }
 
     // ---- helpers built on them ----
@@ -367,8 +414,8 @@ impl VaultStore {
     /// returned; the only loss is that a retry of that write is then
     /// reported as a conflict instead of recognised).
     async fn record(&self, path: &SecretPath, written: &SecretVersionMetadata, rotation: RotationId) {
-        let patch = codec::record_patch(written.custom_metadata.as_ref(), written.version, rotation);
-        if let Err(f) = self.kv_patch_metadata(path.as_str(), &patch).await {
+        let changes = codec::record_patch(written.custom_metadata.as_ref(), written.version, rotation);
+        if let Err(f) = self.update_custom_metadata(path.as_str(), changes).await {
             tracing::warn!(
                 path = path.as_str(),
                 version = written.version,
@@ -817,7 +864,7 @@ impl SecretStore for VaultStore {
                 metadata.len()
             )));
         }
-        let mut patch = serde_json::Map::new();
+        let mut patch = Map::new();
         for k in existing.keys().filter(|k| k.starts_with(REKEY_PREFIX) && !metadata.contains_key(*k)) {
             patch.insert(k.clone(), Value::Null);
         }
@@ -827,9 +874,7 @@ impl SecretStore for VaultStore {
         if patch.is_empty() {
             return Ok(());
         }
-        let mut top = serde_json::Map::new();
-        top.insert("custom_metadata".to_owned(), Value::Object(patch));
-        self.kv_patch_metadata(path.as_str(), &Value::Object(top)).await.map_err(|f| self.err(&f, path.as_str()))
+        self.update_custom_metadata(path.as_str(), patch).await.map_err(|f| self.err(&f, path.as_str()))
     }
 
     async fn delete(&self, path: &SecretPath) -> Result<(), StoreError> {

@@ -304,6 +304,49 @@ async fn read_only_token_is_denied_and_changes_nothing() {
     assert!(matches!(e, StoreError::Unauthenticated { .. }), "{e}");
     no_leak(&e, &bogus);
     assert!(!format!("{store:?}").contains(&bogus));
+
+    // An empty token is refused before any request.
+    let e = VaultStore::connect(common::config(&addr, "")).await.expect_err("an empty token must fail");
+    assert!(matches!(e, StoreError::Unauthenticated { .. }), "{e}");
+}
+
+/// A policy written without the `patch` capability (create, read, update,
+/// delete): the store falls back to read + POST for custom_metadata, so
+/// idempotence records and metadata still work, and owners' keys survive.
+#[tokio::test]
+async fn policy_without_patch_capability_still_works() {
+    let Some((addr, root)) = common::server() else { return };
+    let pre = prefix("nopatch");
+    let caps = r#"["create", "read", "update", "delete"]"#;
+    let policy = format!(
+        r#"path "secret/data/{pre}/*" {{ capabilities = {caps} }}
+           path "secret/metadata/{pre}/*" {{ capabilities = {caps} }}
+           path "secret/data/rekey-staging/{pre}/*" {{ capabilities = {caps} }}
+           path "secret/metadata/rekey-staging/{pre}/*" {{ capabilities = {caps} }}"#
+    );
+    let token =
+        common::token_with_policy(&addr, &root, &format!("rekey-nopatch-{}", uuid::Uuid::new_v4().simple()), &policy)
+            .await;
+    let store = VaultStore::connect(common::config(&addr, &token)).await.unwrap();
+    let p = common::path(&pre, "s");
+    let v1 = store.create(&p, SecretData::text(secret("a"))).await.unwrap();
+    common::admin_post(&addr, &root, &format!("secret/metadata/{p}"), json!({"custom_metadata": {"owner": "team-b"}}))
+        .await;
+
+    let r = RotationId::new();
+    let opts = PutOptions::if_current(v1.id.clone()).with_rotation(r);
+    let v2 = store.put(&p, SecretData::text(secret("b")), opts.clone()).await.unwrap();
+    let again = store.put(&p, SecretData::text(secret("b")), opts).await.unwrap();
+    assert_eq!(again.id, v2.id, "the retried put was not recognised");
+    assert_eq!(store.current(&p).await.unwrap().meta.rotation_id, Some(r));
+
+    let staged = store.stage(&p, SecretData::text(secret("c")), RotationId::new()).await.unwrap();
+    store.promote(&p, &staged.id, &v2.id).await.unwrap();
+    let m: Metadata = [("rekey.step".to_owned(), "done".to_owned())].into();
+    store.write_metadata(&p, m.clone()).await.unwrap();
+    assert_eq!(store.read_metadata(&p).await.unwrap(), m);
+    let (_, body) = common::raw(&addr, &root, "GET", &format!("secret/metadata/{p}"), None).await;
+    assert_eq!(body["data"]["custom_metadata"]["owner"], "team-b");
 }
 
 /// Each server answer rekey can provoke for real maps to its variant.
