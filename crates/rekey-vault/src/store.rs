@@ -644,8 +644,18 @@ impl SecretStore for VaultStore {
                             Ok(SecretVersion { meta, data: codec::from_kv(std::mem::take(&mut s.candidate.0), p)? })
                         }
                         _ => {
-                            self.metadata_of(path).await?;
-                            Err(not_found(&what))
+                            // Promoted: the candidate lives on as the KV version
+                            // recorded for its rotation (as in the reference
+                            // store, where the pending version becomes current).
+                            let md = self.metadata_of(path).await?;
+                            let n = codec::find_recorded(md.custom_metadata.as_ref(), rid)
+                                .filter(|n| live_versions(&md).iter().any(|(v, _)| v == n))
+                                .ok_or_else(|| not_found(&what))?;
+                            let r = self.kv_read(p, Some(n)).await.map_err(|f| match self.err(&f, p) {
+                                StoreError::NotFound { .. } => not_found(&what),
+                                e => e,
+                            })?;
+                            Ok(SecretVersion { meta: meta_from_md(&md, n)?, data: codec::from_kv(r.data, p)? })
                         }
                     },
                     Id::Unknown => {
@@ -821,7 +831,15 @@ impl SecretStore for VaultStore {
                     // destroyed, nothing is left behind.
                     return self.kv_destroy_all(&loc).await.map_err(|f| self.err(&f, p));
                 }
-                self.metadata_of(path).await.map(|_| ())
+                // Not staged any more; if it was promoted and is current, it is
+                // the current version, which cannot be discarded.
+                let md = self.metadata_of(path).await?;
+                if codec::find_recorded(md.custom_metadata.as_ref(), rid) == Some(md.current_version) {
+                    return Err(StoreError::invalid(format!(
+                        "the candidate {version} of {p} was promoted and is current; only a pending candidate can be discarded"
+                    )));
+                }
+                Ok(())
             }
             Id::Kv(n) => {
                 let md = self.metadata_of(path).await?;

@@ -120,8 +120,14 @@ async fn staging_is_a_sibling_location_destroyed_afterwards() {
     // its promote landed), and a retried stage of it returns that version.
     let cur = store.current(&p).await.unwrap();
     assert_eq!(cur.meta.rotation_id, Some(r2));
-    let again = store.stage(&p, SecretData::text(cand), r2).await.unwrap();
+    let again = store.stage(&p, SecretData::text(cand.clone()), r2).await.unwrap();
     assert_eq!(again.id, promoted.id);
+    // As in the reference store, the staged id now names the current version:
+    // readable, and not discardable.
+    let by_staged_id = store.read(&p, &rekey_core::VersionSelector::Id(staged.id.clone())).await.unwrap();
+    assert_eq!(by_staged_id.meta.id, promoted.id);
+    assert!(by_staged_id.data.same_as(&SecretData::text(cand)));
+    assert!(matches!(store.discard(&p, &staged.id).await, Err(StoreError::InvalidInput { .. })));
 
     // Paths inside the staging folder are refused.
     let inside: rekey_core::SecretPath = format!("rekey-staging/{p}").parse().unwrap();
