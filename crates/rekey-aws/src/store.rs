@@ -284,8 +284,11 @@ impl AwsSecretsStore {
         &self.client
     }
 
-    /// Every version of the secret, oldest first.
-    async fn list_all(&self, path: &SecretPath) -> Result<Vec<Listed>, StoreError> {
+    /// Every version of the secret, oldest first. `exact_dates`: read each
+    /// version's creation time when the listing's cannot be trusted (see
+    /// [`with_version_dates_from_reads`](Self::with_version_dates_from_reads));
+    /// internal checks only look at ids and stages.
+    async fn list_all(&self, path: &SecretPath, exact_dates: bool) -> Result<Vec<Listed>, StoreError> {
         let name = path.as_str();
         let mut out = Vec::new();
         let mut next: Option<String> = None;
@@ -326,7 +329,7 @@ impl AwsSecretsStore {
                 _ => break,
             }
         }
-        if self.dates_from_reads {
+        if exact_dates && self.dates_from_reads {
             for v in &mut out {
                 let got = self
                     .client
@@ -358,7 +361,7 @@ impl AwsSecretsStore {
 
     /// The version a reused token names (after `ResourceExistsException`).
     async fn existing_version(&self, path: &SecretPath, token: &str) -> Result<VersionMeta, StoreError> {
-        let versions = self.list_all(path).await?;
+        let versions = self.list_all(path, false).await?;
         versions.iter().find(|v| v.id == token).map(Listed::meta).ok_or_else(|| StoreError::Other {
             message: format!(
                 "Secrets Manager refused token {token} on {path} as already used, but lists no version with that id"
@@ -392,7 +395,7 @@ impl AwsSecretsStore {
                 let failure = AwsFailure::from_sdk(e);
                 if failure.is_already_exists() && idempotent {
                     // A retried create: the first attempt's version has this id.
-                    let versions = self.list_all(path).await?;
+                    let versions = self.list_all(path, false).await?;
                     if let Some(v) = versions.iter().find(|v| v.id == token) {
                         return Ok(v.meta());
                     }
@@ -473,7 +476,7 @@ impl AwsSecretsStore {
         if !failure.is_invalid_request() {
             return Err(failure.into_store_error(Ctx::new("UpdateSecretVersionStage", name)));
         }
-        let versions = self.list_all(path).await?;
+        let versions = self.list_all(path, false).await?;
         if !versions.iter().any(|v| v.id == version.as_str()) {
             return Err(StoreError::not_found(name, Some(format!("version {version}"))));
         }
@@ -535,7 +538,7 @@ impl AwsSecretsStore {
     ) -> Result<VersionMeta, StoreError> {
         let token = token_for(rotation);
         if self.token_precheck {
-            let versions = self.list_all(path).await?;
+            let versions = self.list_all(path, false).await?;
             if rotation.is_some()
                 && let Some(v) = versions.iter().find(|v| v.id == token)
             {
@@ -570,7 +573,7 @@ impl SecretStore for AwsSecretsStore {
             PutMode::Overwrite => {
                 let token = token_for(rotation);
                 if rotation.is_some() && self.token_precheck {
-                    match self.list_all(path).await {
+                    match self.list_all(path, false).await {
                         Ok(versions) => {
                             if let Some(v) = versions.iter().find(|v| v.id == token) {
                                 return Ok(v.meta());
@@ -639,7 +642,7 @@ impl SecretStore for AwsSecretsStore {
         let token = token_for(Some(rotation_id));
         let _guard = self.locks.lock(path.as_str()).await;
         if self.token_precheck {
-            let versions = self.list_all(path).await?;
+            let versions = self.list_all(path, false).await?;
             if let Some(v) = versions.iter().find(|v| v.id == token) {
                 return Ok(v.meta());
             }
@@ -668,7 +671,7 @@ impl SecretStore for AwsSecretsStore {
         if version == expected_current {
             // Nothing moves; moving AWSCURRENT onto the version that holds it
             // would take AWSPREVIOUS away on some servers (moto).
-            let versions = self.list_all(path).await?;
+            let versions = self.list_all(path, false).await?;
             let Some(v) = versions.iter().find(|v| v.id == version.as_str()) else {
                 return Err(StoreError::not_found(name, Some(format!("version {version}"))));
             };
@@ -695,7 +698,7 @@ impl SecretStore for AwsSecretsStore {
         if !was_pending {
             // Not a candidate (a rollback, or a lost race): check the version
             // and the expected current one before moving anything.
-            let versions = self.list_all(path).await?;
+            let versions = self.list_all(path, false).await?;
             if !versions.iter().any(|v| v.id == version.as_str()) {
                 return Err(StoreError::not_found(name, Some(format!("version {version}"))));
             }
@@ -726,7 +729,7 @@ impl SecretStore for AwsSecretsStore {
 
     async fn discard(&self, path: &SecretPath, version: &VersionId) -> Result<(), StoreError> {
         let _guard = self.locks.lock(path.as_str()).await;
-        let versions = self.list_all(path).await?;
+        let versions = self.list_all(path, false).await?;
         let Some(v) = versions.iter().find(|v| v.id == version.as_str()) else {
             return Ok(());
         };
@@ -743,7 +746,7 @@ impl SecretStore for AwsSecretsStore {
     }
 
     async fn list_versions(&self, path: &SecretPath) -> Result<Vec<VersionMeta>, StoreError> {
-        Ok(self.list_all(path).await?.iter().map(Listed::meta).collect())
+        Ok(self.list_all(path, true).await?.iter().map(Listed::meta).collect())
     }
 
     async fn read_metadata(&self, path: &SecretPath) -> Result<Metadata, StoreError> {
