@@ -89,8 +89,17 @@
 //! | discard | 2 |
 //! | list versions | 2 |
 //! | read / write metadata | 1 / 2 |
+//! | delete | 3 (existence, destroy staging, destroy secret) |
 //!
-//! A staged rotation (read current, stage, promote) is 7 requests.
+//! A staged rotation (read current, stage, promote) is 7 requests. Without
+//! the `patch` capability each `custom_metadata` change costs one more (see
+//! Policy). After a 403, one `lookup-self` request tells a refused token
+//! from a missing capability.
+//!
+//! The promote reads the candidate back from the staging entry rather than
+//! from a copy kept in memory at stage time: only the read proves that the
+//! candidate is still the staged one (another process may have replaced or
+//! discarded it, and promoting it anyway would break the contract).
 //!
 //! ## Policy
 //!
