@@ -28,7 +28,7 @@ async fn assert_untouched(e: &Env, p: &SecretPath, v1: &VersionMeta) {
 }
 
 async fn journal_keys(e: &Env, p: &SecretPath) -> usize {
-    e.store.read_metadata(p).await.unwrap().keys().filter(|k| k.starts_with("rekey.rotation.")).count()
+    e.store.read_metadata(p).await.unwrap().keys().filter(|k| k.starts_with("rekey.rotation")).count()
 }
 
 #[tokio::test]

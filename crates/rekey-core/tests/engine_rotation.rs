@@ -37,7 +37,7 @@ async fn staged_rotation_stages_then_promotes() {
     assert_eq!(r.old_version.as_ref(), Some(&v1.id));
     assert_eq!(r.new_version.as_ref(), Some(&e.current(&p).await.meta.id));
     assert!(e.pending(&p).await.is_none(), "nothing left staged");
-    assert!(e.store.read_metadata(&p).await.unwrap().keys().all(|k| !k.starts_with("rekey.rotation.")));
+    assert!(e.store.read_metadata(&p).await.unwrap().keys().all(|k| !k.starts_with("rekey.rotation")));
     let kinds = e.audit.kinds();
     use AuditEventKind::*;
     assert_eq!(kinds, [Started, Staged, Promoted, CleanedUp, Succeeded], "{kinds:?}");

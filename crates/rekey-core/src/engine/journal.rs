@@ -1,16 +1,25 @@
 //! The rotation journal: a rotation's progress, recorded in the metadata
-//! beside the secret (keys `rekey.rotation.*`) before its first write and
-//! cleared after its last, so that the next run — in this process or another
-//! — can tell a live rotation from one that crashed.
+//! beside the secret before its first write and cleared after its last, so
+//! that the next run — in this process or another — can tell a live rotation
+//! from one that crashed.
 //!
-//! | key | value |
+//! One metadata key, [`JOURNAL_KEY`] (`rekey.rotation`), holds the whole
+//! entry — one key rather than six keeps within the stores' limits (AWS
+//! allows 50 tags per secret, 256 characters each; Vault 64 custom metadata
+//! keys) and costs one map entry per write:
+//!
+//! ```text
+//! rekey.rotation = id=<rotation id>;step=<stage|write>;strategy=<staged|immediate>;started=<RFC 3339>;owner=<manager id>;base=<version id>
+//! ```
+//!
+//! | field | meaning |
 //! |---|---|
-//! | `rekey.rotation.id` | the rotation id |
-//! | `rekey.rotation.step` | the first write step (`stage` or `write`) |
-//! | `rekey.rotation.strategy` | the strategy |
-//! | `rekey.rotation.base` | the version current when it started |
-//! | `rekey.rotation.started` | RFC 3339 start time |
-//! | `rekey.rotation.owner` | the id of the manager instance running it |
+//! | `id` | the rotation id (also on every version it writes) |
+//! | `step` | its first write step (`stage` or `write`) |
+//! | `strategy` | the strategy |
+//! | `started` | when it started |
+//! | `owner` | the id of the manager instance running it |
+//! | `base` | the version current when it started (last: may contain anything) |
 //!
 //! Recovery ([`recovery_decision`]) is a pure function of the journal, the
 //! time and the pending candidate: a journal that is fresh and owned by
@@ -20,26 +29,30 @@
 //! candidate is discarded (never promoted: its verification cannot be
 //! trusted any more — the new rotation starts from scratch) and, when a
 //! target is bound, the target is brought back to the store's current value.
+//! An unreadable entry counts as stale.
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, SecondsFormat, Utc};
 
 use super::RotationStep;
 use crate::{Metadata, RotationId, VersionId, VersionMeta};
 
-/// Metadata key: rotation id.
-pub const JOURNAL_ID: &str = "rekey.rotation.id";
-/// Metadata key: step.
-pub const JOURNAL_STEP: &str = "rekey.rotation.step";
-/// Metadata key: strategy.
-pub const JOURNAL_STRATEGY: &str = "rekey.rotation.strategy";
-/// Metadata key: base (expected current) version.
-pub const JOURNAL_BASE: &str = "rekey.rotation.base";
-/// Metadata key: start time.
-pub const JOURNAL_STARTED: &str = "rekey.rotation.started";
-/// Metadata key: owning manager instance.
-pub const JOURNAL_OWNER: &str = "rekey.rotation.owner";
+/// The metadata key holding the journal.
+pub const JOURNAL_KEY: &str = "rekey.rotation";
 
-const KEYS: [&str; 6] = [JOURNAL_ID, JOURNAL_STEP, JOURNAL_STRATEGY, JOURNAL_BASE, JOURNAL_STARTED, JOURNAL_OWNER];
+// Earlier versions kept the journal in six keys; code written against those
+// names keeps working (each is now the one key).
+#[doc(hidden)]
+pub const JOURNAL_ID: &str = JOURNAL_KEY;
+#[doc(hidden)]
+pub const JOURNAL_STEP: &str = JOURNAL_KEY;
+#[doc(hidden)]
+pub const JOURNAL_STRATEGY: &str = JOURNAL_KEY;
+#[doc(hidden)]
+pub const JOURNAL_BASE: &str = JOURNAL_KEY;
+#[doc(hidden)]
+pub const JOURNAL_STARTED: &str = JOURNAL_KEY;
+#[doc(hidden)]
+pub const JOURNAL_OWNER: &str = JOURNAL_KEY;
 
 /// A rotation's journal entry, as read back from metadata.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -61,23 +74,42 @@ pub struct RotationJournal {
 impl RotationJournal {
     /// Reads the journal from metadata; `None` when there is none.
     pub fn read(meta: &Metadata) -> Option<Self> {
-        if !KEYS.iter().any(|k| meta.contains_key(*k)) {
-            return None;
+        let raw = meta.get(JOURNAL_KEY)?;
+        let mut j = Self { rotation_id: None, step: None, strategy: None, base: None, started: None, owner: None };
+        let mut rest = raw.as_str();
+        while !rest.is_empty() {
+            let (field, tail) = match rest.split_once('=') {
+                Some(x) => x,
+                None => break,
+            };
+            if field == "base" {
+                j.base = Some(VersionId::new(tail));
+                break;
+            }
+            let (value, tail) = tail.split_once(';').unwrap_or((tail, ""));
+            match field {
+                "id" => j.rotation_id = RotationId::parse(value).ok(),
+                "step" => j.step = RotationStep::parse(value),
+                "strategy" => j.strategy = Some(value.to_owned()),
+                "started" => j.started = DateTime::parse_from_rfc3339(value).ok().map(|t| t.with_timezone(&Utc)),
+                "owner" => j.owner = Some(value.to_owned()),
+                _ => {}
+            }
+            rest = tail;
         }
-        Some(Self {
-            rotation_id: meta.get(JOURNAL_ID).and_then(|s| RotationId::parse(s).ok()),
-            step: meta.get(JOURNAL_STEP).and_then(|s| RotationStep::parse(s)),
-            strategy: meta.get(JOURNAL_STRATEGY).cloned(),
-            base: meta.get(JOURNAL_BASE).map(VersionId::new),
-            started: meta
-                .get(JOURNAL_STARTED)
-                .and_then(|s| DateTime::parse_from_rfc3339(s).ok())
-                .map(|t| t.with_timezone(&Utc)),
-            owner: meta.get(JOURNAL_OWNER).cloned(),
-        })
+        Some(j)
     }
 
-    /// Writes this journal into `meta` (other keys kept).
+    /// Whether `meta` holds the journal of rotation `id`.
+    pub fn is_rotation(meta: &Metadata, id: RotationId) -> bool {
+        meta.get(JOURNAL_KEY)
+            .and_then(|v| v.strip_prefix("id="))
+            .and_then(|v| v.split(';').next())
+            .and_then(|v| RotationId::parse(v).ok())
+            == Some(id)
+    }
+
+    /// Writes a journal entry into `meta` (other keys kept).
     pub(crate) fn write_into(
         meta: &mut Metadata,
         id: RotationId,
@@ -87,21 +119,16 @@ impl RotationJournal {
         started: DateTime<Utc>,
         owner: &str,
     ) {
-        meta.insert(JOURNAL_ID.to_owned(), id.to_string());
-        meta.insert(JOURNAL_STEP.to_owned(), step.as_str().to_owned());
-        meta.insert(JOURNAL_STRATEGY.to_owned(), strategy.to_owned());
-        meta.insert(JOURNAL_BASE.to_owned(), base.as_str().to_owned());
-        meta.insert(JOURNAL_STARTED.to_owned(), started.to_rfc3339());
-        meta.insert(JOURNAL_OWNER.to_owned(), owner.to_owned());
+        let value = format!(
+            "id={id};step={step};strategy={strategy};started={};owner={owner};base={base}",
+            started.to_rfc3339_opts(SecondsFormat::Millis, true)
+        );
+        meta.insert(JOURNAL_KEY.to_owned(), value);
     }
 
-    /// Removes every journal key from `meta`; whether there was any.
+    /// Removes the journal from `meta`; whether there was one.
     pub fn clear(meta: &mut Metadata) -> bool {
-        let mut any = false;
-        for k in KEYS {
-            any |= meta.remove(k).is_some();
-        }
-        any
+        meta.remove(JOURNAL_KEY).is_some()
     }
 }
 
@@ -203,6 +230,13 @@ mod tests {
             recovery_decision(j.as_ref(), now, limit, "other", &cur, None),
             RecoveryDecision::CleanUp { discard: None, .. }
         ));
+        assert!(RotationJournal::is_rotation(&m, r));
+        assert!(!RotationJournal::is_rotation(&m, RotationId::new()));
+        let back = j.clone().unwrap_or_else(|| unreachable!());
+        assert_eq!(back.base, Some(VersionId::new("1")));
+        assert_eq!(back.owner.as_deref(), Some("other"));
+        assert_eq!(back.strategy.as_deref(), Some("staged"));
+        assert_eq!(back.step, Some(RotationStep::Stage));
         assert!(RotationJournal::clear(&mut m));
         assert_eq!(m.len(), 1);
         assert_eq!(recovery_decision(None, now, limit, "me", &cur, None), RecoveryDecision::Proceed);

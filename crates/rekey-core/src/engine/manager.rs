@@ -1,6 +1,6 @@
 //! [`RotationManager`]: runs rotations, schedules and statistics.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::fmt;
 use std::future::Future;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
@@ -14,6 +14,7 @@ use super::audit::{AuditError, AuditEvent, AuditEventKind, AuditSink, RotationTr
 use super::binding::SecretBinding;
 use super::clock::{Clock, timeout};
 use super::error::{RotationError, RotationStep};
+use super::fxhash::{FxHashMap, FxHashSet};
 use super::journal::{RecoveryDecision, RotationJournal, recovery_decision};
 use super::machine::{ActionOutcome, RotationAction, RotationState, RotationVerdict, next_action};
 use super::result::{RotationOutcome, RotationResult};
@@ -149,8 +150,8 @@ impl RotationManagerBuilder {
             stale_after: self.stale_after,
             default_policy: None,
             instance: RotationId::new().to_string(),
-            active: Mutex::new(HashSet::new()),
-            bindings: RwLock::new(HashMap::new()),
+            active: Mutex::new(FxHashSet::default()),
+            bindings: RwLock::new(FxHashMap::default()),
             schedules: Mutex::new(ScheduleTable::default()),
             stats: Mutex::new(Counters::new()),
         };
@@ -215,8 +216,8 @@ struct Inner {
     default_policy: Option<Arc<RotationPolicy>>,
     /// This manager's id in rotation journals.
     instance: String,
-    active: Mutex<HashSet<SecretPath>>,
-    bindings: RwLock<HashMap<SecretPath, Arc<SecretBinding>>>,
+    active: Mutex<FxHashSet<SecretPath>>,
+    bindings: RwLock<FxHashMap<SecretPath, Arc<SecretBinding>>>,
     schedules: Mutex<ScheduleTable>,
     stats: Mutex<Counters>,
 }
@@ -800,8 +801,10 @@ impl Inner {
             let e = RotationError::AlreadyRotating { path: path.clone() };
             return self.early(path, strategy, &trigger, started, e, RotationOutcome::AlreadyRotating);
         };
-        let binding =
-            binding.or_else(|| self.bindings.read().unwrap_or_else(PoisonError::into_inner).get(path).cloned());
+        let binding = binding.or_else(|| {
+            let bindings = self.bindings.read().unwrap_or_else(PoisonError::into_inner);
+            if bindings.is_empty() { None } else { bindings.get(path).cloned() }
+        });
 
         let mut run = Run {
             id: fresh_rotation_id(),
@@ -1098,7 +1101,7 @@ impl Inner {
                     // never clear another rotation's journal.
                     match self.retry_store(run, step, || self.store.read_metadata(path)).await {
                         Ok(m) => {
-                            let ours = RotationJournal::read(&m).and_then(|j| j.rotation_id) == Some(run.id);
+                            let ours = RotationJournal::is_rotation(&m, run.id);
                             if !ours {
                                 return ActionOutcome::Done;
                             }

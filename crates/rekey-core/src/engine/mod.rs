@@ -12,6 +12,7 @@ pub mod audit;
 pub mod binding;
 pub mod clock;
 pub mod error;
+mod fxhash;
 pub mod journal;
 pub mod machine;
 pub mod manager;

@@ -10,7 +10,9 @@
 //! ones. Finding the due secrets costs O(due · log n).
 
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap};
+use std::collections::BinaryHeap;
+
+use super::fxhash::FxHashMap;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
@@ -100,9 +102,9 @@ pub(crate) struct Job {
 pub(crate) struct ScheduleTable {
     slots: Vec<Slot>,
     free: Vec<u32>,
-    index: HashMap<Arc<str>, u32>,
+    index: FxHashMap<Arc<str>, u32>,
     heap: BinaryHeap<Reverse<Entry>>,
-    quarantines: HashMap<u32, Quarantine>,
+    quarantines: FxHashMap<u32, Quarantine>,
     live: usize,
 }
 
