@@ -11,6 +11,7 @@
 pub mod audit;
 pub mod binding;
 pub mod clock;
+pub mod consumers;
 pub mod error;
 mod fxhash;
 pub mod journal;
@@ -26,6 +27,10 @@ pub use audit::{
 };
 pub use binding::SecretBinding;
 pub use clock::{Clock, ManualClock, SleepFn, SystemClock, TimeoutElapsed, timeout};
+pub use consumers::{
+    AckOutcome, ConsumerError, ConsumerRecord, ConsumerRegistry, ConsumerStatus, PendingRetire, RetireDecision,
+    RetireReason, RetireRecord,
+};
 pub use error::{RotationError, RotationStep};
 pub use journal::{RecoveryDecision, RotationJournal, recovery_decision};
 pub use machine::{ActionOutcome, FailurePoint, RotationAction, RotationState, RotationVerdict, next_action};
