@@ -13,7 +13,8 @@
 //! | 412 (Enterprise consistency: index not yet replicated) | `Unavailable` | yes |
 //! | 429 | `RateLimited` | yes |
 //! | 5xx, 503 sealed / standby | `Unavailable` | yes |
-//! | connection refused, reset, DNS, TLS, timeout | `Unavailable` | yes |
+//! | connection refused, reset, DNS, timeout | `Unavailable` | yes |
+//! | the server's TLS certificate not trusted | `Other` | no |
 //! | an answer that is not Vault's JSON | `Other` | no |
 //!
 //! OpenBao and Vault answer `403 permission denied` both for a bad token and
@@ -34,8 +35,11 @@ use vaultrs::error::ClientError;
 pub(crate) enum Failure {
     /// The server answered with an error status.
     Api { code: u16, errors: Vec<String> },
-    /// The request did not get an answer (refused, reset, timeout, TLS).
+    /// The request did not get an answer (refused, reset, timeout).
     Transport(String),
+    /// The server's TLS certificate was not accepted: a setting to fix, not
+    /// a transient failure.
+    Tls(String),
     /// The server's answer could not be understood.
     Response(String),
     /// Something on this side (settings, request building).
@@ -45,6 +49,10 @@ pub(crate) enum Failure {
 impl Failure {
     pub(crate) fn is_cas_mismatch(&self) -> bool {
         matches!(self, Self::Api { code: 400, errors } if errors.iter().any(|e| e.contains("check-and-set parameter did not match")))
+    }
+
+    fn transport(msg: String) -> Self {
+        if msg.contains("certificate") { Self::Tls(msg) } else { Self::Transport(msg) }
     }
 
     pub(crate) fn is_status(&self, status: u16) -> bool {
@@ -61,7 +69,7 @@ impl From<ClientError> for Failure {
                 // An error status whose body was not Vault's `{"errors": [..]}`
                 // (e.g. a proxy's HTML page): keep the status, drop the body.
                 Rest::ServerResponseError { code, .. } => Self::Api { code, errors: Vec::new() },
-                Rest::RequestError { source, .. } => Self::Transport(format!("{source:#}")),
+                Rest::RequestError { source, .. } => Self::transport(format!("{source:#}")),
                 Rest::ResponseError { source } => Self::Transport(format!("{source:#}")),
                 // The parse errors carry the response body, which may hold a
                 // secret: never keep it.
@@ -94,7 +102,7 @@ impl From<reqwest::Error> for Failure {
             msg.push_str(&s.to_string());
             src = s.source();
         }
-        if e.is_builder() { Self::Local(msg) } else { Self::Transport(msg) }
+        if e.is_builder() { Self::Local(msg) } else { Self::transport(msg) }
     }
 }
 
@@ -134,6 +142,10 @@ pub(crate) fn to_store_error(f: &Failure, path: Option<&str>) -> StoreError {
             }
         }
         Failure::Transport(msg) => StoreError::unavailable(format!("no answer from the server: {msg}")),
+        Failure::Tls(msg) => StoreError::Other {
+            message: format!("the server's TLS certificate was refused (set ca_cert to trust its CA): {msg}"),
+            source: None,
+        },
         Failure::Response(msg) => StoreError::Other { message: msg.clone(), source: None },
         Failure::Local(msg) => StoreError::invalid(msg.clone()),
     }
@@ -164,6 +176,7 @@ mod tests {
             (api(502, &[]), "unavailable", true),
             (api(503, &["Vault is sealed"]), "unavailable", true),
             (Failure::Transport("connection refused".into()), "unavailable", true),
+            (Failure::transport("invalid peer certificate: UnknownIssuer".into()), "other", false),
             (Failure::Response("bad json".into()), "other", false),
             (Failure::Local("bad".into()), "invalid_input", false),
         ];

@@ -125,7 +125,9 @@
 //! mismatch → `Conflict`; 403 → `PermissionDenied`, or `Unauthenticated`
 //! when the token itself is rejected (with AppRole the store logs in again
 //! once and retries); 404 → `NotFound`; 429 → `RateLimited`; 5xx, sealed,
-//! connection refused and timeouts → `Unavailable` (retryable). No error,
+//! connection refused and timeouts → `Unavailable` (retryable); a server
+//! certificate that cannot be verified → `Other` (not retryable: fix
+//! `ca_cert`). No error,
 //! log line or `Debug` output holds a token, a secret id or a secret value.
 #![deny(missing_docs, rustdoc::broken_intra_doc_links)]
 
