@@ -52,7 +52,7 @@ async fn candidate_is_not_in_argv() {
 
 #[tokio::test]
 async fn echoed_candidate_never_reaches_the_error_or_logs() {
-    let (logs, _guard) = capture_logs();
+    let logs = capture_logs();
     let v = CommandVerifier::new(&sh(
         r#"echo "login failed for password $REKEY_CANDIDATE (field $REKEY_FIELD_USERNAME)" >&2; echo "$REKEY_CANDIDATE"; exit 3"#,
     ))

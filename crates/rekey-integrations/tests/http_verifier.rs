@@ -43,7 +43,7 @@ async fn bearer_token_passes_only_when_right() {
         }
     })
     .await;
-    let (logs, _guard) = capture_logs();
+    let logs = capture_logs();
     let v = HttpVerifier::new(&bearer_config(server.url("/v1/me?x=1"))).unwrap();
 
     verify(&v, &SecretData::text(TOKEN), None).await.unwrap();

@@ -155,13 +155,21 @@ impl Write for LogBuf {
     }
 }
 
-pub fn capture_logs() -> (LogBuf, tracing::subscriber::DefaultGuard) {
-    let buf = LogBuf::default();
-    let b = buf.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::TRACE)
-        .with_writer(move || b.clone())
-        .with_ansi(false)
-        .finish();
-    (buf, tracing::subscriber::set_default(subscriber))
+/// Everything logged through `tracing` (all levels, every test of this
+/// binary) from the first call on. A global subscriber, because a scoped one
+/// misses events whose callsites another test thread registered first.
+pub fn capture_logs() -> LogBuf {
+    static BUF: std::sync::OnceLock<LogBuf> = std::sync::OnceLock::new();
+    BUF.get_or_init(|| {
+        let buf = LogBuf::default();
+        let b = buf.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::TRACE)
+            .with_writer(move || b.clone())
+            .with_ansi(false)
+            .finish();
+        tracing::subscriber::set_global_default(subscriber).unwrap();
+        buf
+    })
+    .clone()
 }
