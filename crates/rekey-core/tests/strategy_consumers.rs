@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 use rekey_core::engine::consumers::{
     self, MAX_CONSUMERS, RETIRE_DEADLINE, RETIRE_VERSION, pending_retire_decision, retire_decision,
 };
-use rekey_core::engine::journal::JOURNAL_ID;
+use rekey_core::engine::journal::JOURNAL_KEY;
 use rekey_core::{
     AckOutcome, ConsumerError, ConsumerRegistry, DynSecretStore, PendingRetire, RetireDecision, RetireReason,
     RetireRecord, RotationId, SecretData, SecretPath, SecretStore, SecretStoreExt, VersionId,
@@ -90,11 +90,11 @@ async fn acknowledgements_wait_while_a_rotation_is_journalled() {
     let reg = ConsumerRegistry::new(store.clone(), path.clone());
     reg.register("a").await.unwrap();
     let mut m = store.read_metadata(&path).await.unwrap();
-    m.insert(JOURNAL_ID.into(), RotationId::new().to_string());
+    m.insert(JOURNAL_KEY.into(), format!("id={}", RotationId::new()));
     store.write_metadata(&path, m.clone()).await.unwrap();
     assert_eq!(reg.acknowledge("a", &v1).await.unwrap(), AckOutcome::Deferred);
     assert_eq!(store.read_metadata(&path).await.unwrap(), m, "nothing written");
-    m.remove(JOURNAL_ID);
+    m.remove(JOURNAL_KEY);
     store.write_metadata(&path, m).await.unwrap();
     assert_eq!(reg.acknowledge("a", &v1).await.unwrap(), AckOutcome::Recorded);
 }

@@ -38,7 +38,7 @@
 //!
 //! * An acknowledgement that changes nothing writes nothing, so consumers
 //!   refreshing often do not keep rewriting the metadata.
-//! * While a rotation journal is present (`rekey.rotation.*`),
+//! * While a rotation journal is present (`rekey.rotation`),
 //!   acknowledgements are [deferred](AckOutcome::Deferred) (try again at the
 //!   next refresh), so they cannot drop the journal's or the retire record's
 //!   keys, which the engine writes at the start and the end of a rotation.
@@ -68,7 +68,7 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 
-use super::journal::{JOURNAL_BASE, JOURNAL_ID, JOURNAL_OWNER, JOURNAL_STARTED, JOURNAL_STEP, JOURNAL_STRATEGY};
+use super::journal::JOURNAL_KEY;
 use crate::{DynSecretStore, Metadata, RotationId, SecretPath, SecretStoreExt, StoreError, VersionId};
 
 /// Prefix of the consumer keys.
@@ -86,12 +86,10 @@ pub const NOT_ACKNOWLEDGED: &str = "-";
 /// The longest consumer name (metadata keys are at most 128 bytes).
 pub const MAX_CONSUMER_NAME_LEN: usize = 128 - CONSUMER_PREFIX.len();
 /// The most consumers registered per secret (metadata holds at most 50
-/// entries; the rotation journal and the retire record need 10).
+/// entries; the rotation journal and the retire record need 5).
 pub const MAX_CONSUMERS: usize = 32;
 
 const RETIRE_KEYS: [&str; 4] = [RETIRE_VERSION, RETIRE_KEEP, RETIRE_DEADLINE, RETIRE_ROTATION];
-const JOURNAL_KEYS: [&str; 6] =
-    [JOURNAL_ID, JOURNAL_STEP, JOURNAL_STRATEGY, JOURNAL_BASE, JOURNAL_STARTED, JOURNAL_OWNER];
 /// Metadata entries at most, in every store.
 const MAX_ENTRIES: usize = 50;
 /// How often a write is repeated when a concurrent writer replaced it.
@@ -388,6 +386,33 @@ pub fn pending_retire_decision(meta: &Metadata, now: DateTime<Utc>, emergency: b
     }
 }
 
+/// What one dual-write retire step did (the scheduler's retire pass).
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct RetireResult {
+    /// The secret.
+    pub path: SecretPath,
+    /// The version whose credential was (to be) revoked.
+    pub retired: VersionId,
+    /// The version kept valid.
+    pub keep: Option<VersionId>,
+    /// Why it was due.
+    pub reason: RetireReason,
+    /// Whether the old credential was revoked on a target (false when no
+    /// target is bound, or when the retired version is current again).
+    pub revoked: bool,
+    /// Why it failed, if it did (the record then stays, and the next pass
+    /// tries again).
+    pub error: Option<super::RotationError>,
+}
+
+impl RetireResult {
+    /// Whether the retire step completed (the record is gone).
+    pub fn success(&self) -> bool {
+        self.error.is_none()
+    }
+}
+
 /// What became of an [acknowledgement](ConsumerRegistry::acknowledge).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AckOutcome {
@@ -434,9 +459,7 @@ impl ConsumerRegistry {
             if meta.contains_key(&key) {
                 return Ok(None);
             }
-            if consumers(meta).len() >= MAX_CONSUMERS
-                || meta.len() + RETIRE_KEYS.len() + JOURNAL_KEYS.len() >= MAX_ENTRIES
-            {
+            if consumers(meta).len() >= MAX_CONSUMERS || meta.len() + RETIRE_KEYS.len() + 1 >= MAX_ENTRIES {
                 return Err(ConsumerError::TooMany { name: clip(name), limit: MAX_CONSUMERS });
             }
             meta.insert(key.clone(), NOT_ACKNOWLEDGED.to_owned());
@@ -463,7 +486,7 @@ impl ConsumerRegistry {
                     Some(v) if v == version.as_str() => return Ok(None),
                     Some(_) => {}
                 }
-                if JOURNAL_KEYS.iter().any(|k| meta.contains_key(*k)) {
+                if meta.contains_key(JOURNAL_KEY) {
                     deferred = true;
                     return Ok(None);
                 }

@@ -29,7 +29,7 @@ pub use binding::SecretBinding;
 pub use clock::{Clock, ManualClock, SleepFn, SystemClock, TimeoutElapsed, timeout};
 pub use consumers::{
     AckOutcome, ConsumerError, ConsumerRecord, ConsumerRegistry, ConsumerStatus, PendingRetire, RetireDecision,
-    RetireReason, RetireRecord,
+    RetireReason, RetireRecord, RetireResult,
 };
 pub use error::{RotationError, RotationStep};
 pub use journal::{RecoveryDecision, RotationJournal, recovery_decision};
