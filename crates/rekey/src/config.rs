@@ -24,6 +24,9 @@ pub enum StoreConfig {
     /// HashiCorp Vault / OpenBao KV v2 (feature `vault`).
     #[cfg(feature = "vault")]
     Vault(Box<rekey_vault::VaultConfig>),
+    /// AWS Secrets Manager (feature `aws`).
+    #[cfg(feature = "aws")]
+    Aws(Box<rekey_aws::AwsConfig>),
 }
 
 /// Why a store could not be built from its configuration.
@@ -53,6 +56,8 @@ impl StoreConfig {
             Self::Memory => Err(StoreConfigError::NotCompiledIn { store: "memory", feature: "memory" }),
             #[cfg(feature = "vault")]
             Self::Vault(cfg) => Ok(Arc::new(rekey_vault::VaultStore::connect((**cfg).clone()).await?)),
+            #[cfg(feature = "aws")]
+            Self::Aws(cfg) => Ok(Arc::new(rekey_aws::AwsSecretsStore::from_config(cfg).await?)),
         }
     }
 }
@@ -74,6 +79,21 @@ mod tests {
         .expect("valid vault config");
         let StoreConfig::Vault(v) = cfg else { panic!("expected vault") };
         assert_eq!(v.mount, "kv");
+    }
+
+    #[cfg(feature = "aws")]
+    #[test]
+    fn aws_config_parses_with_type_tag() {
+        let cfg: StoreConfig = toml::from_str(
+            r#"
+            type = "aws"
+            region = "eu-west-1"
+            endpoint_url = "http://127.0.0.1:5000"
+            "#,
+        )
+        .expect("valid aws config");
+        let StoreConfig::Aws(a) = cfg else { panic!("expected aws") };
+        assert_eq!(a.region.as_deref(), Some("eu-west-1"));
     }
 
     #[test]

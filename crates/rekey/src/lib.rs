@@ -12,6 +12,7 @@
 //! |---|---|
 //! | `memory` (default) | [`memory::MemoryStore`] |
 //! | `vault` | [`vault::VaultStore`] (HashiCorp Vault / OpenBao KV v2) |
+//! | `aws` | [`aws::AwsSecretsStore`] (AWS Secrets Manager) |
 //! | `all-stores` | every store |
 //!
 //! [`StoreConfig`] builds whichever store a configuration file names.
@@ -24,6 +25,9 @@ pub use rekey_memory as memory;
 
 #[cfg(feature = "vault")]
 pub use rekey_vault as vault;
+
+#[cfg(feature = "aws")]
+pub use rekey_aws as aws;
 
 mod config;
 pub use config::{StoreConfig, StoreConfigError};
