@@ -287,6 +287,18 @@ pub async fn rotate_many(
     results
 }
 
+/// Fails early (exit 3) when the store cannot be reached, rather than
+/// reporting every rotation as failed.
+async fn probe(app: &App, secrets: &[SecretConfig]) -> Result<(), CliError> {
+    if let Some(s) = secrets.first()
+        && let Err(e) = app.store.read_metadata(&s.path).await
+        && app::unreachable(&e)
+    {
+        return Err(CliError::store("reaching the store", e));
+    }
+    Ok(())
+}
+
 /// `rekey rotate`.
 pub async fn rotate(
     config: Config,
@@ -298,6 +310,7 @@ pub async fn rotate(
 ) -> Result<u8, CliError> {
     let app = app::build(config, Some(concurrency)).await?;
     let secrets = app.select(paths, all)?;
+    probe(&app, &secrets).await?;
     if dry_run {
         return dry_run_report(&app, out, &secrets).await;
     }
@@ -405,6 +418,7 @@ pub async fn emergency(config: Config, out: Out, path: &str, reason: &str) -> Re
     }
     let app = app::build(config, None).await?;
     let s = app.secret(path)?.clone();
+    probe(&app, std::slice::from_ref(&s)).await?;
     let started = Instant::now();
     let trigger = RotationTrigger::Emergency { reason: reason.to_owned() };
     let results = rotate_many(&app, vec![s], 1, trigger, None).await;

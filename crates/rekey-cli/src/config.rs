@@ -456,7 +456,7 @@ pub fn parse(src: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Config, 
     let doc = match toml_edit::ImDocument::parse(src) {
         Ok(d) => d,
         Err(e) => {
-            let msg = e.message().trim().to_owned();
+            let msg = e.message().trim().replace('\n', "; ");
             ctx.err(e.span(), "(syntax)", format!("not valid TOML: {msg}"));
             return Err(ctx.diags);
         }
@@ -604,17 +604,26 @@ fn store_config(
             let method = match t.sub("auth") {
                 None => "token".to_owned(),
                 Some(a) => {
-                    if !check(ctx, &a, &[("method", Kind::Str), ("mount", Kind::Str)], &["method"]) {
-                        for k in ["token", "secret_id", "role_id"] {
-                            if a.item(k).is_some() {
-                                ctx.err(
-                                    a.key_span(k),
-                                    a.field(k),
-                                    "credentials are never read from the configuration file: \
-                                     set VAULT_TOKEN/BAO_TOKEN, or VAULT_ROLE_ID and VAULT_SECRET_ID for AppRole",
-                                );
-                            }
+                    let allowed = [
+                        ("method", Kind::Str),
+                        ("mount", Kind::Str),
+                        ("token", Kind::Any),
+                        ("role_id", Kind::Any),
+                        ("secret_id", Kind::Any),
+                    ];
+                    let mut ok = check(ctx, &a, &allowed, &["method"]);
+                    for k in ["token", "secret_id", "role_id"] {
+                        if a.item(k).is_some() {
+                            ctx.err(
+                                a.key_span(k),
+                                a.field(k),
+                                "credentials are never read from the configuration file: \
+                                 set VAULT_TOKEN/BAO_TOKEN, or VAULT_ROLE_ID and VAULT_SECRET_ID for AppRole",
+                            );
+                            ok = false;
                         }
+                    }
+                    if !ok {
                         return None;
                     }
                     a.str("method").unwrap_or("token").to_owned()
