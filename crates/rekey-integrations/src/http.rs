@@ -326,7 +326,11 @@ impl Verifier for HttpVerifier {
 
     async fn verify(&self, ctx: VerifyContext<'_>) -> Result<(), VerifyError> {
         let request = self.request(&ctx)?;
-        let host = self.url.host_str().unwrap_or("?").to_owned();
+        let host = match (self.url.host_str(), self.url.port_or_known_default()) {
+            (Some(h), Some(p)) => format!("{h}:{p}"),
+            (Some(h), None) => h.to_owned(),
+            (None, _) => "?".to_owned(),
+        };
         let response = match tokio::time::timeout(self.timeout, request.send()).await {
             Err(_) => return Err(VerifyError::TimedOut(self.timeout)),
             Ok(Err(e)) if e.is_timeout() => return Err(VerifyError::TimedOut(self.timeout)),

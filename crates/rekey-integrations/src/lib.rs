@@ -111,7 +111,7 @@ pub use webhook::{DEFAULT_SECRET_ENV, WebhookAuditSink, WebhookConfig, backoff_d
 /// program = "/usr/local/bin/check-login"
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "type", rename_all = "snake_case")]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
 #[non_exhaustive]
 pub enum VerifierConfig {
     /// An [`HttpVerifier`].
@@ -141,6 +141,13 @@ impl VerifierConfig {
     }
 }
 
+/// Configuration of the [`TracingAuditSink`]: nothing to set (its output is
+/// the `tracing` subscriber's, target `rekey::audit`). Exists so that unknown
+/// keys under `type = "tracing"` are refused.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TracingSinkConfig {}
+
 /// An audit sink as written in a config file, tagged by `type`:
 ///
 /// ```toml
@@ -156,11 +163,11 @@ impl VerifierConfig {
 /// url = "https://hooks.internal/rekey"
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "type", rename_all = "snake_case")]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
 #[non_exhaustive]
 pub enum AuditSinkConfig {
     /// [`TracingAuditSink`]: each event as a `tracing` event.
-    Tracing,
+    Tracing(TracingSinkConfig),
     /// A [`JsonLinesAuditSink`].
     JsonLines(JsonLinesConfig),
     /// A [`WebhookAuditSink`].
@@ -171,7 +178,7 @@ impl AuditSinkConfig {
     /// The kind, as written in `type`.
     pub fn kind(&self) -> &'static str {
         match self {
-            Self::Tracing => "tracing",
+            Self::Tracing(_) => "tracing",
             Self::JsonLines(_) => "json_lines",
             Self::Webhook(_) => "webhook",
         }
@@ -185,7 +192,7 @@ impl AuditSinkConfig {
     /// See [`JsonLinesAuditSink::start`] and [`WebhookAuditSink::start`].
     pub fn start(&self) -> Result<(Arc<dyn AuditSink>, Option<SinkHandle>), IntegrationError> {
         Ok(match self {
-            Self::Tracing => (Arc::new(TracingAuditSink), None),
+            Self::Tracing(_) => (Arc::new(TracingAuditSink), None),
             Self::JsonLines(c) => {
                 let (sink, handle) = JsonLinesAuditSink::start(c)?;
                 (Arc::new(sink), Some(handle))

@@ -115,3 +115,9 @@ async fn unusable_path_is_an_error_naming_it() {
     assert_eq!(tracing.kind(), "tracing");
     assert!(tracing.start().unwrap().1.is_none());
 }
+
+#[test]
+fn tracing_sink_takes_no_other_keys() {
+    let err = toml::from_str::<AuditSinkConfig>("type = \"tracing\"\nlevel = \"debug\"");
+    assert!(err.is_err(), "{err:?}");
+}
