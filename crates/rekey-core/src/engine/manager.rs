@@ -1096,25 +1096,14 @@ impl Inner {
         let step = action.step();
         match action {
             RotationAction::Journal | RotationAction::ClearJournal => {
-                let mut m = if action == RotationAction::ClearJournal {
-                    // Read-modify-write: keep what others wrote meanwhile, and
-                    // never clear another rotation's journal.
-                    match self.retry_store(run, step, || self.store.read_metadata(path)).await {
-                        Ok(m) => {
-                            let ours = RotationJournal::is_rotation(&m, run.id);
-                            if !ours {
-                                return ActionOutcome::Done;
-                            }
-                            m
-                        }
-                        Err(e) => {
-                            self.step_failed(run, action, RotationError::store(step, e));
-                            return ActionOutcome::Failed;
-                        }
-                    }
-                } else {
-                    x.meta.clone()
-                };
+                // The metadata read at the start, with the journal added or
+                // removed. No re-read before clearing: while a journal is
+                // present nothing else of rekey's writes metadata (consumer
+                // acknowledgements wait), so the snapshot is what is there —
+                // except when two processes start the same rotation at the
+                // same instant, where clearing may also drop the other's
+                // journal: that only weakens crash detection for it, the
+                // compare-and-swap still decides who wins.
                 if action == RotationAction::Journal {
                     let first = if run.policy.strategy() == RotationStrategy::Immediate {
                         RotationStep::Write
@@ -1122,7 +1111,7 @@ impl Inner {
                         RotationStep::Stage
                     };
                     RotationJournal::write_into(
-                        &mut m,
+                        &mut x.meta,
                         run.id,
                         first,
                         run.policy.strategy().as_str(),
@@ -1131,8 +1120,9 @@ impl Inner {
                         &self.instance,
                     );
                 } else {
-                    RotationJournal::clear(&mut m);
+                    RotationJournal::clear(&mut x.meta);
                 }
+                let m = &x.meta;
                 match self.retry_store(run, step, || self.store.write_metadata(path, m.clone())).await {
                     Ok(()) => {
                         if action == RotationAction::ClearJournal {

@@ -1,0 +1,206 @@
+//! A bound credential target: the candidate is applied on it, tested as a
+//! built-in verification, confirmed after promotion, and every undo brings
+//! it back to the store's current value.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod engine_support;
+
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use engine_support::*;
+use rekey_core::*;
+
+const STAGED: RotationStrategy = RotationStrategy::Staged;
+const IMMEDIATE: RotationStrategy = RotationStrategy::Immediate;
+
+/// A single-credential target (like a PostgreSQL role): it accepts exactly
+/// one password, the last applied. It can be told to fail a method.
+#[derive(Debug, Default)]
+struct FakeTarget {
+    password: Mutex<String>,
+    calls: Mutex<Vec<&'static str>>,
+    fail: Mutex<Option<(&'static str, usize)>>,
+}
+
+impl FakeTarget {
+    fn new(password: &str) -> Arc<Self> {
+        let t = Self::default();
+        *t.password.lock().unwrap() = password.to_owned();
+        Arc::new(t)
+    }
+    /// The `n`-th call (1-based) of `method` fails.
+    fn fail_nth(&self, method: &'static str, n: usize) {
+        *self.fail.lock().unwrap() = Some((method, n));
+    }
+    fn password(&self) -> String {
+        self.password.lock().unwrap().clone()
+    }
+    fn calls(&self) -> Vec<&'static str> {
+        self.calls.lock().unwrap().clone()
+    }
+    fn enter(&self, method: &'static str) -> Result<(), TargetError> {
+        let mut calls = self.calls.lock().unwrap();
+        calls.push(method);
+        let n = calls.iter().filter(|m| **m == method).count();
+        if *self.fail.lock().unwrap() == Some((method, n)) {
+            return Err(TargetError::Rejected { message: format!("injected {method} failure") });
+        }
+        Ok(())
+    }
+}
+
+fn pw(d: &SecretData) -> String {
+    d.get(Some("password")).map(|s| s.expose_secret().to_owned()).unwrap_or_default()
+}
+
+#[async_trait]
+impl CredentialTarget for FakeTarget {
+    fn name(&self) -> &str {
+        "fake-db"
+    }
+    fn capabilities(&self) -> TargetCapabilities {
+        TargetCapabilities::default()
+    }
+    async fn apply(&self, candidate: &SecretData, _current: Option<&SecretData>) -> Result<(), TargetError> {
+        self.enter("apply")?;
+        *self.password.lock().unwrap() = pw(candidate);
+        Ok(())
+    }
+    async fn test(&self, credential: &SecretData) -> Result<(), TargetError> {
+        self.enter("test")?;
+        if pw(credential) == self.password() {
+            Ok(())
+        } else {
+            Err(TargetError::Rejected { message: "password authentication failed".into() })
+        }
+    }
+    async fn revoke(&self, _revoked: &SecretData, keep: &SecretData) -> Result<(), TargetError> {
+        self.enter("revoke")?;
+        *self.password.lock().unwrap() = pw(keep);
+        Ok(())
+    }
+}
+
+async fn setup(strategy_value: &str) -> (Env, SecretPath, Arc<FakeTarget>) {
+    let e = env();
+    let p = path("db/app");
+    e.store.create(&p, SecretData::fields([("username", "app"), ("password", strategy_value)])).await.unwrap();
+    let target = FakeTarget::new(strategy_value);
+    e.manager.bind(p.clone(), SecretBinding::new().field("password").target(target.clone()));
+    (e, p, target)
+}
+
+async fn store_pw(e: &Env, p: &SecretPath) -> String {
+    pw(&e.current(p).await.data)
+}
+
+#[tokio::test]
+async fn staged_with_a_target_applies_tests_promotes_and_confirms() {
+    let (e, p, target) = setup("old-pw").await;
+    let r = e.manager.rotate_secret(&p, &policy(STAGED), Some(SecretString::from("new-pw"))).await;
+    assert!(r.success(), "{r}");
+    assert!(r.verification_passed, "the target's test is a verification");
+    assert_eq!(target.calls(), ["apply", "test", "test"]);
+    assert_eq!(store_pw(&e, &p).await, "new-pw");
+    assert_eq!(target.password(), "new-pw");
+    assert_eq!(e.current(&p).await.data.field("username").unwrap().expose_secret(), "app", "other fields kept");
+    use AuditEventKind::*;
+    let kinds: Vec<_> = e.audit.for_rotation(r.rotation_id).iter().map(|ev| ev.kind).collect();
+    assert_eq!(kinds, [Started, Staged, Applied, Verifying, Verified, Promoted, Confirmed, CleanedUp, Succeeded]);
+}
+
+#[tokio::test]
+async fn every_target_failure_leaves_store_and_target_agreeing() {
+    for strategy in [STAGED, IMMEDIATE] {
+        for (method, n) in [("apply", 1), ("test", 1), ("test", 2)] {
+            if strategy == IMMEDIATE && (method, n) == ("test", 2) {
+                continue; // immediate tests once
+            }
+            let (e, p, target) = setup("old-pw").await;
+            target.fail_nth(method, n);
+            let r = e.manager.rotate_secret(&p, &policy(strategy), Some(SecretString::from("new-pw"))).await;
+            let ctx = format!("{strategy} {method}#{n}: {r}");
+            assert!(!r.success(), "{ctx}");
+            assert_eq!(r.outcome, RotationOutcome::RolledBack, "{ctx}");
+            assert!(r.rollback_performed, "{ctx}");
+            assert_eq!(store_pw(&e, &p).await, "old-pw", "{ctx}");
+            assert_eq!(target.password(), "old-pw", "{ctx}: the target accepts the store's value again");
+            assert!(
+                matches!(r.error, Some(RotationError::Target { .. }) | Some(RotationError::Verification { .. })),
+                "{ctx}"
+            );
+            assert!(e.pending(&p).await.is_none(), "{ctx}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn immediate_with_a_target_rolls_back_even_without_auto_rollback_when_the_target_never_took_it() {
+    let (e, p, target) = setup("old-pw").await;
+    target.fail_nth("apply", 1);
+    let no_rollback = RotationPolicy::builder("nr").strategy(IMMEDIATE).manual().auto_rollback(false).build().unwrap();
+    let r = e.manager.rotate_secret(&p, &no_rollback, Some(SecretString::from("new-pw"))).await;
+    assert_eq!(r.outcome, RotationOutcome::RolledBack, "{r}");
+    assert_eq!(store_pw(&e, &p).await, "old-pw");
+    assert_eq!(target.password(), "old-pw");
+}
+
+#[tokio::test]
+async fn a_failed_revoke_is_reported() {
+    let (e, p, target) = setup("old-pw").await;
+    target.fail_nth("test", 1);
+    target.calls.lock().unwrap().clear();
+    *target.fail.lock().unwrap() = Some(("test", 1));
+    let r = e.manager.rotate_secret(&p, &policy(STAGED), Some(SecretString::from("new-pw"))).await;
+    assert_eq!(r.outcome, RotationOutcome::RolledBack);
+    // Now make the undo itself fail.
+    let (e, p, target) = setup("old-pw").await;
+    #[derive(Debug)]
+    struct Both(Arc<FakeTarget>);
+    #[async_trait]
+    impl CredentialTarget for Both {
+        fn name(&self) -> &str {
+            "both"
+        }
+        fn capabilities(&self) -> TargetCapabilities {
+            TargetCapabilities::default()
+        }
+        async fn apply(&self, c: &SecretData, cur: Option<&SecretData>) -> Result<(), TargetError> {
+            self.0.apply(c, cur).await
+        }
+        async fn test(&self, _: &SecretData) -> Result<(), TargetError> {
+            Err(TargetError::Rejected { message: "no".into() })
+        }
+        async fn revoke(&self, _: &SecretData, _: &SecretData) -> Result<(), TargetError> {
+            Err(TargetError::PermissionDenied { message: "cannot alter role".into() })
+        }
+    }
+    e.manager.bind(p.clone(), SecretBinding::new().field("password").target(Arc::new(Both(target.clone()))));
+    let r = e.manager.rotate_secret(&p, &policy(STAGED), Some(SecretString::from("new-pw"))).await;
+    assert_eq!(r.outcome, RotationOutcome::Failed, "{r}");
+    let Some(RotationError::UndoFailed { undo, .. }) = &r.error else { panic!("{r}") };
+    assert!(matches!(**undo, RotationError::Target { step: RotationStep::Revoke, .. }));
+    assert_eq!(store_pw(&e, &p).await, "old-pw", "the store's current value never changed");
+}
+
+#[tokio::test]
+async fn a_crashed_rotation_with_a_target_is_reverted_on_the_target() {
+    let (e, p, target) = setup("old-pw").await;
+    // Simulate a crash after apply: stage + journal + target, as a dead
+    // rotation of this manager would leave them.
+    let crashed = RotationId::new();
+    e.store.stage(&p, SecretData::fields([("username", "app"), ("password", "crashed-pw")]), crashed).await.unwrap();
+    let mut meta = Metadata::new();
+    meta.insert(
+        "rekey.rotation".into(),
+        format!("id={crashed};step=stage;strategy=staged;started=2029-12-31T00:00:00.000Z;owner=gone;base=x"),
+    );
+    e.store.write_metadata(&p, meta).await.unwrap();
+    *target.password.lock().unwrap() = "crashed-pw".into();
+    let r = e.manager.rotate_secret(&p, &policy(STAGED), Some(SecretString::from("new-pw"))).await;
+    assert!(r.success(), "{r}");
+    assert_eq!(target.calls()[0], "revoke", "recovery first brings the target back");
+    assert_eq!(target.password(), "new-pw");
+    assert_eq!(store_pw(&e, &p).await, "new-pw");
+}
