@@ -114,11 +114,20 @@ impl WebhookConfig {
 }
 
 /// The delay before retry number `attempt` (0-based): `initial · 2^attempt`,
-/// at most `max`, then scaled into `[½, 1]` of that by `jitter` (in `[0, 1)`).
+/// at most `max`, then scaled into `[½, 1]` of that by `jitter` (in `[0, 1)`;
+/// values outside are clamped, a NaN counts as 1).
+///
+/// ```
+/// use std::time::Duration;
+/// use rekey_integrations::backoff_delay;
+/// let d = backoff_delay(Duration::from_millis(500), Duration::from_secs(30), 2, 0.0);
+/// assert_eq!(d, Duration::from_secs(1)); // 500 ms · 2² = 2 s, jitter 0 → half
+/// ```
 pub fn backoff_delay(initial: Duration, max: Duration, attempt: u32, jitter: f64) -> Duration {
     let factor = 2u32.saturating_pow(attempt.min(31));
     let base = initial.saturating_mul(factor).min(max);
-    base.mul_f64(0.5 + 0.5 * jitter.clamp(0.0, 1.0))
+    let jitter = if jitter.is_finite() { jitter.clamp(0.0, 1.0) } else { 1.0 };
+    base.mul_f64(0.5 + 0.5 * jitter)
 }
 
 /// The signature header value for `body`: `sha256=<hex HMAC-SHA256(key, body)>`.
@@ -371,5 +380,30 @@ impl WebhookAuditSink {
 impl AuditSink for WebhookAuditSink {
     fn record(&self, event: &AuditEvent) {
         self.queue.push(event);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_with_jitter_and_caps() {
+        let (i, m) = (Duration::from_millis(500), Duration::from_secs(30));
+        assert_eq!(backoff_delay(i, m, 0, 0.999_999).as_millis(), 499);
+        assert_eq!(backoff_delay(i, m, 0, 0.0), Duration::from_millis(250));
+        assert_eq!(backoff_delay(i, m, 3, 0.0), Duration::from_secs(2));
+        assert_eq!(backoff_delay(i, m, 10, 0.0), Duration::from_secs(15));
+        assert_eq!(backoff_delay(i, m, u32::MAX, 1.0), m);
+        assert_eq!(backoff_delay(i, m, 2, f64::NAN), Duration::from_secs(2));
+    }
+
+    #[test]
+    fn signature_matches_a_known_vector() {
+        // RFC 4231 test case 2.
+        assert_eq!(
+            sign(b"Jefe", b"what do ya want for nothing?"),
+            "sha256=5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
+        );
     }
 }

@@ -233,3 +233,34 @@ async fn config_from_toml() {
     assert!(toml::from_str::<AuditSinkConfig>(&format!("{text}\nsecret = \"inline\"")).is_err());
     assert!(toml::from_str::<AuditSinkConfig>("type = \"webhook\"\nurl = \"http://x/\"\ntimeout = 5").is_err());
 }
+
+/// The key from `REKEY_WEBHOOK_KEY`: this test runs the one below in a child
+/// process with the variable set (the environment of a running
+/// multi-threaded test cannot be changed safely).
+#[test]
+fn key_from_the_environment() {
+    let out = std::process::Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", "env_key_child", "--test-threads=1"])
+        .env("REKEY_TEST_CHILD", "1")
+        .env("REKEY_WEBHOOK_KEY", format!("  {KEY}\n"))
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success() && stdout.contains("1 passed"), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+}
+
+#[tokio::test]
+async fn env_key_child() {
+    if std::env::var_os("REKEY_TEST_CHILD").is_none() {
+        eprintln!("env_key_child: only runs as the child of key_from_the_environment");
+        return;
+    }
+    let server = serve(|r| {
+        Reply::status(if r.header("x-rekey-signature") == Some(&expected_signature(&r.body)) { 200 } else { 401 })
+    })
+    .await;
+    let (sink, handle) = WebhookAuditSink::start(&WebhookConfig::new(server.url("/"))).unwrap();
+    sink.record(&event(AuditEventKind::Started));
+    let stats = handle.shutdown(Duration::from_secs(10)).await;
+    assert_eq!(stats.delivered, 1, "{stats:?}");
+}
