@@ -169,26 +169,26 @@ fn respond(shared: &Shared, req: &Request<hyper::body::Incoming>) -> Response<Fu
     r
 }
 
-async fn serve(listener: tokio::net::TcpListener, shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
+/// Serves until the process exits (answering 503 on /healthz once stopping).
+async fn serve(listener: tokio::net::TcpListener, shared: Arc<Shared>) {
     loop {
-        tokio::select! {
-            accepted = listener.accept() => {
-                let Ok((stream, _)) = accepted else { continue };
-                let shared = shared.clone();
-                tokio::spawn(async move {
-                    let svc = hyper::service::service_fn(move |req| {
-                        let r = respond(&shared, &req);
-                        async move { Ok::<_, Infallible>(r) }
-                    });
-                    let io = hyper_util::rt::TokioIo::new(stream);
-                    let _ = hyper::server::conn::http1::Builder::new().serve_connection(io, svc).await;
-                });
+        let stream = match listener.accept().await {
+            Ok((stream, _)) => stream,
+            Err(e) => {
+                tracing::warn!(error = %e, "accepting a metrics connection failed");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
             }
-            _ = stop.changed() => {
-                // Keep answering (503 on /healthz) until the process exits.
-                if *stop.borrow() { std::future::pending::<()>().await; }
-            }
-        }
+        };
+        let shared = shared.clone();
+        tokio::spawn(async move {
+            let svc = hyper::service::service_fn(move |req| {
+                let r = respond(&shared, &req);
+                async move { Ok::<_, Infallible>(r) }
+            });
+            let io = hyper_util::rt::TokioIo::new(stream);
+            let _ = hyper::server::conn::http1::Builder::new().serve_connection(io, svc).await;
+        });
     }
 }
 
@@ -252,7 +252,7 @@ pub async fn run(config: Config, out: Out) -> Result<u8, CliError> {
         .await
         .map_err(|e| CliError::Failed(format!("cannot listen on {listen}: {e}")))?;
     let bound = listener.local_addr().unwrap_or(listen);
-    tokio::spawn(serve(listener, shared.clone(), rx.clone()));
+    tokio::spawn(serve(listener, shared.clone()));
     tracing::info!(listen = %bound, secrets = app.config.secrets.len(), store = %app.config.store_kind, "rekey daemon started");
 
     let quarantine_after: BTreeMap<String, u32> =

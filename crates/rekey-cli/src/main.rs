@@ -93,7 +93,15 @@ enum Command {
     #[command(after_help = "Example:\n  RUST_LOG=info rekey -c /etc/rekey.toml run --log-format json\n\n\
 SIGTERM or SIGINT stops taking new work; rotations in flight may finish within\n\
 [daemon] shutdown_timeout, anything unfinished is cleaned up by the next run.")]
-    Run,
+    Run(RunArgs),
+}
+
+#[derive(Debug, Args)]
+struct RunArgs {
+    /// Serve /healthz and /metrics here instead of [daemon] listen (loopback
+    /// only unless [daemon] allow_non_loopback = true).
+    #[arg(long)]
+    listen: Option<std::net::SocketAddr>,
 }
 
 #[derive(Debug, Args)]
@@ -152,7 +160,7 @@ fn init_logging(format: LogFormat, default_level: &str) {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let default_level = if matches!(cli.command, Command::Run) { "info" } else { "warn" };
+    let default_level = if matches!(cli.command, Command::Run(_)) { "info" } else { "warn" };
     init_logging(cli.log_format, default_level);
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(r) => r,
@@ -173,7 +181,7 @@ fn main() -> ExitCode {
 }
 
 async fn run(cli: Cli, out: output::Out) -> Result<u8, CliError> {
-    let config = config::load(&cli.config)?;
+    let mut config = config::load(&cli.config)?;
     match cli.command {
         Command::Check => commands::check(config, out).await,
         Command::Plan(a) => commands::plan(config, out, usize::from(a.next)).await,
@@ -185,6 +193,16 @@ async fn run(cli: Cli, out: output::Out) -> Result<u8, CliError> {
         Command::History(a) => commands::history(config, out, &a.path).await,
         Command::Rollback(a) => commands::rollback(config, out, &a.path).await,
         Command::Resume(a) => commands::resume(config, out, &a.path).await,
-        Command::Run => daemon::run(config, out).await,
+        Command::Run(a) => {
+            if let Some(l) = a.listen {
+                if !l.ip().is_loopback() && !config.daemon.allow_non_loopback {
+                    return Err(CliError::Usage(format!(
+                        "--listen {l} is not a loopback address; set [daemon] allow_non_loopback = true to allow it"
+                    )));
+                }
+                config.daemon.listen = l;
+            }
+            daemon::run(config, out).await
+        }
     }
 }

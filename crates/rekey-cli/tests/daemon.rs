@@ -1,0 +1,298 @@
+//! `rekey run` against a real OpenBao: scheduled rotations, /metrics,
+//! SIGTERM in the middle of a rotation, and three daemons sharing one store
+//! (each due secret rotated exactly once per due time, counted in KV
+//! versions, with no lock beyond the store's compare-and-swap).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::*;
+use serde_json::json;
+
+async fn get(url: &str) -> Option<(u16, String)> {
+    let r = reqwest::Client::new().get(url).timeout(Duration::from_secs(2)).send().await.ok()?;
+    let s = r.status().as_u16();
+    Some((s, r.text().await.unwrap_or_default()))
+}
+
+async fn wait_healthy(port: u16) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while Instant::now() < deadline {
+        if let Some((200, _)) = get(&format!("http://127.0.0.1:{port}/healthz")).await {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("the daemon did not come up on port {port}");
+}
+
+fn metric(text: &str, name: &str) -> f64 {
+    text.lines()
+        .find(|l| l.starts_with(name) && l[name.len()..].starts_with(' '))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no metric {name} in:\n{text}"))
+}
+
+/// Sends SIGTERM to a process this test started, by its pid.
+fn sigterm(child: &tokio::process::Child) {
+    let pid = child.id().expect("running").to_string();
+    let ok = std::process::Command::new("kill").args(["-TERM", &pid]).status().expect("kill runs").success();
+    assert!(ok, "kill -TERM {pid}");
+}
+
+async fn stop(child: tokio::process::Child) -> Run {
+    sigterm(&child);
+    let out = tokio::time::timeout(Duration::from_secs(60), child.wait_with_output())
+        .await
+        .expect("the daemon exits after SIGTERM")
+        .expect("output");
+    keep_output(&out)
+}
+
+fn spawn(cfg: &std::path::Path, port: u16, token: &str) -> tokio::process::Child {
+    let listen = format!("127.0.0.1:{port}");
+    let mut cmd = command(cfg, &["run", "--json", "--listen", &listen], &[("VAULT_TOKEN", token)]);
+    cmd.stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped());
+    cmd.spawn().expect("rekey run starts")
+}
+
+#[tokio::test]
+async fn run_rotates_on_schedule_serves_metrics_and_stops_on_sigterm() {
+    let Some(bao) = Bao::from_env() else { return };
+    let prefix = unique("daemon");
+    let dir = scratch("daemon");
+    let paths: Vec<String> = (0..2).map(|i| format!("{prefix}/s{i}")).collect();
+    let mut cfg = format!("{}[policies.fast]\nschedule = \"every 2s\"\nstrategy = \"staged\"\n", vault_store(&bao));
+    for p in &paths {
+        cfg.push_str(&format!("[[secret]]\npath = \"{p}\"\npolicy = \"fast\"\n"));
+        bao.put(p, json!({ "value": format!("daemon-initial-{p}") })).await;
+    }
+    let cfg = write_config(&dir, &cfg);
+    let port = free_port();
+    let child = spawn(&cfg, port, &bao.token);
+    wait_healthy(port).await;
+    tokio::time::sleep(Duration::from_secs(7)).await;
+    let (status, metrics) = get(&format!("http://127.0.0.1:{port}/metrics")).await.expect("metrics");
+    assert_eq!(status, 200);
+    let rotated = metric(&metrics, "rekey_rotations_total{outcome=\"rotated\"}");
+    assert_eq!(metric(&metrics, "rekey_rotations_total{outcome=\"failed\"}"), 0.0);
+    assert_eq!(metric(&metrics, "rekey_scheduled_secrets"), 2.0);
+    assert!(metric(&metrics, "rekey_next_due_timestamp_seconds") > 0.0);
+    assert_eq!(metric(&metrics, "rekey_rotation_duration_seconds_count"), rotated);
+    let run = stop(child).await;
+    assert_eq!(run.code, 0, "clean exit after SIGTERM\n{}", run.stderr);
+    let summary = run.json();
+    let total_rotated = summary["rotations"]["rotated"].as_u64().unwrap_or(0);
+    assert!(total_rotated as f64 >= rotated);
+
+    let mut new_versions = 0;
+    let mut secrets_seen = Vec::new();
+    for p in &paths {
+        let (current, versions, custom) = bao.metadata(p).await;
+        new_versions += current - 1;
+        // ~7 s at one rotation per 2 s: 3 (or 4) each, never two per due time.
+        assert!((2..=5).contains(&(current - 1)), "{p}: {} rotations", current - 1);
+        for w in versions.windows(2) {
+            assert!(
+                w[1].1 - w[0].1 >= 1.99,
+                "{p}: versions {} and {} only {:.3}s apart",
+                w[0].0,
+                w[1].0,
+                w[1].1 - w[0].1
+            );
+        }
+        assert!(!bao.staged(p).await, "{p}: no candidate left staged");
+        assert!(custom.get("rekey.rotation").is_none_or(serde_json::Value::is_null), "{p}: no journal left: {custom}");
+        secrets_seen.push(bao.read(p).await["value"].as_str().unwrap().to_owned());
+        secrets_seen.push(format!("daemon-initial-{p}"));
+    }
+    assert_eq!(new_versions, total_rotated, "the daemon's own count matches the store's versions");
+    eprintln!(
+        "daemon: {total_rotated} rotations in ~7 s over 2 secrets at every 2s; /metrics said {rotated} before SIGTERM"
+    );
+    assert_no_leak(&secrets_seen);
+}
+
+#[tokio::test]
+async fn sigterm_mid_rotation_lets_it_finish_and_leaves_nothing_pending() {
+    let Some(bao) = Bao::from_env() else { return };
+    let prefix = unique("sigterm");
+    let dir = scratch("sigterm");
+    let path = format!("{prefix}/slow");
+    let cfg = format!(
+        r#"{store}
+[policies.slow]
+schedule = "every 1s"
+strategy = "staged"
+require_verification = true
+verification_tests = ["slow-check"]
+
+[[verifier]]
+name = "slow-check"
+type = "command"
+program = "/bin/sleep"
+args = ["3"]
+timeout = "20s"
+
+[[secret]]
+path = "{path}"
+policy = "slow"
+
+[daemon]
+shutdown_timeout = "20s"
+"#,
+        store = vault_store(&bao)
+    );
+    bao.put(&path, json!({ "value": "sigterm-initial-s3cr3t-1" })).await;
+    let cfg = write_config(&dir, &cfg);
+    let port = free_port();
+    let child = spawn(&cfg, port, &bao.token);
+    wait_healthy(port).await;
+    // Wait until a rotation is in its (3 s) verification.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let (_, m) = get(&format!("http://127.0.0.1:{port}/metrics")).await.expect("metrics");
+        if metric(&m, "rekey_rotations_in_flight") >= 1.0 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no rotation started");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(bao.staged(&path).await, "the candidate is staged while it is verified");
+    let (before, _, _) = bao.metadata(&path).await;
+    sigterm(&child);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let health = get(&format!("http://127.0.0.1:{port}/healthz")).await;
+    assert!(matches!(health, Some((503, ref b)) if b.contains("stopping")), "{health:?}");
+    let out =
+        tokio::time::timeout(Duration::from_secs(30), child.wait_with_output()).await.expect("exits").expect("output");
+    let run = keep_output(&out);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(run.json()["interrupted"], false);
+    let (after, _, custom) = bao.metadata(&path).await;
+    assert_eq!(after, before + 1, "the in-flight rotation finished and was promoted; no new one started");
+    assert!(!bao.staged(&path).await, "no candidate left pending");
+    assert!(custom.get("rekey.rotation").is_none_or(serde_json::Value::is_null), "no journal left: {custom}");
+    let now = bao.read(&path).await["value"].as_str().unwrap().to_owned();
+    assert_no_leak(&["sigterm-initial-s3cr3t-1".to_owned(), now]);
+}
+
+#[tokio::test]
+async fn sigterm_past_the_deadline_leaves_work_for_the_next_run_to_clean_up() {
+    let Some(bao) = Bao::from_env() else { return };
+    let prefix = unique("deadline");
+    let dir = scratch("deadline");
+    let path = format!("{prefix}/slow");
+    let cfg = format!(
+        r#"{store}
+[policies.slow]
+schedule = "every 1s"
+strategy = "staged"
+require_verification = true
+verification_tests = ["slow-check"]
+
+[[verifier]]
+name = "slow-check"
+type = "command"
+program = "/bin/sleep"
+args = ["30"]
+timeout = "60s"
+
+[[secret]]
+path = "{path}"
+policy = "slow"
+
+[daemon]
+shutdown_timeout = "1s"
+"#,
+        store = vault_store(&bao)
+    );
+    bao.put(&path, json!({ "value": "deadline-initial-s3cr3t-1" })).await;
+    let cfg = write_config(&dir, &cfg);
+    let port = free_port();
+    let child = spawn(&cfg, port, &bao.token);
+    wait_healthy(port).await;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !bao.staged(&path).await {
+        assert!(Instant::now() < deadline, "no rotation started");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let started = Instant::now();
+    let run = stop(child).await;
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(started.elapsed() < Duration::from_secs(10), "the daemon honours its shutdown deadline");
+    assert_eq!(run.json()["interrupted"], true);
+    assert_eq!(bao.read(&path).await["value"], "deadline-initial-s3cr3t-1", "the current value is untouched");
+    // The next run (here: a manual rotation with a fast verifier) cleans up.
+    let fast = std::fs::read_to_string(&cfg).unwrap().replace("args = [\"30\"]", "args = [\"0\"]");
+    let cfg = write_config(&dir, &fast);
+    let r = rekey(&cfg, &["rotate", &path, "--json"], &[("VAULT_TOKEN", bao.token.as_str())]).await;
+    // The interrupted rotation's journal is fresh and owned by the dead
+    // process: the engine reports it in progress elsewhere until it is stale.
+    let outcome = r.json()["results"][0]["outcome"].as_str().unwrap_or_default().to_owned();
+    assert!(outcome == "rotated" || outcome == "in_progress_elsewhere", "{}", r.stdout);
+    assert_no_leak(&["deadline-initial-s3cr3t-1".to_owned()]);
+}
+
+/// Three daemons, one config, one OpenBao: every due time of every secret
+/// produces exactly one KV version.
+#[tokio::test]
+async fn three_daemons_rotate_each_due_secret_exactly_once() {
+    let Some(bao) = Bao::from_env() else { return };
+    let prefix = unique("three");
+    let dir = scratch("three");
+    const SECRETS: usize = 5;
+    const PERIOD: f64 = 3.0;
+    let paths: Vec<String> = (0..SECRETS).map(|i| format!("{prefix}/s{i}")).collect();
+    let mut cfg =
+        format!("{}[policies.tick]\nschedule = \"cron: */3 * * * * *\"\nstrategy = \"staged\"\n", vault_store(&bao));
+    for p in &paths {
+        cfg.push_str(&format!("[[secret]]\npath = \"{p}\"\npolicy = \"tick\"\n"));
+        bao.put(p, json!({ "value": format!("three-initial-{p}") })).await;
+    }
+    let cfg = write_config(&dir, &cfg);
+    let ports = [free_port(), free_port(), free_port()];
+    let children: Vec<_> = ports.iter().map(|p| spawn(&cfg, *p, &bao.token)).collect();
+    for p in ports {
+        wait_healthy(p).await;
+    }
+    let t0 = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs_f64();
+    tokio::time::sleep(Duration::from_secs(16)).await;
+    let mut by_daemon = Vec::new();
+    for c in children {
+        let run = stop(c).await;
+        assert_eq!(run.code, 0, "{}", run.stderr);
+        let j = run.json();
+        by_daemon.push(j["rotations"].clone());
+    }
+    let t1 = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs_f64();
+    let rotated_by_daemons: u64 = by_daemon.iter().map(|r| r["rotated"].as_u64().unwrap_or(0)).sum();
+    let mut total = 0u64;
+    let mut per_secret = Vec::new();
+    for p in &paths {
+        let (current, versions, _) = bao.metadata(p).await;
+        let rotations: Vec<f64> = versions.iter().skip(1).map(|v| v.1).collect();
+        assert_eq!(rotations.len() as u64, current - 1);
+        // Each rotation belongs to the due time (a multiple of 3 s) before it.
+        let mut ticks: Vec<i64> = rotations.iter().map(|t| (t / PERIOD).floor() as i64).collect();
+        let n = ticks.len();
+        ticks.dedup();
+        assert_eq!(ticks.len(), n, "{p}: two rotations for one due time: {rotations:?}");
+        // Every due time while all three ran was served (first and last may straddle the window).
+        let due_in_window = ((t1 / PERIOD).floor() - (t0 / PERIOD).ceil()) as i64 + 1;
+        let served = ticks.iter().filter(|t| (**t as f64) * PERIOD >= t0 && (**t as f64) * PERIOD <= t1).count() as i64;
+        assert!(served >= due_in_window - 1, "{p}: {served} of {due_in_window} due times rotated");
+        total += current - 1;
+        per_secret.push(current - 1);
+    }
+    assert_eq!(rotated_by_daemons, total, "the daemons' counts add up to the store's versions: {by_daemon:?}");
+    eprintln!(
+        "three daemons, {SECRETS} secrets, cron every 3 s, {:.1} s: KV versions per secret {per_secret:?} \
+         (total {total}); rotations per daemon {:?}",
+        t1 - t0,
+        by_daemon.iter().map(|r| r["rotated"].as_u64().unwrap_or(0)).collect::<Vec<_>>()
+    );
+}
