@@ -37,6 +37,13 @@
 //! connection failures, timeouts; retryable). No message, `Debug` output or
 //! log line ever holds a secret value or a credential.
 //!
+//! The SDK's own logs were checked too (`tests/no_secret_in_logs.rs` runs
+//! every operation with `TRACE` on): request bodies and `GetSecretValue`
+//! responses are not shown. At `TRACE`, the SDK does print request headers,
+//! which carry the access key id and, with temporary credentials, the
+//! session token: do not enable `TRACE` for the `aws_smithy_runtime` target
+//! in production.
+//!
 //! ## Usage
 //!
 //! ```no_run
