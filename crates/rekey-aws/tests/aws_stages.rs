@@ -392,3 +392,34 @@ async fn an_unreachable_endpoint_is_unavailable_and_retryable_and_never_shows_cr
     assert!(err.is_retryable());
     assert!(!format!("{err} {err:?}").contains("never-sent-value"));
 }
+
+/// A credentials provider that has none (no profile, no environment, no
+/// instance role).
+#[derive(Debug)]
+struct NoCredentials;
+
+impl aws_sdk_secretsmanager::config::ProvideCredentials for NoCredentials {
+    fn provide_credentials<'a>(&'a self) -> aws_credential_types::provider::future::ProvideCredentials<'a>
+    where
+        Self: 'a,
+    {
+        aws_credential_types::provider::future::ProvideCredentials::ready(Err(
+            aws_credential_types::provider::error::CredentialsError::not_loaded("no credentials anywhere"),
+        ))
+    }
+}
+
+#[tokio::test]
+async fn missing_credentials_are_unauthenticated() {
+    let Some(ep) = common::endpoint() else { return };
+    let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .region(aws_config::Region::new("us-east-1"))
+        .endpoint_url(&ep)
+        .credentials_provider(NoCredentials)
+        .load()
+        .await;
+    let store = AwsSecretsStore::new(aws_sdk_secretsmanager::Client::new(&sdk));
+    let err = store.current(&common::name("aws-nocreds")).await.unwrap_err();
+    assert!(matches!(err, StoreError::Unauthenticated { .. }), "{err:?}");
+    assert!(!err.is_retryable());
+}
