@@ -423,3 +423,37 @@ async fn missing_credentials_are_unauthenticated() {
     assert!(matches!(err, StoreError::Unauthenticated { .. }), "{err:?}");
     assert!(!err.is_retryable());
 }
+
+/// Eight processes (independent stores: no shared in-process lock) race to
+/// promote eight different versions over the same expected current one:
+/// Secrets Manager's own compare-and-swap lets exactly one win.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn racing_promotions_across_processes_have_one_winner() {
+    let Some(ep) = common::endpoint() else { return };
+    let seed = common::store(&ep).await;
+    let path = common::name("aws-race");
+    let mut ids = Vec::new();
+    let mut cur = seed.create(&path, SecretData::text("v0")).await.unwrap().id;
+    ids.push(cur.clone());
+    for i in 1..8 {
+        cur = seed.put(&path, SecretData::text(format!("v{i}")), PutOptions::if_current(cur)).await.unwrap().id;
+        ids.push(cur.clone());
+    }
+    let base = seed.put(&path, SecretData::text("base"), PutOptions::if_current(cur)).await.unwrap().id;
+    let mut stores = Vec::new();
+    for _ in 0..8 {
+        stores.push(common::store(&ep).await);
+    }
+    let results = futures::future::join_all(stores.iter().zip(&ids).map(|(s, id)| s.promote(&path, id, &base))).await;
+    let winners: Vec<_> = results.iter().filter(|r| r.is_ok()).collect();
+    assert_eq!(winners.len(), 1, "{results:?}");
+    for r in &results {
+        if let Err(e) = r {
+            assert!(matches!(e, StoreError::Conflict { .. }), "{e:?}");
+        }
+    }
+    let list = seed.list_versions(&path).await.unwrap();
+    assert_eq!(list.iter().filter(|v| v.stages.current).count(), 1);
+    assert_eq!(list.iter().filter(|v| v.stages.previous).map(|v| &v.id).collect::<Vec<_>>(), [&base]);
+    seed.delete(&path).await.unwrap();
+}
