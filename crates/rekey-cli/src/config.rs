@@ -682,9 +682,19 @@ fn store_config(
                     ("attempt_timeout_ms", Kind::Int),
                     ("token_precheck", Kind::Bool),
                     ("version_dates_from_reads", Kind::Bool),
+                    ("static_credentials", Kind::Any),
                 ],
                 &[],
             );
+            if t.item("static_credentials").is_some() {
+                ctx.err(
+                    t.key_span("static_credentials"),
+                    t.field("static_credentials"),
+                    "credentials are never read from the configuration file: use the AWS credential chain \
+                     (AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, AWS_PROFILE, web identity, instance role)",
+                );
+                return None;
+            }
             if !ok {
                 return None;
             }
