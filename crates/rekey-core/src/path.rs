@@ -67,9 +67,10 @@ impl SecretPath {
             return Err(PathError::TooLong { len: p.len(), max: MAX_PATH_LEN });
         }
         let offset = raw.len() - p.len();
-        if let Some(index) = p.bytes().position(|b| {
-            !(b.is_ascii_alphanumeric() || matches!(b, b'/' | b'_' | b'+' | b'=' | b'.' | b'@' | b'-'))
-        }) {
+        if let Some(index) = p
+            .bytes()
+            .position(|b| !(b.is_ascii_alphanumeric() || matches!(b, b'/' | b'_' | b'+' | b'=' | b'.' | b'@' | b'-')))
+        {
             return Err(PathError::BadChar { index: index + offset });
         }
         for seg in p.split('/') {

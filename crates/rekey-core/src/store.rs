@@ -125,9 +125,7 @@ impl RotationId {
     }
     /// Parses the hyphenated text form.
     pub fn parse(s: &str) -> Result<Self, StoreError> {
-        Uuid::parse_str(s)
-            .map(Self)
-            .map_err(|_| StoreError::invalid(format!("not a rotation id: {s:?}")))
+        Uuid::parse_str(s).map(Self).map_err(|_| StoreError::invalid(format!("not a rotation id: {s:?}")))
     }
 }
 
@@ -265,7 +263,12 @@ pub trait SecretStore: fmt::Debug + Send + Sync + 'static {
     /// must exist. Staging again with the same `rotation_id` returns the
     /// existing candidate unchanged; staging with another id replaces any
     /// older candidate.
-    async fn stage(&self, path: &SecretPath, data: SecretData, rotation_id: RotationId) -> Result<VersionMeta, StoreError>;
+    async fn stage(
+        &self,
+        path: &SecretPath,
+        data: SecretData,
+        rotation_id: RotationId,
+    ) -> Result<VersionMeta, StoreError>;
 
     /// Atomically makes `version` current if the current version is
     /// `expected_current`; the replaced version becomes previous, and if
@@ -355,10 +358,20 @@ impl<T: SecretStore + ?Sized> SecretStore for std::sync::Arc<T> {
     async fn read(&self, path: &SecretPath, selector: &VersionSelector) -> Result<SecretVersion, StoreError> {
         (**self).read(path, selector).await
     }
-    async fn stage(&self, path: &SecretPath, data: SecretData, rotation_id: RotationId) -> Result<VersionMeta, StoreError> {
+    async fn stage(
+        &self,
+        path: &SecretPath,
+        data: SecretData,
+        rotation_id: RotationId,
+    ) -> Result<VersionMeta, StoreError> {
         (**self).stage(path, data, rotation_id).await
     }
-    async fn promote(&self, path: &SecretPath, version: &VersionId, expected_current: &VersionId) -> Result<VersionMeta, StoreError> {
+    async fn promote(
+        &self,
+        path: &SecretPath,
+        version: &VersionId,
+        expected_current: &VersionId,
+    ) -> Result<VersionMeta, StoreError> {
         (**self).promote(path, version, expected_current).await
     }
     async fn discard(&self, path: &SecretPath, version: &VersionId) -> Result<(), StoreError> {

@@ -37,12 +37,7 @@ impl SecretData {
 
     /// A multi-field value.
     pub fn fields<K: Into<String>, V: Into<String>>(fields: impl IntoIterator<Item = (K, V)>) -> Self {
-        Self::Fields(
-            fields
-                .into_iter()
-                .map(|(k, v)| (k.into(), SecretString::from(v.into())))
-                .collect(),
-        )
+        Self::Fields(fields.into_iter().map(|(k, v)| (k.into(), SecretString::from(v.into()))).collect())
     }
 
     /// The single string of a [`Text`](Self::Text) value.
