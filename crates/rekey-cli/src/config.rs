@@ -1396,6 +1396,23 @@ colour = "blue"
     }
 
     #[test]
+    fn the_documented_example_is_valid() {
+        let doc = include_str!("../../../docs/cli.md");
+        let start = doc.find("```toml\n").expect("an example") + "```toml\n".len();
+        let end = start + doc[start..].find("```").expect("closed");
+        let env = env_with(&[
+            ("VAULT_TOKEN", "t"),
+            ("BILLING_PG_ADMIN_URL", "postgres://admin:pw@127.0.0.1/postgres"),
+            ("REKEY_WEBHOOK_KEY", "k"),
+        ]);
+        let c = parse(&doc[start..end], &env).unwrap_or_else(|d| panic!("{d:#?}"));
+        assert_eq!(c.secrets.len(), 2);
+        assert_eq!(c.verifiers.len(), 2);
+        assert_eq!(c.audit.len(), 2);
+        assert_eq!(c.secrets[1].policy.verification_tests(), ["api-whoami"]);
+    }
+
+    #[test]
     fn non_loopback_listen_needs_opt_in() {
         let src = format!("{GOOD}\n[daemon]\nlisten = \"0.0.0.0:9464\"\n");
         let d = parse(&src, &env_with(&[])).expect_err("non-loopback");
