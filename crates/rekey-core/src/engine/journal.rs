@@ -39,21 +39,6 @@ use crate::{Metadata, RotationId, VersionId, VersionMeta};
 /// The metadata key holding the journal.
 pub const JOURNAL_KEY: &str = "rekey.rotation";
 
-// Earlier versions kept the journal in six keys; code written against those
-// names keeps working (each is now the one key).
-#[doc(hidden)]
-pub const JOURNAL_ID: &str = JOURNAL_KEY;
-#[doc(hidden)]
-pub const JOURNAL_STEP: &str = JOURNAL_KEY;
-#[doc(hidden)]
-pub const JOURNAL_STRATEGY: &str = JOURNAL_KEY;
-#[doc(hidden)]
-pub const JOURNAL_BASE: &str = JOURNAL_KEY;
-#[doc(hidden)]
-pub const JOURNAL_STARTED: &str = JOURNAL_KEY;
-#[doc(hidden)]
-pub const JOURNAL_OWNER: &str = JOURNAL_KEY;
-
 /// A rotation's journal entry, as read back from metadata.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RotationJournal {

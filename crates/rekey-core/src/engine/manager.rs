@@ -506,6 +506,30 @@ impl RotationManager {
     /// several processes sharing a store rotate each due secret once.
     /// Failures count towards quarantine (`policy.quarantine_after()` in a
     /// row); a failed secret is retried after the policy's backoff.
+    ///
+    /// A worker loop, waiting on the manager's clock:
+    ///
+    /// ```no_run
+    /// # use std::time::Duration;
+    /// # async fn worker(manager: rekey_core::RotationManager) {
+    /// loop {
+    ///     for r in manager.process_scheduled_rotations().await {
+    ///         if r.success() {
+    ///             println!("rotated {}", r.path);
+    ///         } else {
+    ///             println!("{r}");
+    ///         }
+    ///     }
+    ///     // Until the next due time, but look again at least every minute
+    ///     // (schedules added meanwhile may be due sooner).
+    ///     let until_due = manager
+    ///         .next_due()
+    ///         .and_then(|t| (t - manager.clock().now()).to_std().ok())
+    ///         .unwrap_or(Duration::MAX);
+    ///     manager.clock().sleep(until_due.min(Duration::from_secs(60))).await;
+    /// }
+    /// # }
+    /// ```
     pub async fn process_scheduled_rotations(&self) -> Vec<RotationResult> {
         let now = self.inner.clock.now();
         let jobs = lock(&self.inner.schedules).take_due(schedule::to_us(now));
