@@ -223,3 +223,43 @@ async fn concurrent_calls_in_one_task_are_guarded_too() {
     assert_eq!((rotated, busy), (1, 4), "{results:?}");
     assert_eq!(e.store.calls(Method::Stage), 1);
 }
+
+#[tokio::test]
+async fn dropping_a_scheduling_pass_puts_its_jobs_back() {
+    let (e, entered, permits) = gated_env();
+    let policy = Arc::new(
+        RotationPolicy::builder("gated-daily")
+            .strategy(STAGED)
+            .interval(Duration::from_secs(86_400))
+            .require_verification(true)
+            .verification_tests(["gate"])
+            .build()
+            .unwrap(),
+    );
+    for i in 0..3 {
+        let p = path(&format!("c/shutdown/{i}"));
+        e.seed(&p, "initial").await;
+        e.manager.schedule_rotation(&p, policy.clone()).await.unwrap();
+    }
+    e.clock.advance(Duration::from_secs(86_400));
+    {
+        let pass = e.manager.process_scheduled_rotations();
+        tokio::pin!(pass);
+        tokio::select! {
+            _ = &mut pass => panic!("the gate is closed"),
+            _ = entered.notified() => {}
+        }
+        // Shutdown: the pass is dropped mid-rotation.
+    }
+    assert_eq!(e.manager.statistics().active_rotations, 0);
+    for s in e.manager.list_schedules() {
+        assert_eq!(s.next_rotation, Some(e.clock.now()), "{} is due again at once", s.path);
+    }
+    permits.add_permits(3);
+    let r = e.manager.process_scheduled_rotations().await;
+    assert_eq!(r.len(), 3);
+    assert!(r.iter().all(RotationResult::success), "{r:?}");
+    for i in 0..3 {
+        assert!(e.pending(&path(&format!("c/shutdown/{i}"))).await.is_none());
+    }
+}

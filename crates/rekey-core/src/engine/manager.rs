@@ -537,6 +537,9 @@ impl RotationManager {
             return Vec::new();
         }
         let inner = &*self.inner;
+        // Each job is guarded from here on: if this future is dropped (a
+        // shutdown), jobs not finished are put back in the queue, due now.
+        let jobs: Vec<JobGuard<'_>> = jobs.into_iter().map(|job| JobGuard { inner, job: Some(job) }).collect();
         futures::stream::iter(jobs)
             .map(|job| inner.run_job(job))
             .buffer_unordered(inner.max_concurrency)
@@ -1451,6 +1454,27 @@ struct Executor<'f> {
     conflict_actual: Option<VersionId>,
 }
 
+/// A due job taken out of the queue. Dropped before its rotation finished
+/// (the `process_scheduled_rotations` future was dropped), it puts the
+/// schedule back, due at once, so that a shutdown never strands a secret.
+struct JobGuard<'a> {
+    inner: &'a Inner,
+    job: Option<Job>,
+}
+
+impl Drop for JobGuard<'_> {
+    fn drop(&mut self) {
+        let Some(job) = self.job.take() else { return };
+        let now = self.inner.clock.now();
+        let mut t = lock(&self.inner.schedules);
+        let same = t.slot(job.slot).is_some_and(|s| s.path.as_deref() == Some(&*job.path) && s.flags & RUNNING != 0);
+        if same {
+            t.set_flag(job.slot, RUNNING, false);
+            t.set_next(job.slot, Some(now));
+        }
+    }
+}
+
 /// Bookkeeping after a rotation.
 impl Inner {
     fn record_stats(&self, r: &RotationResult) {
@@ -1493,7 +1517,8 @@ impl Inner {
     }
 
     /// Runs one due schedule and moves it on.
-    async fn run_job(&self, job: Job) -> Option<RotationResult> {
+    async fn run_job(&self, mut guard: JobGuard<'_>) -> Option<RotationResult> {
+        let job = guard.job.as_ref()?;
         let Ok(path) = SecretPath::new(&*job.path) else {
             lock(&self.schedules).remove(&job.path);
             return None;
@@ -1551,6 +1576,7 @@ impl Inner {
                 }
             }
         }
+        guard.job = None; // the schedule has been moved on
         if let Some((failures, reason)) = quarantined {
             self.emit_with(|| {
                 let mut e = AuditEvent::new(now, AuditEventKind::Quarantined, path.clone());
