@@ -1429,4 +1429,32 @@ colour = "blue"
         let d = parse("[store]\ntype = \"memory\"\n[[secret]\n", &env_with(&[])).expect_err("syntax");
         assert_eq!(d[0].line, 3, "{d:?}");
     }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(300))]
+
+        /// Any text: a list of problems or a config, never a panic.
+        #[test]
+        fn arbitrary_text_never_panics(src in "\\PC{0,300}") {
+            let _ = parse(&src, &env_with(&[("VAULT_TOKEN", "t")]));
+        }
+
+        /// A valid file with one byte range replaced: never a panic, and
+        /// every diagnostic points inside the file.
+        #[test]
+        fn mutated_config_never_panics(at in 0usize..200, len in 0usize..20, with in "[\\[\\]{}=\",.a-z0-9 \n*:-]{0,12}") {
+            let at = at.min(GOOD.len());
+            let end = (at + len).min(GOOD.len());
+            if GOOD.is_char_boundary(at) && GOOD.is_char_boundary(end) {
+                let src = format!("{}{}{}", &GOOD[..at], with, &GOOD[end..]);
+                if let Err(diags) = parse(&src, &env_with(&[])) {
+                    let lines = src.lines().count().max(1) + 1;
+                    for d in diags {
+                        proptest::prop_assert!(d.line >= 1 && d.line <= lines, "{d} in {src:?}");
+                        proptest::prop_assert!(d.column >= 1);
+                    }
+                }
+            }
+        }
+    }
 }

@@ -280,20 +280,21 @@ pub async fn run(config: Config, out: Out) -> Result<u8, CliError> {
             _ = stop.changed() => continue,
         }
         if app.manager.next_due().is_some_and(|t| t <= Utc::now()) {
-            let manager = app.manager.clone();
-            let mut batch = tokio::spawn(async move { manager.process_scheduled_rotations().await });
+            // Polled here rather than spawned: the batch borrows the manager
+            // (and its future is not `Send` for every lifetime).
+            let batch = app.manager.process_scheduled_rotations();
+            tokio::pin!(batch);
             let results = tokio::select! {
-                r = &mut batch => r.ok(),
+                r = &mut batch => Some(r),
                 _ = stop.changed() => {
                     match tokio::time::timeout(shutdown_timeout, &mut batch).await {
-                        Ok(r) => r.ok(),
+                        Ok(r) => Some(r),
                         Err(_) => {
                             tracing::warn!(
                                 timeout = ?shutdown_timeout,
                                 "rotations still running at the shutdown deadline were interrupted; \
                                  the next run cleans them up"
                             );
-                            batch.abort();
                             interrupted = true;
                             None
                         }
