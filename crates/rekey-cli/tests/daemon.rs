@@ -296,3 +296,88 @@ async fn three_daemons_rotate_each_due_secret_exactly_once() {
         by_daemon.iter().map(|r| r["rotated"].as_u64().unwrap_or(0)).collect::<Vec<_>>()
     );
 }
+
+/// A secret that keeps failing is quarantined by the daemon (and stays so
+/// in the store, for every process); `rekey resume` makes the daemon pick it
+/// up again.
+#[tokio::test]
+async fn daemon_quarantines_a_failing_secret_and_resume_reschedules_it() {
+    let Some(bao) = Bao::from_env() else { return };
+    let prefix = unique("dq");
+    let dir = scratch("dq");
+    let path = format!("{prefix}/bad");
+    let cfg = format!(
+        r#"{store}
+[policies.failing]
+schedule = "every 1s"
+strategy = "staged"
+require_verification = true
+verification_tests = ["never"]
+quarantine_after = 2
+max_retries = 0
+initial_backoff = "100ms"
+max_backoff = "200ms"
+
+[[verifier]]
+name = "never"
+type = "command"
+program = "/bin/false"
+
+[[secret]]
+path = "{path}"
+policy = "failing"
+
+[daemon]
+resync_interval = "1s"
+"#,
+        store = vault_store(&bao)
+    );
+    bao.put(&path, json!({ "value": "dq-initial-s3cr3t-value" })).await;
+    let cfg = write_config(&dir, &cfg);
+    let port = free_port();
+    let child = spawn(&cfg, port, &bao.token);
+    wait_healthy(port).await;
+    let url = format!("http://127.0.0.1:{port}/metrics");
+    let wait_for = |want_failed: f64| {
+        let url = url.clone();
+        async move {
+            let deadline = Instant::now() + Duration::from_secs(30);
+            loop {
+                let (_, m) = get(&url).await.expect("metrics");
+                if metric(&m, "rekey_rotations_total{outcome=\"rolled_back\"}")
+                    + metric(&m, "rekey_rotations_total{outcome=\"failed\"}")
+                    >= want_failed
+                    && metric(&m, "rekey_quarantined_secrets") == 1.0
+                {
+                    return m;
+                }
+                assert!(Instant::now() < deadline, "not quarantined after {want_failed} failures:\n{m}");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    };
+    let m = wait_for(2.0).await;
+    assert_eq!(metric(&m, "rekey_scheduled_secrets"), 0.0);
+    // Quarantined: no more attempts.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let (_, m2) = get(&url).await.unwrap();
+    let failures = |m: &str| {
+        metric(m, "rekey_rotations_total{outcome=\"rolled_back\"}")
+            + metric(m, "rekey_rotations_total{outcome=\"failed\"}")
+    };
+    assert_eq!(failures(&m2), 2.0, "no attempts while quarantined");
+    let env = [("VAULT_TOKEN", bao.token.as_str())];
+    let r = rekey(&cfg, &["status", "--json"], &env).await;
+    assert_eq!(r.json()["secrets"][0]["quarantined"], true);
+
+    let r = rekey(&cfg, &["resume", &path], &env).await;
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    // The daemon re-reads the store, schedules it again, fails twice more.
+    let m3 = wait_for(4.0).await;
+    assert!(failures(&m3) >= 4.0);
+    let run = stop(child).await;
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(bao.metadata(&path).await.0, 1, "no failed rotation created a version");
+    assert!(!bao.staged(&path).await);
+    assert_no_leak(&["dq-initial-s3cr3t-value".to_owned()]);
+}
