@@ -12,11 +12,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use rekey_core::{
+use rekey::memory::MemoryStore;
+use rekey::{
     Clock, ExposeSecret, ManualClock, RotationManager, RotationPolicy, RotationStrategy, SecretBinding, SecretData,
-    SecretGenerator, SecretPath, SecretStoreExt, SecretString, SystemClock, Verifier, VerifyContext, VerifyError,
+    SecretGenerator, SecretPath, SecretStoreExt, SecretString, Verifier, VerifyContext, VerifyError,
 };
-use rekey_memory::MemoryStore;
 
 /// Stands in for a call to the provider's API with the candidate key. This
 /// one always answers "401 Unauthorized", to show a rollback.
@@ -33,15 +33,13 @@ impl Verifier for AnthropicApiTest {
     }
 }
 
-fn system_clock() -> Arc<dyn Clock> {
-    Arc::new(SystemClock::new(|d| Box::pin(tokio::time::sleep(d))))
-}
-
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn Error>> {
     let store = Arc::new(MemoryStore::new());
-    let manager =
-        RotationManager::builder(store.clone()).clock(system_clock()).verifier(Arc::new(AnthropicApiTest)).build()?;
+    let manager = RotationManager::builder(store.clone())
+        .clock(rekey::tokio_clock())
+        .verifier(Arc::new(AnthropicApiTest))
+        .build()?;
 
     // ── Example 1: basic manual rotation ──────────────────────────────────
     println!("== 1. Basic manual rotation");
@@ -94,7 +92,7 @@ async fn main() -> Result<(), Box<dyn Error>> {
     // ── Example 3: custom generators and a custom value ───────────────────
     println!("\n== 3. Custom secret generator");
     let uuid_manager = RotationManager::builder(store.clone())
-        .clock(system_clock())
+        .clock(rekey::tokio_clock())
         .generator(Arc::new(SecretGenerator::uuid()))
         .build()?;
     let session: SecretPath = "/secrets/session_id".parse()?;
@@ -184,7 +182,7 @@ async fn main() -> Result<(), Box<dyn Error>> {
     Ok(())
 }
 
-fn short(v: Option<&rekey_core::VersionId>) -> String {
+fn short(v: Option<&rekey::VersionId>) -> String {
     v.map(|v| v.as_str().chars().take(8).collect()).unwrap_or_else(|| "-".into())
 }
 

@@ -30,4 +30,20 @@ pub use rekey_vault as vault;
 pub use rekey_aws as aws;
 
 mod config;
+
+/// The wall clock, sleeping on tokio's timer: the [`Clock`] a service running
+/// on tokio gives its [`RotationManager`].
+///
+/// ```
+/// # #[cfg(feature = "memory")] {
+/// use std::sync::Arc;
+/// let manager = rekey::RotationManager::builder(Arc::new(rekey::memory::MemoryStore::new()))
+///     .clock(rekey::tokio_clock())
+///     .build()
+///     .expect("a clock is all the builder needs");
+/// # let _ = manager; }
+/// ```
+pub fn tokio_clock() -> std::sync::Arc<dyn Clock> {
+    std::sync::Arc::new(SystemClock::new(|d| Box::pin(tokio::time::sleep(d))))
+}
 pub use config::{StoreConfig, StoreConfigError};
