@@ -109,17 +109,29 @@ fn success_sequences() {
 }
 
 #[test]
-fn unsupported_strategies_finish_at_once() {
+fn dual_write_and_blue_green_take_the_staged_steps() {
+    // Their differences are in what the steps do (apply beside the old
+    // credential and record the retire step; re-key the inactive set), not
+    // in the sequence.
     for s in [RotationStrategy::DualWrite, RotationStrategy::BlueGreen] {
-        let r = run(s, true, true, true, None, ActionOutcome::Done, None);
-        assert_eq!(r.actions, [Finish(RotationVerdict::Failed)]);
+        for (verify, target) in [(false, false), (true, false), (true, true), (false, true)] {
+            let r = run(s, verify, target, true, None, ActionOutcome::Done, None);
+            let staged = run(RotationStrategy::Staged, verify, target, true, None, ActionOutcome::Done, None);
+            assert_eq!(r.actions, staged.actions, "{s} verify={verify} target={target}");
+            assert_eq!(r.verdict, RotationVerdict::Succeeded);
+        }
     }
 }
 
 #[test]
 fn every_single_failure_is_undone_safely() {
     let mut cases = 0;
-    for strategy in [RotationStrategy::Staged, RotationStrategy::Immediate] {
+    for strategy in [
+        RotationStrategy::Staged,
+        RotationStrategy::Immediate,
+        RotationStrategy::DualWrite,
+        RotationStrategy::BlueGreen,
+    ] {
         for verify in [false, true] {
             for target in [false, true] {
                 for auto_rollback in [false, true] {
@@ -154,7 +166,7 @@ fn every_single_failure_is_undone_safely() {
             }
         }
     }
-    assert!(cases > 300, "{cases}");
+    assert!(cases > 600, "{cases}");
 }
 
 fn check(

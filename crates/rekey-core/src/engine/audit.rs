@@ -102,6 +102,11 @@ pub enum AuditEventKind {
     Quarantined,
     /// A quarantined secret was resumed.
     Resumed,
+    /// A dual-write rotation's old credential was retired (revoked on the
+    /// target) after its grace period or once every consumer moved.
+    Retired,
+    /// A retire step failed; the record stays and the next pass retries.
+    RetireFailed,
 }
 
 impl AuditEventKind {
@@ -135,6 +140,8 @@ impl AuditEventKind {
             Self::Rescheduled => "rescheduled",
             Self::Quarantined => "quarantined",
             Self::Resumed => "resumed",
+            Self::Retired => "retired",
+            Self::RetireFailed => "retire_failed",
         }
     }
 }

@@ -29,6 +29,7 @@ pub struct SecretBinding {
     field: Option<String>,
     generator: Option<Arc<dyn GenerateSecret>>,
     target: Option<Arc<dyn CredentialTarget>>,
+    credential_sets: Option<[String; 2]>,
 }
 
 impl SecretBinding {
@@ -58,6 +59,21 @@ impl SecretBinding {
         self
     }
 
+    /// The two credential sets of a blue-green secret: the user names the
+    /// `username` field alternates between (e.g. the two roles of
+    /// `PostgresTarget::alternating`). Needed for the first blue-green
+    /// rotation, when no previous version names the inactive set; later
+    /// rotations check the current value against them.
+    pub fn credential_sets(mut self, a: impl Into<String>, b: impl Into<String>) -> Self {
+        self.credential_sets = Some([a.into(), b.into()]);
+        self
+    }
+
+    /// The two credential sets, if set.
+    pub fn credential_sets_ref(&self) -> Option<[&str; 2]> {
+        self.credential_sets.as_ref().map(|[a, b]| [a.as_str(), b.as_str()])
+    }
+
     /// The field rotated, if any.
     pub fn field_name(&self) -> Option<&str> {
         self.field.as_deref()
@@ -80,6 +96,7 @@ impl fmt::Debug for SecretBinding {
             .field("field", &self.field)
             .field("generator", &self.generator)
             .field("target", &self.target.as_ref().map(|t| t.name().to_owned()))
+            .field("credential_sets", &self.credential_sets)
             .finish()
     }
 }

@@ -44,6 +44,9 @@ pub enum RotationStep {
     Revoke,
     /// Clearing the rotation journal.
     Cleanup,
+    /// Revoking a dual-write rotation's old credential after its grace
+    /// period (the scheduler's retire pass).
+    Retire,
 }
 
 impl RotationStep {
@@ -64,6 +67,7 @@ impl RotationStep {
             Self::Rollback => "rollback",
             Self::Revoke => "revoke",
             Self::Cleanup => "cleanup",
+            Self::Retire => "retire",
         }
     }
 
@@ -84,6 +88,7 @@ impl RotationStep {
             "rollback" => Self::Rollback,
             "revoke" => Self::Revoke,
             "cleanup" => Self::Cleanup,
+            "retire" => Self::Retire,
             _ => return None,
         })
     }
@@ -194,6 +199,22 @@ pub enum RotationError {
         /// What does not fit.
         message: String,
     },
+    /// A dual-write rotation's old credential is still in its grace period
+    /// and some registered consumers have not moved to the current version:
+    /// rotating again now would retire a credential they use. Nothing was
+    /// done; rotate after `until` (the scheduler's retire pass runs then),
+    /// or use an emergency rotation, which retires it first.
+    #[error("{path}: the previous rotation's old credential stays valid until {} for consumers still on it ({}); \
+             rotate after that, or use an emergency rotation", until.to_rfc3339(),
+             if behind.is_empty() { "none registered".to_owned() } else { behind.join(", ") })]
+    RetirePending {
+        /// The secret.
+        path: SecretPath,
+        /// When the grace period ends.
+        until: DateTime<Utc>,
+        /// The registered consumers not yet on the current version.
+        behind: Vec<String>,
+    },
     /// The generator could not produce a value.
     #[error("generating the new value failed: {0}")]
     Generation(#[source] Arc<GeneratorError>),
@@ -277,6 +298,7 @@ impl RotationError {
             Self::NotScheduled { .. } => "not_scheduled",
             Self::Quarantined { .. } => "quarantined",
             Self::InvalidBinding { .. } => "invalid_binding",
+            Self::RetirePending { .. } => "retire_pending",
             Self::Generation(_) => "generation",
             Self::Store { .. } => "store",
             Self::Verification { .. } => "verification",

@@ -120,7 +120,7 @@ pub struct FailurePoint {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct RotationState {
-    /// The strategy (immediate or staged; the others have no machine yet).
+    /// The strategy.
     pub strategy: RotationStrategy,
     /// Whether verification tests must pass.
     pub verify: bool,
@@ -240,15 +240,13 @@ impl RotationState {
 
 /// Decides the next action of a rotation. Pure: same state, same answer.
 ///
-/// See [`RotationState`] and the strategy modules for the sequences. A
-/// strategy without a machine (dual-write, blue-green) finishes at once with
-/// [`RotationVerdict::Failed`]; the manager refuses those strategies before
-/// calling this.
+/// See [`RotationState`] and the strategy modules for the sequences.
 pub fn next_action(state: &RotationState) -> RotationAction {
     match state.strategy {
         RotationStrategy::Immediate => super::strategy::immediate::next_action(state),
         RotationStrategy::Staged => super::strategy::staged::next_action(state),
-        _ => RotationAction::Finish(RotationVerdict::Failed),
+        RotationStrategy::DualWrite => super::strategy::dual_write::next_action(state),
+        RotationStrategy::BlueGreen => super::strategy::blue_green::next_action(state),
     }
 }
 

@@ -13,6 +13,9 @@ use secrecy::SecretString;
 use super::audit::{AuditError, AuditEvent, AuditEventKind, AuditSink, RotationTrigger, TracingAuditSink};
 use super::binding::SecretBinding;
 use super::clock::{Clock, timeout};
+use super::consumers::{
+    PendingRetire, RetireDecision, RetireReason, RetireRecord, RetireResult, pending_retire_decision, retire_decision,
+};
 use super::error::{RotationError, RotationStep};
 use super::fxhash::{FxHashMap, FxHashSet};
 use super::journal::{RecoveryDecision, RotationJournal, recovery_decision};
@@ -154,6 +157,7 @@ impl RotationManagerBuilder {
             bindings: RwLock::new(FxHashMap::default()),
             schedules: Mutex::new(ScheduleTable::default()),
             stats: Mutex::new(Counters::new()),
+            retiring: Mutex::new(HashMap::new()),
         };
         let mut inner = inner;
         if let Some(p) = self.default_policy {
@@ -220,6 +224,10 @@ struct Inner {
     bindings: RwLock<FxHashMap<SecretPath, Arc<SecretBinding>>>,
     schedules: Mutex<ScheduleTable>,
     stats: Mutex<Counters>,
+    /// Secrets that may have a dual-write retire step pending, with the
+    /// target of the rotation that recorded it (the registered binding's
+    /// target is used when there is none).
+    retiring: Mutex<HashMap<SecretPath, Option<Arc<dyn crate::CredentialTarget>>>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -413,6 +421,10 @@ impl RotationManager {
     ) -> Result<ScheduleInfo, RotationError> {
         let policy = policy.into();
         self.inner.validate(&policy)?;
+        if policy.strategy() == RotationStrategy::DualWrite {
+            // A retire step another process left behind is this one's now.
+            lock(&self.inner.retiring).entry(path.clone()).or_insert(None);
+        }
         let retry_run = &mut self.inner.detached_run(path, &policy);
         let current = self
             .inner
@@ -507,6 +519,11 @@ impl RotationManager {
     /// Failures count towards quarantine (`policy.quarantine_after()` in a
     /// row); a failed secret is retried after the policy's backoff.
     ///
+    /// Runs the dual-write retire pass first
+    /// ([`process_retirements`](Self::process_retirements)): a worker loop that
+    /// calls this at least every minute retires dual-write credentials at most
+    /// a minute after they are due.
+    ///
     /// A worker loop, waiting on the manager's clock:
     ///
     /// ```no_run
@@ -531,6 +548,7 @@ impl RotationManager {
     /// # }
     /// ```
     pub async fn process_scheduled_rotations(&self) -> Vec<RotationResult> {
+        self.process_retirements().await;
         let now = self.inner.clock.now();
         let jobs = lock(&self.inner.schedules).take_due(schedule::to_us(now));
         if jobs.is_empty() {
@@ -542,6 +560,35 @@ impl RotationManager {
         let jobs: Vec<JobGuard<'_>> = jobs.into_iter().map(|job| JobGuard { inner, job: Some(job) }).collect();
         futures::stream::iter(jobs)
             .map(|job| inner.run_job(job))
+            .buffer_unordered(inner.max_concurrency)
+            .filter_map(futures::future::ready)
+            .collect()
+            .await
+    }
+}
+
+/// Dual-write retirement.
+impl RotationManager {
+    /// The retire pass: for every secret with a pending dual-write retire
+    /// step (recorded by a rotation of this manager, or found in the
+    /// metadata of a secret scheduled here), revokes the old credential on
+    /// the target once the grace deadline has passed or every registered
+    /// consumer has acknowledged the new version, then removes the record.
+    ///
+    /// Crash-safe and idempotent: the record stays until the revocation is
+    /// done, revoking twice is harmless, and a record replaced meanwhile is
+    /// left alone. A secret being rotated by this process is skipped (the
+    /// rotation retires first). The target is the one the rotation used,
+    /// else the binding registered for the secret; without a target the
+    /// record is just removed. [`process_scheduled_rotations`](Self::process_scheduled_rotations)
+    /// runs this pass first; every retirement is an audit event
+    /// ([`Retired`](AuditEventKind::Retired) or
+    /// [`RetireFailed`](AuditEventKind::RetireFailed)).
+    pub async fn process_retirements(&self) -> Vec<RetireResult> {
+        let paths: Vec<_> = lock(&self.inner.retiring).iter().map(|(p, t)| (p.clone(), t.clone())).collect();
+        let inner = &*self.inner;
+        futures::stream::iter(paths)
+            .map(|(path, target)| async move { inner.retire_one(&path, target).await })
             .buffer_unordered(inner.max_concurrency)
             .filter_map(futures::future::ready)
             .collect()
@@ -955,6 +1002,12 @@ impl Inner {
         self.emit(run, AuditEventKind::Started, Some(RotationStep::Prepare), None);
 
         let target = binding.and_then(SecretBinding::target_ref).cloned();
+        if policy.strategy() == RotationStrategy::DualWrite
+            && let Some(t) = &target
+            && let Some(message) = strategy::dual_write::target_refusal(t.name(), t.capabilities())
+        {
+            return self.fail_early(run, RotationError::InvalidBinding { path: path.clone(), message });
+        }
         let mut meta = match self.retry_store(run, RotationStep::Prepare, || self.store.read_metadata(path)).await {
             Ok(m) => m,
             Err(e) => return self.fail_early(run, RotationError::store(RotationStep::Prepare, e)),
@@ -966,10 +1019,30 @@ impl Inner {
                 Err(e) => return self.fail_early(run, e),
             }
         }
+        if RetireRecord::read(&meta).is_some() {
+            lock(&self.retiring).entry(path.clone()).or_insert_with(|| target.clone());
+        }
+        // A dual-write retire step still pending: perform it first when it
+        // is due (or this is an emergency), else refuse (see
+        // `consumers::pending_retire_decision`).
+        let emergency = matches!(run.trigger, RotationTrigger::Emergency { .. });
+        match pending_retire_decision(&meta, self.clock.now(), emergency) {
+            PendingRetire::None => {}
+            PendingRetire::Refuse { until, behind } => {
+                return self.fail_early(run, RotationError::RetirePending { path: path.clone(), until, behind });
+            }
+            PendingRetire::RetireFirst { record, reason } => {
+                let target = target.clone().or_else(|| self.retire_target(path));
+                if let Err(e) = self.retire_step(run, &record, reason, target.as_deref(), &current, &mut meta).await {
+                    return self.fail_early(run, e);
+                }
+            }
+        }
 
         // The candidate.
         let field = binding.and_then(SecretBinding::field_name);
-        if field.is_none() && matches!(current.data, SecretData::Fields(_)) {
+        let blue_green = policy.strategy() == RotationStrategy::BlueGreen;
+        if !blue_green && field.is_none() && matches!(current.data, SecretData::Fields(_)) {
             let names: Vec<&str> = current.data.field_names().collect();
             let e = RotationError::InvalidBinding {
                 path: path.clone(),
@@ -990,11 +1063,32 @@ impl Inner {
                 }
             }
         };
-        let candidate = match current.data.with_field(field, value) {
-            Ok(d) => d,
-            Err(e) => {
-                let e = RotationError::InvalidBinding { path: path.clone(), message: e.to_string() };
-                return self.fail_early(run, e);
+        let candidate = if blue_green {
+            // The inactive set, named by the previous version (or the
+            // binding's two sets), gets the new password.
+            let previous = match self
+                .retry_store(run, RotationStep::Prepare, || self.store.read(path, &VersionSelector::Previous))
+                .await
+            {
+                Ok(p) => Some(p.data),
+                Err(StoreError::NotFound { .. }) => None,
+                Err(e) => return self.fail_early(run, RotationError::store(RotationStep::Prepare, e)),
+            };
+            let sets = binding.and_then(SecretBinding::credential_sets_ref);
+            match strategy::blue_green::candidate(&current.data, previous.as_ref(), sets, field, value) {
+                Ok(d) => d,
+                Err(e) => {
+                    let e = RotationError::InvalidBinding { path: path.clone(), message: e.to_string() };
+                    return self.fail_early(run, e);
+                }
+            }
+        } else {
+            match current.data.with_field(field, value) {
+                Ok(d) => d,
+                Err(e) => {
+                    let e = RotationError::InvalidBinding { path: path.clone(), message: e.to_string() };
+                    return self.fail_early(run, e);
+                }
             }
         };
 
@@ -1005,8 +1099,17 @@ impl Inner {
             target.is_some(),
             policy.auto_rollback(),
         );
-        let mut exec =
-            Executor { candidate, field, base, current, meta, target, now_current: None, conflict_actual: None };
+        let mut exec = Executor {
+            candidate,
+            field,
+            base,
+            current,
+            meta,
+            target,
+            now_current: None,
+            conflict_actual: None,
+            rolled_back: false,
+        };
         let verdict = loop {
             let action = next_action(&state);
             if let RotationAction::Finish(v) = action {
@@ -1082,6 +1185,20 @@ impl Inner {
                     }
                 }
                 RotationJournal::clear(meta);
+                if went_current
+                    && journal.strategy.as_deref() == Some(RotationStrategy::DualWrite.as_str())
+                    && let Some(base) = &journal.base
+                    && *base != current.meta.id
+                    && RetireRecord::read(meta).is_none()
+                {
+                    // Its old credential is still valid on the target: record
+                    // the retire step it did not get to record.
+                    let grace = run.policy.grace_period().unwrap_or_default();
+                    let deadline =
+                        chrono::Duration::from_std(grace).ok().and_then(|g| now.checked_add_signed(g)).unwrap_or(now);
+                    let rid = rotation_id.unwrap_or_else(fresh_rotation_id);
+                    RetireRecord::new(base.clone(), current.meta.id.clone(), deadline, rid).write_into(meta);
+                }
                 let m = meta.clone();
                 self.retry_store(run, RotationStep::Recover, || self.store.write_metadata(path, m.clone()))
                     .await
@@ -1148,11 +1265,19 @@ impl Inner {
                     );
                 } else {
                     RotationJournal::clear(&mut x.meta);
+                    // Dual-write: the retire step replaces the journal in
+                    // the same write (see `strategy::dual_write`).
+                    if let Some(record) = self.retire_record(run, x) {
+                        record.write_into(&mut x.meta);
+                    }
                 }
                 let m = &x.meta;
                 match self.retry_store(run, step, || self.store.write_metadata(path, m.clone())).await {
                     Ok(()) => {
                         if action == RotationAction::ClearJournal {
+                            if RetireRecord::read(&x.meta).is_some() {
+                                lock(&self.retiring).insert(path.clone(), x.target.clone());
+                            }
                             self.emit(run, AuditEventKind::CleanedUp, Some(step), None);
                         }
                         ActionOutcome::Done
@@ -1287,6 +1412,7 @@ impl Inner {
                     }
                 };
                 if ok {
+                    x.rolled_back = true;
                     self.emit(run, AuditEventKind::RolledBack, Some(step), None);
                     ActionOutcome::Done
                 } else {
@@ -1441,6 +1567,158 @@ impl Inner {
     }
 }
 
+/// Dual-write retirement.
+impl Inner {
+    /// The retire record a successful dual-write rotation leaves when it
+    /// clears its journal.
+    fn retire_record(&self, run: &Run<'_>, x: &Executor<'_>) -> Option<RetireRecord> {
+        if run.policy.strategy() != RotationStrategy::DualWrite || x.rolled_back {
+            return None;
+        }
+        let keep = x.now_current.clone()?;
+        let now = self.clock.now();
+        let grace = chrono::Duration::from_std(run.policy.grace_period().unwrap_or_default()).ok();
+        let deadline = grace.and_then(|g| now.checked_add_signed(g)).unwrap_or(now);
+        Some(RetireRecord::new(x.base.clone(), keep, deadline, run.id))
+    }
+
+    /// The target to retire `path`'s old credential on: the rotation's, else
+    /// the registered binding's.
+    fn retire_target(&self, path: &SecretPath) -> Option<Arc<dyn crate::CredentialTarget>> {
+        lock(&self.retiring)
+            .get(path)
+            .cloned()
+            .flatten()
+            .or_else(|| self.bindings.read().unwrap_or_else(PoisonError::into_inner).get(path)?.target_ref().cloned())
+    }
+
+    /// Performs one retire step: revokes `record.retired` on `target`
+    /// keeping `current`, then removes the record (unless it was replaced).
+    /// Leaves the metadata as written in `meta`. Returns whether it revoked.
+    async fn retire_step(
+        &self,
+        run: &mut Run<'_>,
+        record: &RetireRecord,
+        reason: RetireReason,
+        target: Option<&dyn crate::CredentialTarget>,
+        current: &SecretVersion,
+        meta: &mut Metadata,
+    ) -> Result<bool, RotationError> {
+        let path = run.path;
+        let step = RotationStep::Retire;
+        let mut revoked = false;
+        // A retired version that is current again (rolled back by hand) is
+        // not revoked: the store serves it.
+        if let Some(t) = target
+            && record.retired != current.meta.id
+        {
+            let id = VersionSelector::Id(record.retired.clone());
+            let old = self
+                .retry_store(run, step, || self.store.read(path, &id))
+                .await
+                .map_err(|e| RotationError::store(step, e))?;
+            if !old.data.same_as(&current.data) {
+                self.retry_target(run, step, || t.revoke(&old.data, &current.data))
+                    .await
+                    .map_err(|e| RotationError::target(step, t.name(), e))?;
+                revoked = true;
+            }
+        }
+        let mut fresh = self
+            .retry_store(run, step, || self.store.read_metadata(path))
+            .await
+            .map_err(|e| RotationError::store(step, e))?;
+        if RetireRecord::read(&fresh).is_some_and(|r| r.retired == record.retired) {
+            RetireRecord::clear(&mut fresh);
+            let m = fresh.clone();
+            self.retry_store(run, step, || self.store.write_metadata(path, m.clone()))
+                .await
+                .map_err(|e| RotationError::store(step, e))?;
+        }
+        *meta = fresh;
+        let detail = format!(
+            "retired version {} ({reason}){}; {} stays valid",
+            record.retired,
+            if revoked { ", revoked on the target" } else { "" },
+            current.meta.id,
+        );
+        self.emit_detail(run, AuditEventKind::Retired, Some(step), detail);
+        Ok(revoked)
+    }
+
+    /// The retire pass for one secret; `None` when nothing was due.
+    async fn retire_one(
+        &self,
+        path: &SecretPath,
+        target: Option<Arc<dyn crate::CredentialTarget>>,
+    ) -> Option<RetireResult> {
+        // A rotation of this secret in this process retires first itself.
+        let _guard = self.try_guard(path)?;
+        let scheduled = {
+            let t = lock(&self.schedules);
+            t.lookup(path.as_str()).and_then(|id| t.slot(id)).and_then(|s| s.policy.clone())
+        };
+        let policy = match scheduled.or_else(|| self.default_policy.clone()) {
+            Some(p) => p,
+            None => Arc::new(RotationPolicy::builder("retire").build().ok()?),
+        };
+        let mut run = self.detached_run(path, &policy);
+        let step = RotationStep::Retire;
+        let failed = |run: &Run<'_>, e: &RotationError| {
+            self.emit(run, AuditEventKind::RetireFailed, Some(step), Some(e));
+        };
+        let meta = match self.retry_store(&mut run, step, || self.store.read_metadata(path)).await {
+            Ok(m) => m,
+            Err(e) => {
+                failed(&run, &RotationError::store(step, e));
+                return None;
+            }
+        };
+        let (record, reason) = match retire_decision(&meta, self.clock.now()) {
+            RetireDecision::Nothing => {
+                lock(&self.retiring).remove(path);
+                return None;
+            }
+            RetireDecision::Wait { .. } => return None,
+            RetireDecision::Retire { record, reason } => (record, reason),
+        };
+        let target = target.or_else(|| self.retire_target(path));
+        let mut result = RetireResult {
+            path: path.clone(),
+            retired: record.retired.clone(),
+            keep: record.keep.clone(),
+            reason,
+            revoked: false,
+            error: None,
+        };
+        let current = match self.retry_store(&mut run, step, || self.store.read(path, &VersionSelector::Current)).await
+        {
+            Ok(c) => c,
+            Err(e) => {
+                let e = RotationError::store(step, e);
+                failed(&run, &e);
+                result.error = Some(e);
+                return Some(result);
+            }
+        };
+        result.keep = Some(current.meta.id.clone());
+        let mut meta = meta;
+        match self.retire_step(&mut run, &record, reason, target.as_deref(), &current, &mut meta).await {
+            Ok(revoked) => {
+                result.revoked = revoked;
+                if RetireRecord::read(&meta).is_none() {
+                    lock(&self.retiring).remove(path);
+                }
+            }
+            Err(e) => {
+                failed(&run, &e);
+                result.error = Some(e);
+            }
+        }
+        Some(result)
+    }
+}
+
 /// What the executor carries between actions.
 struct Executor<'f> {
     candidate: SecretData,
@@ -1452,6 +1730,8 @@ struct Executor<'f> {
     /// The version current after `Write`/`Promote` (rollback's CAS value).
     now_current: Option<VersionId>,
     conflict_actual: Option<VersionId>,
+    /// The previous value was made current again.
+    rolled_back: bool,
 }
 
 /// A due job taken out of the queue. Dropped before its rotation finished

@@ -43,7 +43,7 @@ use crate::SecretData;
 use crate::engine::machine::{RotationAction, RotationState, finish};
 
 /// Whether the engine runs this strategy.
-pub const SUPPORTED: bool = false;
+pub const SUPPORTED: bool = true;
 
 /// The field naming the credential set.
 pub const USERNAME_FIELD: &str = "username";

@@ -53,7 +53,7 @@ use crate::TargetCapabilities;
 use crate::engine::machine::{RotationAction, RotationState, finish};
 
 /// Whether the engine runs this strategy.
-pub const SUPPORTED: bool = false;
+pub const SUPPORTED: bool = true;
 
 /// The next action of a dual-write rotation. Pure: same state, same answer.
 pub fn next_action(s: &RotationState) -> RotationAction {

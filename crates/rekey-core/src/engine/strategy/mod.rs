@@ -4,8 +4,8 @@
 //! |---|---|---|
 //! | immediate | [`immediate`] | journal → write (CAS) → apply\* → verify\* → clear journal |
 //! | staged | [`staged`] | journal → stage → apply\* → verify\* → promote (CAS) → confirm\* → clear journal |
-//! | dual-write | [`dual_write`] | not yet: refused with [`RotationError::StrategyNotSupported`](crate::RotationError::StrategyNotSupported) |
-//! | blue-green | [`blue_green`] | not yet: refused likewise |
+//! | dual-write | [`dual_write`] | journal → stage → apply beside the old\* → verify\* → promote (CAS) → confirm\* → clear journal + record the retire step; later: retire (revoke the old credential) |
+//! | blue-green | [`blue_green`] | journal → stage the inactive set → apply\* → verify\* → promote (CAS) → confirm\* → clear journal |
 //!
 //! \* only when a credential target is bound (apply, confirm) or the policy
 //! requires verification (verify).
