@@ -475,32 +475,92 @@ fn fill_password(
     Ok(())
 }
 
-/// Buffered bytes from the OS CSPRNG, wiped on drop.
+/// Bytes read from the OS CSPRNG in 4 KiB blocks, one pool per thread, so a
+/// generation costs a system call only every few dozen secrets. Every byte is
+/// handed out once and wiped as it is taken; the rest is wiped when the thread
+/// ends.
+struct OsPool {
+    buf: Box<[u8; OS_POOL_LEN]>,
+    pos: usize,
+}
+
+const OS_POOL_LEN: usize = 4096;
+
+thread_local! {
+    static POOL: std::cell::RefCell<OsPool> =
+        std::cell::RefCell::new(OsPool { buf: Box::new([0; OS_POOL_LEN]), pos: OS_POOL_LEN });
+}
+
+impl OsPool {
+    fn take(&mut self, dst: &mut [u8]) -> Result<(), GeneratorError> {
+        let mut off = 0;
+        while off < dst.len() {
+            if self.pos >= OS_POOL_LEN {
+                OsRng.try_fill_bytes(&mut self.buf[..]).map_err(|e| GeneratorError::Rng(e.to_string()))?;
+                self.pos = 0;
+            }
+            let n = (OS_POOL_LEN - self.pos).min(dst.len() - off);
+            let (Some(src), Some(out)) = (self.buf.get_mut(self.pos..self.pos + n), dst.get_mut(off..off + n)) else {
+                return Err(GeneratorError::Rng("internal error: random pool bounds".into()));
+            };
+            out.copy_from_slice(src);
+            src.zeroize();
+            self.pos += n;
+            off += n;
+        }
+        Ok(())
+    }
+}
+
+impl Drop for OsPool {
+    fn drop(&mut self) {
+        self.buf.zeroize();
+    }
+}
+
+/// Buffered bytes from the OS CSPRNG (through the thread's [`OsPool`]),
+/// wiped as they are used and on drop.
 struct OsBytes {
-    buf: [u8; 256],
+    buf: [u8; 64],
     pos: usize,
 }
 
 impl OsBytes {
     fn new() -> Self {
-        Self { buf: [0; 256], pos: 256 }
+        Self { buf: [0; 64], pos: 64 }
     }
 
     fn fill(&mut self, dst: &mut [u8]) -> Result<(), GeneratorError> {
-        OsRng.try_fill_bytes(dst).map_err(|e| GeneratorError::Rng(e.to_string()))
+        POOL.with(|pool| pool.borrow_mut().take(dst))
+    }
+
+    fn next_u8(&mut self) -> Result<u8, GeneratorError> {
+        if self.pos >= self.buf.len() {
+            let mut buf = [0u8; 64];
+            self.fill(&mut buf)?;
+            self.buf = buf;
+            buf.zeroize();
+            self.pos = 0;
+        }
+        let b = self.buf.get_mut(self.pos).ok_or_else(|| GeneratorError::Rng("buffer".into()))?;
+        let v = *b;
+        *b = 0;
+        self.pos += 1;
+        Ok(v)
     }
 
     fn next_u32(&mut self) -> Result<u32, GeneratorError> {
         if self.pos + 4 > self.buf.len() {
-            let mut buf = [0u8; 256];
+            let mut buf = [0u8; 64];
             self.fill(&mut buf)?;
             self.buf = buf;
             buf.zeroize();
             self.pos = 0;
         }
         let mut word = [0u8; 4];
-        let src = self.buf.get(self.pos..self.pos + 4).ok_or_else(|| GeneratorError::Rng("buffer".into()))?;
+        let src = self.buf.get_mut(self.pos..self.pos + 4).ok_or_else(|| GeneratorError::Rng("buffer".into()))?;
         word.copy_from_slice(src);
+        src.zeroize();
         self.pos += 4;
         Ok(u32::from_le_bytes(word))
     }
@@ -511,6 +571,16 @@ impl OsBytes {
         let n32 = u32::try_from(n).map_err(|_| GeneratorError::Rng("range too large".into()))?;
         if n32 == 0 {
             return Err(GeneratorError::Rng("empty range".into()));
+        }
+        if n32 <= 256 {
+            // One byte per draw: 4x fewer random bytes for every charset.
+            let threshold = 256 % n32;
+            loop {
+                let x = u32::from(self.next_u8()?);
+                if x >= threshold {
+                    return usize::try_from(x % n32).map_err(|_| GeneratorError::Rng("index".into()));
+                }
+            }
         }
         let threshold = n32.wrapping_neg() % n32;
         loop {
