@@ -465,3 +465,44 @@ async fn blue_green_failure_after_promote_rolls_back_store_and_target() {
     assert!(fake.works(&blue));
     assert_eq!(fake.count(), 1, "the green candidate was revoked");
 }
+
+#[tokio::test]
+async fn a_dual_write_rotation_that_crashed_after_promote_gets_its_retire_step() {
+    use rekey_memory::{Fault, FaultInjectingStore, Method, Rule};
+    let clock = ManualClock::new(t0());
+    let c = clock.clone();
+    let store = Arc::new(FaultInjectingStore::new(MemoryStore::new().with_clock(move || c.now())));
+    let manager = RotationManager::builder(store.clone()).clock(Arc::new(clock.clone())).build().unwrap();
+    let path: SecretPath = "apps/cache/password".parse().unwrap();
+    let target = FakeTarget::new(true);
+    let old = SecretData::text("old-secret");
+    target.apply(&old, None).await.unwrap();
+    let v1 = store.create(&path, old.clone()).await.unwrap().id;
+    manager.bind(path.clone(), SecretBinding::new().target(target.clone()));
+    let p = policy(RotationStrategy::DualWrite);
+
+    // The journal write works, the write that clears it (and records the
+    // retire step) fails for good: like a crash right after promotion.
+    store.add_rule(Rule::on(Method::WriteMetadata).skip(1).fail(Fault::permission_denied()));
+    let r = manager.rotate_secret(&path, &p, None).await;
+    store.clear_rules();
+    assert!(r.success(), "the new value is current: {r}");
+    let meta = store.read_metadata(&path).await.unwrap();
+    assert!(RotationJournal::read(&meta).is_some() && RetireRecord::read(&meta).is_none());
+    assert!(target.works(&old));
+
+    // The next run recovers: it records the retire step (grace counted from
+    // the promotion), which refuses a rotation inside the grace period...
+    clock.advance(Duration::from_secs(60));
+    let r = manager.rotate_secret(&path, &p, None).await;
+    assert!(matches!(r.error, Some(RotationError::RetirePending { .. })), "{r}");
+    let rec = RetireRecord::read(&store.read_metadata(&path).await.unwrap()).expect("recorded by recovery");
+    assert_eq!(rec.retired, v1);
+    assert_eq!(rec.deadline, Some(t0() + chrono::Duration::seconds(600)));
+    // ... and the retire pass finishes it once due.
+    clock.advance(GRACE);
+    let done = manager.process_retirements().await;
+    assert_eq!(done.len(), 1, "{done:?}");
+    assert!(!target.works(&old));
+    assert!(manager.rotate_secret(&path, &p, None).await.success());
+}

@@ -1192,10 +1192,12 @@ impl Inner {
                     && RetireRecord::read(meta).is_none()
                 {
                     // Its old credential is still valid on the target: record
-                    // the retire step it did not get to record.
+                    // the retire step it did not get to record, with the
+                    // grace counted from when its value became current.
                     let grace = run.policy.grace_period().unwrap_or_default();
+                    let since = current.meta.created_at.min(now);
                     let deadline =
-                        chrono::Duration::from_std(grace).ok().and_then(|g| now.checked_add_signed(g)).unwrap_or(now);
+                        chrono::Duration::from_std(grace).ok().and_then(|g| since.checked_add_signed(g)).unwrap_or(now);
                     let rid = rotation_id.unwrap_or_else(fresh_rotation_id);
                     RetireRecord::new(base.clone(), current.meta.id.clone(), deadline, rid).write_into(meta);
                 }
