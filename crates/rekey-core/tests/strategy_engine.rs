@@ -506,3 +506,28 @@ async fn a_dual_write_rotation_that_crashed_after_promote_gets_its_retire_step()
     assert!(!target.works(&old));
     assert!(manager.rotate_secret(&path, &p, None).await.success());
 }
+
+#[tokio::test]
+async fn next_due_includes_known_retire_deadlines() {
+    let e = env();
+    let target = FakeTarget::new(true);
+    let old = SecretData::text("old-secret");
+    target.apply(&old, None).await.unwrap();
+    e.store.create(&e.path, old.clone()).await.unwrap();
+    e.manager.bind(e.path.clone(), SecretBinding::new().target(target.clone()));
+    let p = policy(RotationStrategy::DualWrite);
+    e.manager.schedule_rotation(&e.path, p.clone()).await.unwrap();
+    assert_eq!(e.manager.next_due(), Some(t0() + chrono::Duration::days(1)));
+    assert!(e.manager.rotate_secret(&e.path, &p, None).await.success());
+    assert_eq!(e.manager.next_due(), Some(t0() + chrono::Duration::seconds(600)));
+    e.clock.advance(GRACE);
+    e.manager.process_scheduled_rotations().await;
+    assert!(!target.works(&old));
+    assert_eq!(e.manager.next_due(), Some(t0() + chrono::Duration::days(1)));
+    // A deleted secret's entry goes away quietly.
+    assert!(e.manager.rotate_secret(&e.path, &p, None).await.success());
+    e.manager.unschedule_rotation(&e.path);
+    e.store.delete(&e.path).await.unwrap();
+    assert!(e.manager.process_retirements().await.is_empty());
+    assert_eq!(e.manager.next_due(), None);
+}

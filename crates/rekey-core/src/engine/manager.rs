@@ -227,7 +227,16 @@ struct Inner {
     /// Secrets that may have a dual-write retire step pending, with the
     /// target of the rotation that recorded it (the registered binding's
     /// target is used when there is none).
-    retiring: Mutex<HashMap<SecretPath, Option<Arc<dyn crate::CredentialTarget>>>>,
+    retiring: Mutex<HashMap<SecretPath, Retiring>>,
+}
+
+/// A secret that may have a dual-write retire step pending.
+#[derive(Clone, Default)]
+struct Retiring {
+    /// The target of the rotation that recorded it.
+    target: Option<Arc<dyn crate::CredentialTarget>>,
+    /// Its deadline, when known.
+    deadline: Option<DateTime<Utc>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -423,7 +432,7 @@ impl RotationManager {
         self.inner.validate(&policy)?;
         if policy.strategy() == RotationStrategy::DualWrite {
             // A retire step another process left behind is this one's now.
-            lock(&self.inner.retiring).entry(path.clone()).or_insert(None);
+            lock(&self.inner.retiring).entry(path.clone()).or_default();
         }
         let retry_run = &mut self.inner.detached_run(path, &policy);
         let current = self
@@ -472,10 +481,18 @@ impl RotationManager {
         v
     }
 
-    /// The earliest time a schedule is due (for a worker loop: sleep until
-    /// then, then call [`process_scheduled_rotations`](Self::process_scheduled_rotations)).
+    /// The earliest time a schedule is due, or a known dual-write retire
+    /// step (for a worker loop: sleep until then, then call
+    /// [`process_scheduled_rotations`](Self::process_scheduled_rotations)).
+    /// A retire step can become due earlier, when every consumer
+    /// acknowledges the new version: wake up regularly too.
     pub fn next_due(&self) -> Option<DateTime<Utc>> {
-        lock(&self.inner.schedules).next_due().map(schedule::from_us)
+        let rotation = lock(&self.inner.schedules).next_due().map(schedule::from_us);
+        let retire = lock(&self.inner.retiring).values().filter_map(|r| r.deadline).min();
+        match (rotation, retire) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
     }
 
     /// Stops automatic rotation of `path` until [`resume`](Self::resume).
@@ -585,7 +602,7 @@ impl RotationManager {
     /// ([`Retired`](AuditEventKind::Retired) or
     /// [`RetireFailed`](AuditEventKind::RetireFailed)).
     pub async fn process_retirements(&self) -> Vec<RetireResult> {
-        let paths: Vec<_> = lock(&self.inner.retiring).iter().map(|(p, t)| (p.clone(), t.clone())).collect();
+        let paths: Vec<_> = lock(&self.inner.retiring).iter().map(|(p, r)| (p.clone(), r.target.clone())).collect();
         let inner = &*self.inner;
         futures::stream::iter(paths)
             .map(|(path, target)| async move { inner.retire_one(&path, target).await })
@@ -1019,8 +1036,11 @@ impl Inner {
                 Err(e) => return self.fail_early(run, e),
             }
         }
-        if RetireRecord::read(&meta).is_some() {
-            lock(&self.retiring).entry(path.clone()).or_insert_with(|| target.clone());
+        if let Some(record) = RetireRecord::read(&meta) {
+            let mut r = lock(&self.retiring);
+            let entry = r.entry(path.clone()).or_default();
+            entry.target = entry.target.take().or_else(|| target.clone());
+            entry.deadline = record.deadline;
         }
         // A dual-write retire step still pending: perform it first when it
         // is due (or this is an emergency), else refuse (see
@@ -1277,8 +1297,9 @@ impl Inner {
                 match self.retry_store(run, step, || self.store.write_metadata(path, m.clone())).await {
                     Ok(()) => {
                         if action == RotationAction::ClearJournal {
-                            if RetireRecord::read(&x.meta).is_some() {
-                                lock(&self.retiring).insert(path.clone(), x.target.clone());
+                            if let Some(record) = RetireRecord::read(&x.meta) {
+                                let r = Retiring { target: x.target.clone(), deadline: record.deadline };
+                                lock(&self.retiring).insert(path.clone(), r);
                             }
                             self.emit(run, AuditEventKind::CleanedUp, Some(step), None);
                         }
@@ -1589,8 +1610,7 @@ impl Inner {
     fn retire_target(&self, path: &SecretPath) -> Option<Arc<dyn crate::CredentialTarget>> {
         lock(&self.retiring)
             .get(path)
-            .cloned()
-            .flatten()
+            .and_then(|r| r.target.clone())
             .or_else(|| self.bindings.read().unwrap_or_else(PoisonError::into_inner).get(path)?.target_ref().cloned())
     }
 
@@ -1671,6 +1691,11 @@ impl Inner {
         };
         let meta = match self.retry_store(&mut run, step, || self.store.read_metadata(path)).await {
             Ok(m) => m,
+            Err(StoreError::NotFound { .. }) => {
+                // The secret is gone, and its record with it.
+                lock(&self.retiring).remove(path);
+                return None;
+            }
             Err(e) => {
                 failed(&run, &RotationError::store(step, e));
                 return None;
@@ -1681,7 +1706,12 @@ impl Inner {
                 lock(&self.retiring).remove(path);
                 return None;
             }
-            RetireDecision::Wait { .. } => return None,
+            RetireDecision::Wait { until, .. } => {
+                if let Some(r) = lock(&self.retiring).get_mut(path) {
+                    r.deadline = Some(until);
+                }
+                return None;
+            }
             RetireDecision::Retire { record, reason } => (record, reason),
         };
         let target = target.or_else(|| self.retire_target(path));
