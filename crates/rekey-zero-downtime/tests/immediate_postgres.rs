@@ -1,7 +1,8 @@
-//! IMMEDIATE on PostgreSQL: the baseline. One role, one password, changed in
-//! place: consumers still holding the old password fail until they refresh.
-//! This test proves the harness works and reports how many authentications
-//! the immediate strategy breaks; it does not expect zero.
+//! IMMEDIATE (and STAGED) on PostgreSQL with one role: the baseline. One
+//! role, one password, changed in place: consumers still holding the old
+//! password fail until they refresh. These tests prove the harness works and
+//! report how many authentications those strategies break; they do not
+//! expect zero (that is what dual-write and blue-green are for).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
@@ -20,21 +21,30 @@ use rekey_zero_downtime::{ConsumerSettings, Consumers};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn immediate_on_postgres_counts_failures() {
+    baseline(RotationStrategy::Immediate, "immediate").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn staged_on_postgres_counts_failures() {
+    baseline(RotationStrategy::Staged, "staged").await;
+}
+
+async fn baseline(strategy: RotationStrategy, name: &str) {
     let Some(url) = rekey_testkit::env::require("REKEY_TEST_PG_URL", "PostgreSQL") else { return };
     let admin = PostgresConfig::from_url(&url).expect("admin url");
-    let role = unique("zd_immediate");
+    let role = unique(&format!("zd_{name}"));
     let target = Arc::new(PostgresTarget::single_user(admin, role.clone()).expect("target"));
     target.ensure_roles().await.expect("create role");
 
     let store: Arc<DynSecretStore> = Arc::new(MemoryStore::new());
-    let path = path(&format!("zd/immediate/{role}"));
+    let path = path(&format!("zd/{name}/{role}"));
     let first = SecretData::text(password());
     target.apply(&first, None).await.expect("first password");
     store.create(&path, first.clone()).await.expect("seed");
 
     let (manager, audit) = manager(store.clone());
     manager.bind(path.clone(), SecretBinding::new().target(target.clone()));
-    let policy = RotationPolicy::builder("zd-immediate").strategy(RotationStrategy::Immediate).build().unwrap();
+    let policy = RotationPolicy::builder("zd-baseline").strategy(strategy).build().unwrap();
 
     let consumers = Consumers::start(store.clone(), path.clone(), target.clone(), ConsumerSettings::default()).await;
     let mut passwords = vec![password_of(&first)];
@@ -49,7 +59,7 @@ async fn immediate_on_postgres_counts_failures() {
     let newest = store.current(&path).await.unwrap().meta.id;
     let settled = consumers.wait_all_on(&newest, Duration::from_secs(5)).await;
     let report = consumers.stop().await;
-    let line = report.line("immediate", "postgres", ROTATIONS);
+    let line = report.line(name, "postgres", ROTATIONS);
     println!("{line}");
     println!("{report}");
 
