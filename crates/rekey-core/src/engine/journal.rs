@@ -9,8 +9,14 @@
 //! keys) and costs one map entry per write:
 //!
 //! ```text
-//! rekey.rotation = id=<rotation id>;step=<stage|write>;strategy=<staged|immediate>;started=<RFC 3339>;owner=<manager id>;base=<version id>
+//! rekey.rotation = id=<rotation id> step=<stage|write> strategy=<strategy> started=<RFC 3339> owner=<manager id> base=<version id>
 //! ```
+//!
+//! Fields are separated by spaces, which every store keeps as they are (a
+//! `;` is not a character AWS allows in tags, so the AWS store would have to
+//! base64-encode the value, and the longest entries — dual-write, AWS version
+//! ids — would then pass AWS's 256-character limit). Entries separated by
+//! `;`, written by earlier versions, are read too.
 //!
 //! | field | meaning |
 //! |---|---|
@@ -71,7 +77,7 @@ impl RotationJournal {
                 j.base = Some(VersionId::new(tail));
                 break;
             }
-            let (value, tail) = tail.split_once(';').unwrap_or((tail, ""));
+            let (value, tail) = tail.split_once([' ', ';']).unwrap_or((tail, ""));
             match field {
                 "id" => j.rotation_id = RotationId::parse(value).ok(),
                 "step" => j.step = RotationStep::parse(value),
@@ -89,7 +95,7 @@ impl RotationJournal {
     pub fn is_rotation(meta: &Metadata, id: RotationId) -> bool {
         meta.get(JOURNAL_KEY)
             .and_then(|v| v.strip_prefix("id="))
-            .and_then(|v| v.split(';').next())
+            .and_then(|v| v.split([' ', ';']).next())
             .and_then(|v| RotationId::parse(v).ok())
             == Some(id)
     }
@@ -105,7 +111,7 @@ impl RotationJournal {
         owner: &str,
     ) {
         let value = format!(
-            "id={id};step={step};strategy={strategy};started={};owner={owner};base={base}",
+            "id={id} step={step} strategy={strategy} started={} owner={owner} base={base}",
             started.to_rfc3339_opts(SecondsFormat::Millis, true)
         );
         meta.insert(JOURNAL_KEY.to_owned(), value);
@@ -188,6 +194,31 @@ mod tests {
             stages: Stages { current: !pending, previous: false, pending },
             rotation_id: rot,
         }
+    }
+
+    #[test]
+    fn entries_fit_every_store_and_old_entries_are_read() {
+        let (r, now) = (RotationId::new(), Utc::now());
+        let base = VersionId::new(uuid::Uuid::new_v4().to_string());
+        let mut m = Metadata::new();
+        let owner = RotationId::new().to_string();
+        RotationJournal::write_into(&mut m, r, RotationStep::Stage, "dual_write", &base, now, &owner);
+        let v = m.get(JOURNAL_KEY).cloned().unwrap_or_default();
+        // Only characters AWS allows in tags, so no store re-encodes it.
+        assert!(v.len() <= 200 && !v.contains(';'), "{v}");
+        assert!(v.bytes().all(|b| b.is_ascii_alphanumeric() || b" _.:/=+-@".contains(&b)), "{v}");
+        let j = RotationJournal::read(&m);
+        assert_eq!(j.as_ref().and_then(|j| j.base.clone()), Some(base));
+        assert_eq!(j.as_ref().and_then(|j| j.strategy.clone()).as_deref(), Some("dual_write"));
+        assert!(RotationJournal::is_rotation(&m, r));
+        m.insert(
+            JOURNAL_KEY.into(),
+            format!("id={r};step=stage;strategy=staged;started=2030-01-01T00:00:00.000Z;owner=o;base=7"),
+        );
+        let j = RotationJournal::read(&m);
+        assert_eq!(j.as_ref().and_then(|j| j.owner.clone()).as_deref(), Some("o"));
+        assert_eq!(j.as_ref().and_then(|j| j.base.clone()), Some(VersionId::new("7")));
+        assert!(RotationJournal::is_rotation(&m, r));
     }
 
     #[test]

@@ -1,7 +1,8 @@
 //! Dual-write and blue-green through the store contract only: the same
-//! rotations with OpenBao (Vault KV v2) as the store — versions, staging,
-//! compare-and-swap promote, the retire record and consumer acknowledgements
-//! in custom metadata — against real Redis and PostgreSQL targets.
+//! rotations with OpenBao (Vault KV v2) and AWS Secrets Manager (moto) as the
+//! store — versions, staging, compare-and-swap promote, the retire record and
+//! consumer acknowledgements in custom metadata / tags — against real Redis
+//! and PostgreSQL targets.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
@@ -23,9 +24,41 @@ async fn vault() -> Option<Arc<DynSecretStore>> {
     Some(Arc::new(VaultStore::connect(cfg).await.expect("connect")))
 }
 
+async fn aws() -> Option<Arc<DynSecretStore>> {
+    let endpoint = rekey_testkit::env::require("REKEY_TEST_AWS_ENDPOINT", "moto (AWS Secrets Manager emulator)")?;
+    let cfg = rekey_aws::AwsConfig::default()
+        .with_region("us-east-1")
+        .with_endpoint_url(endpoint)
+        .with_static_credentials("test", "test")
+        .for_moto();
+    Some(Arc::new(rekey_aws::AwsSecretsStore::from_config(&cfg).await.expect("aws store")))
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dual_write_on_redis_with_openbao_as_the_store() {
     let Some(store) = vault().await else { return };
+    dual_write(store).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dual_write_on_redis_with_aws_as_the_store() {
+    let Some(store) = aws().await else { return };
+    dual_write(store).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn blue_green_on_postgres_with_openbao_as_the_store() {
+    let Some(store) = vault().await else { return };
+    blue_green(store).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn blue_green_on_postgres_with_aws_as_the_store() {
+    let Some(store) = aws().await else { return };
+    blue_green(store).await;
+}
+
+async fn dual_write(store: Arc<DynSecretStore>) {
     let Some(url) = rekey_testkit::env::require("REKEY_TEST_REDIS_URL", "Redis") else { return };
     let user = unique("zd_bao_dw");
     let target = Arc::new(rekey_redis::RedisAclTarget::new(&url, user.clone()).unwrap());
@@ -62,9 +95,7 @@ async fn dual_write_on_redis_with_openbao_as_the_store() {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn blue_green_on_postgres_with_openbao_as_the_store() {
-    let Some(store) = vault().await else { return };
+async fn blue_green(store: Arc<DynSecretStore>) {
     let Some(url) = rekey_testkit::env::require("REKEY_TEST_PG_URL", "PostgreSQL") else { return };
     let admin = rekey_postgres::PostgresConfig::from_url(&url).unwrap();
     let group = unique("zd_bao_bg");
