@@ -29,9 +29,10 @@
 //! the next rotation re-keys it (hence a policy's schedule must be at least
 //! twice its grace period, checked at policy validation).
 //!
-//! On failure before promotion the candidate is discarded and the inactive
-//! set is revoked on the target (`target.revoke(candidate, keep = current)`);
-//! the active set never changed. After promotion (a failed confirmation)
+//! On failure before promotion the inactive set is revoked on the target
+//! (`target.revoke(candidate, keep = current)`, first, as in
+//! [`dual_write`](super::dual_write)) and the candidate discarded; the
+//! active set never changed. After promotion (a failed confirmation)
 //! the previous value is made current again when the policy sets
 //! `auto_rollback`, and the candidate is revoked likewise.
 //!
@@ -78,11 +79,21 @@ pub fn next_action(s: &RotationState) -> RotationAction {
                 if s.auto_rollback && !s.rolled_back {
                     return RotationAction::Rollback;
                 }
-            } else if s.written && !s.discarded {
-                return RotationAction::Discard;
+                return if s.target_applied && s.rolled_back && !s.revoked {
+                    RotationAction::Revoke
+                } else {
+                    finish(s)
+                };
             }
-            if s.target_applied && !s.revoked && (!s.promoted || s.rolled_back) {
+            // Not promoted: the candidate leaves the target first (also when
+            // its apply failed: it may have landed before the error), then
+            // the store. A failed revoke thus leaves the candidate staged, and
+            // the next run's recovery revokes it from the target.
+            let apply_tried = s.target_applied || s.failure.is_some_and(|f| f.action == RotationAction::Apply);
+            if apply_tried && !s.revoked {
                 RotationAction::Revoke
+            } else if s.written && !s.discarded {
+                RotationAction::Discard
             } else {
                 finish(s)
             }
@@ -230,7 +241,7 @@ mod tests {
         );
         assert_eq!(
             run(true, true, Some(Verify)),
-            [Journal, Stage, Apply, Verify, Discard, Revoke, ClearJournal, Finish(RotationVerdict::RolledBack)]
+            [Journal, Stage, Apply, Verify, Revoke, Discard, ClearJournal, Finish(RotationVerdict::RolledBack)]
         );
         assert_eq!(
             run(true, true, Some(Confirm)),
@@ -255,8 +266,8 @@ mod tests {
                 Apply,
                 Verify,
                 Promote,
-                Discard,
                 Revoke,
+                Discard,
                 ClearJournal,
                 Finish(RotationVerdict::RolledBack)
             ]

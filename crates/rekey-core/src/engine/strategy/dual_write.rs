@@ -17,9 +17,12 @@
 //! before that write leaves a journal whose `base` is the version to retire,
 //! and the recovery of the next run records the retire step from it.
 //!
-//! On failure before promotion the candidate is discarded and, when the
-//! target was touched, revoked there (`target.revoke(candidate, keep =
-//! current)`): the old credential never stopped working. On failure after
+//! On failure before promotion the candidate is revoked on the target
+//! (`target.revoke(candidate, keep = current)`; also after a failed apply,
+//! which may have landed) and then discarded from the store: the old
+//! credential never stopped working. Revoking first means a failed revoke
+//! leaves the candidate staged, so the next run's recovery finds it and
+//! revokes it — it is never left valid on the target unrecorded. On failure after
 //! promotion (the target's confirmation) the previous value is made current
 //! again when the policy sets `auto_rollback`, and the candidate is revoked
 //! on the target likewise.
@@ -84,13 +87,21 @@ pub fn next_action(s: &RotationState) -> RotationAction {
                 if s.auto_rollback && !s.rolled_back {
                     return RotationAction::Rollback;
                 }
-            } else if s.written && !s.discarded {
-                return RotationAction::Discard;
+                return if s.target_applied && s.rolled_back && !s.revoked {
+                    RotationAction::Revoke
+                } else {
+                    finish(s)
+                };
             }
-            // The candidate goes from the target whenever the store does not
-            // (or no longer) serve it; the old credential was never touched.
-            if s.target_applied && !s.revoked && (!s.promoted || s.rolled_back) {
+            // Not promoted: the candidate leaves the target first (also when
+            // its apply failed: it may have landed before the error), then
+            // the store. A failed revoke thus leaves the candidate staged, and
+            // the next run's recovery revokes it from the target.
+            let apply_tried = s.target_applied || s.failure.is_some_and(|f| f.action == RotationAction::Apply);
+            if apply_tried && !s.revoked {
                 RotationAction::Revoke
+            } else if s.written && !s.discarded {
+                RotationAction::Discard
             } else {
                 finish(s)
             }
@@ -164,11 +175,11 @@ mod tests {
     fn failure_before_promote_discards_and_revokes() {
         assert_eq!(
             run(true, true, true, Some(Verify)),
-            [Journal, Stage, Apply, Verify, Discard, Revoke, ClearJournal, Finish(RotationVerdict::RolledBack)]
+            [Journal, Stage, Apply, Verify, Revoke, Discard, ClearJournal, Finish(RotationVerdict::RolledBack)]
         );
         assert_eq!(
             run(true, true, true, Some(Apply)),
-            [Journal, Stage, Apply, Discard, ClearJournal, Finish(RotationVerdict::RolledBack)]
+            [Journal, Stage, Apply, Revoke, Discard, ClearJournal, Finish(RotationVerdict::RolledBack)]
         );
     }
 
