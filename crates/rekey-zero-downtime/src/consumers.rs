@@ -20,8 +20,8 @@ pub struct ConsumerSettings {
     pub refresh: Duration,
     /// The pause between two authentications (default 2 ms).
     pub auth_pause: Duration,
-    /// Register each consumer and acknowledge every version it reads, with a
-    /// [`ConsumerRegistry`] (default false).
+    /// Register each consumer and acknowledge the version it reads at every
+    /// refresh, with a [`ConsumerRegistry`] (default false).
     pub track: bool,
     /// A name prefix for the registry (default `"consumer"`).
     pub name: String,
@@ -227,7 +227,6 @@ async fn run(
 ) {
     let mut cred = first;
     let mut refreshed = Instant::now();
-    let mut acked: Option<VersionId> = None;
     while !shared.stop.load(Ordering::SeqCst) {
         if cred.is_none() || refreshed.elapsed() >= settings.refresh {
             refreshed = Instant::now();
@@ -237,13 +236,13 @@ async fn run(
                     shared.read_failed.fetch_add(1, Ordering::Relaxed);
                 }
             }
+            // Acknowledge at every refresh: it writes only when the record
+            // differs, and so repairs an acknowledgement that a concurrent
+            // metadata writer overwrote (metadata is last-writer-wins).
             if let Some(c) = &cred
                 && settings.track
-                && acked.as_ref() != Some(&c.meta.id)
-                && let Ok(rekey_core::AckOutcome::Recorded | rekey_core::AckOutcome::Unchanged) =
-                    registry.acknowledge(&name, &c.meta.id).await
             {
-                acked = Some(c.meta.id.clone());
+                let _ = registry.acknowledge(&name, &c.meta.id).await;
             }
         }
         let Some(c) = &cred else {

@@ -44,6 +44,9 @@
 //!   keys, which the engine writes at the start and the end of a rotation.
 //! * A lost acknowledgement only delays an early retirement: the deadline
 //!   still applies. With no consumer registered, only the deadline counts.
+//! * Consumers should acknowledge at every refresh, not only when the
+//!   version changes: an unchanged acknowledgement costs one metadata read,
+//!   and one that a concurrent writer overwrote is written again.
 //!
 //! ```
 //! use std::sync::Arc;
