@@ -5,6 +5,8 @@
 //!   one module per strategy.
 //! * [`journal`] — a rotation's progress beside the secret, and crash
 //!   recovery.
+//! * [`consumers`] — consumer tracking ([`ConsumerRegistry`]) and the
+//!   dual-write retire record, in the metadata beside the secret.
 //! * [`audit`] — [`AuditEvent`]s and [`AuditSink`]s.
 //! * [`manager`] — [`RotationManager`]: rotations, schedules, statistics.
 
