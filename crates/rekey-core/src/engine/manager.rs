@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use futures::StreamExt;
+use futures::future::BoxFuture;
 use secrecy::SecretString;
 
 use super::audit::{AuditError, AuditEvent, AuditEventKind, AuditSink, RotationTrigger, TracingAuditSink};
@@ -574,9 +575,16 @@ impl RotationManager {
         let inner = &*self.inner;
         // Each job is guarded from here on: if this future is dropped (a
         // shutdown), jobs not finished are put back in the queue, due now.
-        let jobs: Vec<JobGuard<'_>> = jobs.into_iter().map(|job| JobGuard { inner, job: Some(job) }).collect();
+        //
+        // The futures are boxed before they enter the stream: a closure in a
+        // stream combinator held across an await trips rustc's higher-ranked
+        // lifetime inference, and the whole future would no longer be
+        // `Send` enough for `tokio::spawn` (see tests/spawn.rs in the facade).
+        let jobs: Vec<BoxFuture<'_, Option<RotationResult>>> = jobs
+            .into_iter()
+            .map(|job| Box::pin(inner.run_job(JobGuard { inner, job: Some(job) })) as BoxFuture<'_, _>)
+            .collect();
         futures::stream::iter(jobs)
-            .map(|job| inner.run_job(job))
             .buffer_unordered(inner.max_concurrency)
             .filter_map(futures::future::ready)
             .collect()
@@ -604,8 +612,12 @@ impl RotationManager {
     pub async fn process_retirements(&self) -> Vec<RetireResult> {
         let paths: Vec<_> = lock(&self.inner.retiring).iter().map(|(p, r)| (p.clone(), r.target.clone())).collect();
         let inner = &*self.inner;
-        futures::stream::iter(paths)
-            .map(|(path, target)| async move { inner.retire_one(&path, target).await })
+        // Boxed for the same reason as in `process_scheduled_rotations`.
+        let retires: Vec<BoxFuture<'_, Option<RetireResult>>> = paths
+            .into_iter()
+            .map(|(path, target)| Box::pin(async move { inner.retire_one(&path, target).await }) as BoxFuture<'_, _>)
+            .collect();
+        futures::stream::iter(retires)
             .buffer_unordered(inner.max_concurrency)
             .filter_map(futures::future::ready)
             .collect()
