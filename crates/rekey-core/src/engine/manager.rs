@@ -575,16 +575,14 @@ impl RotationManager {
         let inner = &*self.inner;
         // Each job is guarded from here on: if this future is dropped (a
         // shutdown), jobs not finished are put back in the queue, due now.
-        //
-        // The futures are boxed before they enter the stream: a closure in a
-        // stream combinator held across an await trips rustc's higher-ranked
-        // lifetime inference, and the whole future would no longer be
-        // `Send` enough for `tokio::spawn` (see tests/spawn.rs in the facade).
-        let jobs: Vec<BoxFuture<'_, Option<RotationResult>>> = jobs
-            .into_iter()
-            .map(|job| Box::pin(inner.run_job(JobGuard { inner, job: Some(job) })) as BoxFuture<'_, _>)
-            .collect();
+        // The guards are mapped by a named function, not a closure: a closure
+        // over `JobGuard<'_>` trips rustc's higher-ranked lifetime inference
+        // and the future is then not `Send` enough for `tokio::spawn` (the
+        // facade's tests/spawn.rs checks this). Futures are created lazily,
+        // as `buffer_unordered` has room.
+        let jobs: Vec<JobGuard<'_>> = jobs.into_iter().map(|job| JobGuard { inner, job: Some(job) }).collect();
         futures::stream::iter(jobs)
+            .map(run_guarded)
             .buffer_unordered(inner.max_concurrency)
             .filter_map(futures::future::ready)
             .collect()
@@ -1781,6 +1779,13 @@ struct Executor<'f> {
 /// A due job taken out of the queue. Dropped before its rotation finished
 /// (the `process_scheduled_rotations` future was dropped), it puts the
 /// schedule back, due at once, so that a shutdown never strands a secret.
+/// Runs one guarded job (a named function so that its signature is properly
+/// higher-ranked; see `process_scheduled_rotations`).
+fn run_guarded(guard: JobGuard<'_>) -> impl Future<Output = Option<RotationResult>> + Send + '_ {
+    let inner = guard.inner;
+    inner.run_job(guard)
+}
+
 struct JobGuard<'a> {
     inner: &'a Inner,
     job: Option<Job>,
