@@ -73,6 +73,12 @@ fn binding(s: &SecretConfig) -> Result<SecretBinding, CliError> {
     }
     if let Some(t) = &s.target {
         b = b.target(target(t).map_err(|e| CliError::Usage(format!("{}: target: {e}", s.path)))?);
+        // Alternating users: the engine must know both sets for the first
+        // blue-green rotation, before a previous version names the other one.
+        let TargetConfig::Postgres { roles, .. } = t;
+        if let [first, second] = roles.as_slice() {
+            b = b.credential_sets(first.clone(), second.clone());
+        }
     }
     Ok(b)
 }

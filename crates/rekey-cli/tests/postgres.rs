@@ -87,3 +87,71 @@ target = {{ type = "postgres", url_env = "CLI_TEST_PG_ADMIN_URL", role = "{role}
     }
     assert_no_leak(&secrets);
 }
+
+/// Blue-green from the config file: the two roles of an alternating target are
+/// the credential sets, so the very first rotation knows which one to re-key.
+#[tokio::test]
+async fn blue_green_alternates_the_two_roles() {
+    let Some(bao) = Bao::from_env() else { return };
+    let Some(pg) = rekey_testkit::env::require("REKEY_TEST_PG_URL", "PostgreSQL") else { return };
+    let prefix = unique("pgbg");
+    let id = std::process::id();
+    let (blue, green, group) = (format!("cli_bg_blue_{id}"), format!("cli_bg_green_{id}"), format!("cli_bg_grp_{id}"));
+    let initial = "bg-initial-s3cr3t-password-1";
+    let (admin, conn) = pg.parse::<tokio_postgres::Config>().unwrap().connect(tokio_postgres::NoTls).await.unwrap();
+    tokio::spawn(conn);
+    for r in [&blue, &green, &group] {
+        admin.simple_query(&format!("DROP ROLE IF EXISTS {r}")).await.unwrap();
+    }
+    admin.simple_query(&format!("CREATE ROLE {group} NOLOGIN")).await.unwrap();
+    admin.simple_query(&format!("CREATE ROLE {blue} LOGIN PASSWORD '{initial}' IN ROLE {group}")).await.unwrap();
+    admin.simple_query(&format!("CREATE ROLE {green} LOGIN IN ROLE {group}")).await.unwrap();
+
+    let path = format!("{prefix}/db");
+    bao.put(&path, json!({ "username": blue, "password": initial })).await;
+    let dir = scratch("pgbg");
+    let cfg = write_config(
+        &dir,
+        &format!(
+            r#"{store}
+[policies.bg]
+schedule = "every 1h"
+strategy = "blue_green"
+grace_period = "10m"
+
+[[secret]]
+path = "{path}"
+policy = "bg"
+field = "password"
+generator = {{ type = "password", length = 24 }}
+target = {{ type = "postgres", url_env = "CLI_TEST_PG_ADMIN_URL", roles = ["{blue}", "{green}"], group = "{group}" }}
+"#,
+            store = vault_store(&bao)
+        ),
+    );
+    let env = [("VAULT_TOKEN", bao.token.as_str()), ("CLI_TEST_PG_ADMIN_URL", pg.as_str())];
+
+    // First rotation: green (the inactive set) gets a password and becomes current; blue still works.
+    let r = rekey(&cfg, &["rotate", &path, "--json"], &env).await;
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    let now = bao.read(&path).await;
+    assert_eq!(now["username"], green.as_str());
+    let green_pw = now["password"].as_str().unwrap().to_owned();
+    assert!(login(&pg, &green, &green_pw).await, "the new set works");
+    assert!(login(&pg, &blue, initial).await, "the formerly active set stays valid until the next rotation");
+
+    // Second rotation: blue is re-keyed and becomes current; green keeps working.
+    let r = rekey(&cfg, &["rotate", &path, "--json"], &env).await;
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    let now = bao.read(&path).await;
+    assert_eq!(now["username"], blue.as_str());
+    let blue_pw = now["password"].as_str().unwrap().to_owned();
+    assert!(login(&pg, &blue, &blue_pw).await);
+    assert!(!login(&pg, &blue, initial).await, "blue's old password was replaced");
+    assert!(login(&pg, &green, &green_pw).await, "green stays valid until the next rotation");
+
+    for r in [&blue, &green, &group] {
+        admin.simple_query(&format!("DROP ROLE IF EXISTS {r}")).await.unwrap();
+    }
+    assert_no_leak(&[initial.to_owned(), green_pw, blue_pw]);
+}
