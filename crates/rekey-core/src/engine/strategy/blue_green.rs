@@ -41,7 +41,7 @@
 use secrecy::SecretString;
 
 use crate::SecretData;
-use crate::engine::machine::{RotationAction, RotationState, finish};
+use crate::engine::machine::{RotationAction, RotationState};
 
 /// Whether the engine runs this strategy.
 pub const SUPPORTED: bool = true;
@@ -53,52 +53,9 @@ pub const PASSWORD_FIELD: &str = "password";
 
 /// The next action of a blue-green rotation. Pure: same state, same answer.
 pub fn next_action(s: &RotationState) -> RotationAction {
-    match s.failure {
-        None => {
-            if !s.journaled {
-                RotationAction::Journal
-            } else if !s.written {
-                RotationAction::Stage
-            } else if s.has_target && !s.target_applied {
-                RotationAction::Apply
-            } else if (s.verify || s.has_target) && !s.verified {
-                RotationAction::Verify
-            } else if !s.promoted {
-                RotationAction::Promote
-            } else if s.has_target && !s.confirmed {
-                RotationAction::Confirm
-            } else {
-                finish(s)
-            }
-        }
-        Some(_) => {
-            if s.undo_failed {
-                return finish(s);
-            }
-            if s.promoted {
-                if s.auto_rollback && !s.rolled_back {
-                    return RotationAction::Rollback;
-                }
-                return if s.target_applied && s.rolled_back && !s.revoked {
-                    RotationAction::Revoke
-                } else {
-                    finish(s)
-                };
-            }
-            // Not promoted: the candidate leaves the target first (also when
-            // its apply failed: it may have landed before the error), then
-            // the store. A failed revoke thus leaves the candidate staged, and
-            // the next run's recovery revokes it from the target.
-            let apply_tried = s.target_applied || s.failure.is_some_and(|f| f.action == RotationAction::Apply);
-            if apply_tried && !s.revoked {
-                RotationAction::Revoke
-            } else if s.written && !s.discarded {
-                RotationAction::Discard
-            } else {
-                finish(s)
-            }
-        }
-    }
+    // The same step sequence as a staged rotation, undo included; what
+    // differs is what the manager does at each step (see the module docs).
+    super::staged::next_action(s)
 }
 
 /// Why a blue-green candidate cannot be built. Messages name fields and set

@@ -4,9 +4,10 @@
 //! against the version read at the start) → confirm on the target\* → clear
 //! journal.
 //!
-//! On failure before promotion the candidate is discarded (always: a stuck
-//! candidate is never left behind) and the target, if touched, is brought
-//! back to the store's current value, which never changed. On failure after
+//! On failure before promotion the target, if touched (or if an apply was
+//! attempted: it may have landed before its error), is brought back to the
+//! store's current value, which never changed, and then the candidate is
+//! discarded (always: a stuck candidate is never left behind). On failure after
 //! promotion (the target's confirmation) the previous value is made current
 //! again when the policy sets `auto_rollback`, and the target follows.
 //!
@@ -42,11 +43,22 @@ pub fn next_action(s: &RotationState) -> RotationAction {
                 if s.auto_rollback && !s.rolled_back {
                     return RotationAction::Rollback;
                 }
-            } else if s.written && !s.discarded {
-                return RotationAction::Discard;
+                return if s.target_applied && s.rolled_back && !s.revoked {
+                    RotationAction::Revoke
+                } else {
+                    finish(s)
+                };
             }
-            if s.target_applied && !s.revoked && (!s.promoted || s.rolled_back) {
+            // Not promoted: the candidate leaves the target first (also when
+            // its apply failed: it may have landed before the error), then
+            // the store. A failed revoke thus leaves the candidate staged and
+            // journalled, and the next run's recovery revokes it from the
+            // target.
+            let apply_tried = s.target_applied || s.failure.is_some_and(|f| f.action == RotationAction::Apply);
+            if apply_tried && !s.revoked {
                 RotationAction::Revoke
+            } else if s.written && !s.discarded {
+                RotationAction::Discard
             } else {
                 finish(s)
             }
