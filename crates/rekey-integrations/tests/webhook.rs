@@ -148,13 +148,17 @@ async fn slow_or_unreachable_endpoint_never_blocks_record() {
         let total = started.elapsed();
         times.sort();
         let (p99, worst) = (times[times.len() * 99 / 100], times[times.len() - 1]);
-        // Blocking would cost the server's 30 s delay or a connection attempt;
-        // the worst case allows for the test machine preempting the thread.
-        assert!(p99 < Duration::from_millis(2), "99th percentile of record() took {p99:?}");
-        assert!(worst < Duration::from_millis(250), "slowest record() took {worst:?}");
-        assert!(total < Duration::from_millis(500), "5000 record() took {total:?}");
+        // Blocking would cost the server's 30 s delay (or the 20 s timeout) per
+        // call; the bounds are far below that and leave room for a loaded CI
+        // machine preempting the thread.
+        assert!(p99 < Duration::from_millis(50), "99th percentile of record() took {p99:?}");
+        assert!(worst < Duration::from_secs(2), "slowest record() took {worst:?}");
+        assert!(total < Duration::from_secs(5), "5000 record() took {total:?}");
         let stats = sink.stats();
-        assert!(stats.dropped >= 4_800, "{stats:?}");
+        // The queue holds 100; the worker may take a few more out while the
+        // loop runs, but nearly all of the 5000 must have been dropped.
+        assert_eq!(stats.accepted + stats.dropped, 5_000, "{stats:?}");
+        assert!(stats.dropped >= 4_000, "{stats:?}");
         let t = Instant::now();
         let stats = handle.shutdown(Duration::from_millis(200)).await;
         assert!(t.elapsed() < Duration::from_secs(2), "shutdown respects its deadline: {:?}", t.elapsed());
