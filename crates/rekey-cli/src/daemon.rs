@@ -5,8 +5,8 @@
 //! schedule database), sleeps until the next due time, runs what is due
 //! through the engine, records results beside each secret, and serves
 //! `/healthz` and Prometheus `/metrics`. On SIGTERM/SIGINT it starts no new
-//! batch, gives the batch in flight `[daemon] shutdown_timeout` to finish,
-//! then exits; a rotation cut off there leaves its journal in the store and
+//! rotation, gives the rotations in flight `[daemon] shutdown_timeout` to
+//! finish, then exits; a rotation cut off there leaves its journal in the store and
 //! the next run's crash recovery cleans it up.
 
 use std::collections::BTreeMap;
@@ -280,9 +280,14 @@ pub async fn run(config: Config, out: Out) -> Result<u8, CliError> {
             _ = stop.changed() => continue,
         }
         if app.manager.next_due().is_some_and(|t| t <= Utc::now()) {
-            // Polled here rather than spawned: the batch borrows the manager
-            // (and its future is not `Send` for every lifetime).
-            let batch = app.manager.process_scheduled_rotations();
+            // Once the shutdown signal arrives the batch starts no new
+            // rotation; the ones running get `shutdown_timeout` to finish,
+            // and the due secrets not started stay due for the next run.
+            let mut signalled = rx.clone();
+            let stop_starting = async move {
+                let _ = signalled.wait_for(|stopping| *stopping).await;
+            };
+            let batch = app.manager.process_scheduled_rotations_until(stop_starting);
             tokio::pin!(batch);
             let results = tokio::select! {
                 r = &mut batch => Some(r),

@@ -566,6 +566,29 @@ impl RotationManager {
     /// # }
     /// ```
     pub async fn process_scheduled_rotations(&self) -> Vec<RotationResult> {
+        self.process_scheduled_rotations_until(futures::future::pending()).await
+    }
+
+    /// [`process_scheduled_rotations`](Self::process_scheduled_rotations)
+    /// that starts no new rotation once `stop` completes (a shutdown
+    /// signal): rotations already running finish, and due secrets not
+    /// started yet stay in the queue, due now, for the next pass or the next
+    /// process. Returns the results of the rotations that ran.
+    ///
+    /// ```
+    /// # use rekey_core::RotationManager;
+    /// # async fn demo(manager: &RotationManager, shutdown: tokio::sync::watch::Receiver<bool>) {
+    /// let mut shutdown = shutdown.clone();
+    /// let stop = async move {
+    ///     let _ = shutdown.wait_for(|stopping| *stopping).await;
+    /// };
+    /// let results = manager.process_scheduled_rotations_until(stop).await;
+    /// # let _ = results; }
+    /// ```
+    pub async fn process_scheduled_rotations_until<F>(&self, stop: F) -> Vec<RotationResult>
+    where
+        F: Future<Output = ()> + Send,
+    {
         self.process_retirements().await;
         let now = self.inner.clock.now();
         let jobs = lock(&self.inner.schedules).take_due(schedule::to_us(now));
@@ -582,6 +605,7 @@ impl RotationManager {
         // as `buffer_unordered` has room.
         let jobs: Vec<JobGuard<'_>> = jobs.into_iter().map(|job| JobGuard { inner, job: Some(job) }).collect();
         futures::stream::iter(jobs)
+            .take_until(stop)
             .map(run_guarded)
             .buffer_unordered(inner.max_concurrency)
             .filter_map(futures::future::ready)
