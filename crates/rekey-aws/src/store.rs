@@ -764,6 +764,9 @@ impl SecretStore for AwsSecretsStore {
     }
 
     async fn write_metadata(&self, path: &SecretPath, metadata: Metadata) -> Result<(), StoreError> {
+        // The contract's limits first (the same on every store), then AWS's
+        // own once the values are encoded as tags.
+        rekey_core::check_metadata(&metadata)?;
         let name = path.as_str();
         let mut wanted = Vec::with_capacity(metadata.len());
         for (k, v) in &metadata {

@@ -161,7 +161,12 @@ shutdown_timeout = "20s"
         assert!(Instant::now() < deadline, "no rotation started");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    assert!(bao.staged(&path).await, "the candidate is staged while it is verified");
+    // In flight counts from the rotation's start; the candidate is staged a
+    // moment later, then verified for 3 s.
+    while !bao.staged(&path).await {
+        assert!(Instant::now() < deadline, "the candidate is staged while it is verified");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     let (before, _, _) = bao.metadata(&path).await;
     sigterm(&child);
     tokio::time::sleep(Duration::from_millis(300)).await;

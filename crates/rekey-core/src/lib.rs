@@ -25,8 +25,9 @@ pub mod value;
 pub use error::{BoxError, StoreError};
 pub use path::{PathError, SecretPath};
 pub use store::{
-    DynSecretStore, Metadata, PutMode, PutOptions, RotationId, SecretStore, SecretStoreExt, SecretVersion, Stages,
-    VersionId, VersionMeta, VersionSelector,
+    DynSecretStore, MAX_METADATA_ENTRIES, MAX_METADATA_KEY_BYTES, MAX_METADATA_VALUE_BYTES, METADATA_KEY_PREFIX,
+    Metadata, PutMode, PutOptions, RotationId, SecretStore, SecretStoreExt, SecretVersion, Stages, VersionId,
+    VersionMeta, VersionSelector, check_metadata,
 };
 pub use value::SecretData;
 

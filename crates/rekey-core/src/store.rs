@@ -242,6 +242,69 @@ impl PutOptions {
 /// size of entries (Vault: `custom_metadata`; AWS: tags).
 pub type Metadata = BTreeMap<String, String>;
 
+/// Every metadata key starts with this, and has more after it: the stores
+/// keep rekey's entries apart from their owners' (Vault `custom_metadata`,
+/// AWS tags).
+pub const METADATA_KEY_PREFIX: &str = "rekey.";
+
+/// The most metadata entries one secret may carry (AWS allows 50 tags).
+pub const MAX_METADATA_ENTRIES: usize = 50;
+
+/// The longest metadata key, in bytes (AWS tag keys).
+pub const MAX_METADATA_KEY_BYTES: usize = 128;
+
+/// The longest metadata value, in bytes (AWS tag values).
+pub const MAX_METADATA_VALUE_BYTES: usize = 256;
+
+/// Checks metadata against the rules every store enforces (the strictest
+/// backend's limits, so metadata valid on one store is valid on all): keys
+/// start with [`METADATA_KEY_PREFIX`] and use only what AWS tags allow, at
+/// most [`MAX_METADATA_ENTRIES`] entries, keys up to
+/// [`MAX_METADATA_KEY_BYTES`], values up to [`MAX_METADATA_VALUE_BYTES`].
+/// Stores call it first in [`SecretStore::write_metadata`].
+///
+/// ```
+/// use rekey_core::{check_metadata, Metadata, StoreError};
+/// let ok: Metadata = [("rekey.owner".to_owned(), "team-a".to_owned())].into();
+/// assert!(check_metadata(&ok).is_ok());
+/// let foreign: Metadata = [("owner".to_owned(), "team-a".to_owned())].into();
+/// assert!(matches!(check_metadata(&foreign), Err(StoreError::InvalidInput { .. })));
+/// ```
+pub fn check_metadata(metadata: &Metadata) -> Result<(), StoreError> {
+    if metadata.len() > MAX_METADATA_ENTRIES {
+        return Err(StoreError::invalid(format!(
+            "{} metadata entries; the limit is {MAX_METADATA_ENTRIES}",
+            metadata.len()
+        )));
+    }
+    for (k, v) in metadata {
+        if !k.starts_with(METADATA_KEY_PREFIX) || k.len() == METADATA_KEY_PREFIX.len() {
+            return Err(StoreError::invalid(format!(
+                "metadata key {k:?} must start with `{METADATA_KEY_PREFIX}` and name something after it"
+            )));
+        }
+        if let Some(c) = k.chars().find(|c| !(c.is_alphanumeric() || " _.:/=+-@".contains(*c))) {
+            return Err(StoreError::invalid(format!(
+                "metadata key {k:?} has the character {c:?}; keys may hold letters, digits, spaces and `_.:/=+-@` \
+                 (what AWS tags allow)"
+            )));
+        }
+        if k.len() > MAX_METADATA_KEY_BYTES {
+            return Err(StoreError::invalid(format!(
+                "metadata key {k:?} is {} bytes long; the limit is {MAX_METADATA_KEY_BYTES}",
+                k.len()
+            )));
+        }
+        if v.len() > MAX_METADATA_VALUE_BYTES {
+            return Err(StoreError::invalid(format!(
+                "the value of metadata key {k:?} is {} bytes long; the limit is {MAX_METADATA_VALUE_BYTES}",
+                v.len()
+            )));
+        }
+    }
+    Ok(())
+}
+
 /// A secret backend. See the [module docs](self) for the semantics every
 /// implementation shares; `rekey-testkit`'s conformance suite checks them.
 ///

@@ -29,19 +29,9 @@ pub const DEFAULT_MAX_VERSIONS: usize = 100;
 /// Manager's limit, the smallest of the supported stores.
 pub const MAX_VALUE_BYTES: usize = 65_536;
 
-/// Every metadata key starts with this, and has more after it: the stores
-/// keep rekey's entries apart from their owners' (Vault `custom_metadata`,
-/// AWS tags).
-pub const METADATA_KEY_PREFIX: &str = "rekey.";
-
-/// The most metadata entries one secret may carry (AWS allows 50 tags).
-pub const MAX_METADATA_ENTRIES: usize = 50;
-
-/// The longest metadata key, in bytes (AWS tag keys).
-pub const MAX_METADATA_KEY_BYTES: usize = 128;
-
-/// The longest metadata value, in bytes (AWS tag values).
-pub const MAX_METADATA_VALUE_BYTES: usize = 256;
+pub use rekey_core::store::{
+    MAX_METADATA_ENTRIES, MAX_METADATA_KEY_BYTES, MAX_METADATA_VALUE_BYTES, METADATA_KEY_PREFIX, check_metadata,
+};
 
 /// Number of independently locked shards. Every operation touches one secret,
 /// so it locks exactly one shard: operations on one secret are serialised
@@ -338,41 +328,6 @@ fn check_value(data: &SecretData) -> Result<(), StoreError> {
     let len = data.byte_len();
     if len > MAX_VALUE_BYTES {
         return Err(StoreError::invalid(format!("the value is {len} bytes long; the limit is {MAX_VALUE_BYTES}")));
-    }
-    Ok(())
-}
-
-fn check_metadata(metadata: &Metadata) -> Result<(), StoreError> {
-    if metadata.len() > MAX_METADATA_ENTRIES {
-        return Err(StoreError::invalid(format!(
-            "{} metadata entries; the limit is {MAX_METADATA_ENTRIES}",
-            metadata.len()
-        )));
-    }
-    for (k, v) in metadata {
-        if !k.starts_with(METADATA_KEY_PREFIX) || k.len() == METADATA_KEY_PREFIX.len() {
-            return Err(StoreError::invalid(format!(
-                "metadata key {k:?} must start with `{METADATA_KEY_PREFIX}` and name something after it"
-            )));
-        }
-        if let Some(c) = k.chars().find(|c| !(c.is_alphanumeric() || " _.:/=+-@".contains(*c))) {
-            return Err(StoreError::invalid(format!(
-                "metadata key {k:?} has the character {c:?}; keys may hold letters, digits, spaces and `_.:/=+-@` \
-                 (what AWS tags allow)"
-            )));
-        }
-        if k.len() > MAX_METADATA_KEY_BYTES {
-            return Err(StoreError::invalid(format!(
-                "metadata key {k:?} is {} bytes long; the limit is {MAX_METADATA_KEY_BYTES}",
-                k.len()
-            )));
-        }
-        if v.len() > MAX_METADATA_VALUE_BYTES {
-            return Err(StoreError::invalid(format!(
-                "the value of metadata key {k:?} is {} bytes long; the limit is {MAX_METADATA_VALUE_BYTES}",
-                v.len()
-            )));
-        }
     }
     Ok(())
 }

@@ -872,6 +872,8 @@ impl SecretStore for VaultStore {
     }
 
     async fn write_metadata(&self, path: &SecretPath, metadata: Metadata) -> Result<(), StoreError> {
+        // The contract's limits (the strictest store's) first, then Vault's own.
+        rekey_core::check_metadata(&metadata)?;
         check_metadata(&metadata)?;
         let md = self.metadata_of(path).await?;
         let existing: HashMap<String, String> = md.custom_metadata.unwrap_or_default();
