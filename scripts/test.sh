@@ -11,6 +11,9 @@ cd "$ROOT"
 export REKEY_TEST_STATE=${REKEY_TEST_STATE:-$ROOT/.test-servers}
 
 trap 'scripts/servers.sh stop' EXIT
+# An interrupted run still stops its servers: signals become a normal exit.
+trap 'exit 130' INT
+trap 'exit 143' TERM
 scripts/servers.sh start
 # shellcheck disable=SC1091
 source "$REKEY_TEST_STATE/env"
