@@ -46,3 +46,44 @@ pub trait Verifier: fmt::Debug + Send + Sync + 'static {
     /// Tests the candidate. Must not log or return the candidate's value.
     async fn verify(&self, ctx: VerifyContext<'_>) -> Result<(), VerifyError>;
 }
+
+/// The field of a multi-field secret that names the user to log in as.
+pub const USERNAME_FIELD: &str = "username";
+/// The field holding the password when the rotated field is not named.
+pub const PASSWORD_FIELD: &str = "password";
+
+/// Who a login verifier logs in as, and with which password, for a candidate:
+/// the user is the candidate's `username` field, else `default_user`; the
+/// password is the rotated `field`, else the whole text value, else the
+/// `password` field. Shared by the built-in target verifiers (PostgreSQL,
+/// Redis). Errors never contain a value.
+///
+/// ```
+/// use rekey_core::{ExposeSecret, SecretData, verify::login_credential};
+/// let c = SecretData::fields([("username", "app"), ("password", "s3cr3t")]);
+/// let (user, pw) = login_credential(&c, Some("password"), None)?;
+/// assert_eq!((user, pw.expose_secret()), ("app", "s3cr3t"));
+/// let t = SecretData::text("s3cr3t");
+/// assert_eq!(login_credential(&t, None, Some("svc"))?.0, "svc");
+/// assert!(login_credential(&t, None, None).is_err());
+/// # Ok::<(), rekey_core::VerifyError>(())
+/// ```
+pub fn login_credential<'d>(
+    candidate: &'d SecretData,
+    field: Option<&str>,
+    default_user: Option<&'d str>,
+) -> Result<(&'d str, &'d secrecy::SecretString), VerifyError> {
+    use secrecy::ExposeSecret;
+    let user = match candidate.field(USERNAME_FIELD) {
+        Some(u) => u.expose_secret(),
+        None => default_user.ok_or_else(|| {
+            VerifyError::Failed("the candidate has no `username` field and no user is configured".into())
+        })?,
+    };
+    let password = field
+        .and_then(|f| candidate.field(f))
+        .or_else(|| candidate.as_text())
+        .or_else(|| candidate.field(PASSWORD_FIELD))
+        .ok_or_else(|| VerifyError::Failed("the candidate has no password".into()))?;
+    Ok((user, password))
+}

@@ -12,10 +12,7 @@ use crate::config::{Endpoint, PostgresConfig};
 use crate::sql::{Side, check_role_name, map_error, quote_ident, quote_literal};
 use crate::verifier::PostgresVerifier;
 
-/// The field of a [`SecretData::Fields`] value holding the role name.
-pub const USERNAME_FIELD: &str = "username";
-/// The field of a [`SecretData::Fields`] value holding the password.
-pub const PASSWORD_FIELD: &str = "password";
+pub use rekey_core::verify::{PASSWORD_FIELD, USERNAME_FIELD};
 
 /// PostgreSQL login roles as a [`CredentialTarget`].
 ///

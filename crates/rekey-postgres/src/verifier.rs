@@ -2,11 +2,10 @@
 
 use async_trait::async_trait;
 use rekey_core::{SecretData, SecretString, TargetError, Verifier, VerifyContext, VerifyError};
-use secrecy::ExposeSecret;
 
 use crate::config::{Endpoint, PostgresConfig};
 use crate::sql::check_role_name;
-use crate::target::{PASSWORD_FIELD, USERNAME_FIELD, login};
+use crate::target::login;
 
 /// A [`Verifier`] that logs in to PostgreSQL with the candidate credential and
 /// runs `SELECT 1`.
@@ -67,18 +66,7 @@ impl PostgresVerifier {
         candidate: &'d SecretData,
         field: Option<&str>,
     ) -> Result<(&'d str, &'d SecretString), VerifyError> {
-        let role = match candidate.field(USERNAME_FIELD) {
-            Some(u) => u.expose_secret(),
-            None => self.role.as_deref().ok_or_else(|| {
-                VerifyError::Failed("the candidate has no `username` field and no role is configured".into())
-            })?,
-        };
-        let password = field
-            .and_then(|f| candidate.field(f))
-            .or_else(|| candidate.as_text())
-            .or_else(|| candidate.field(PASSWORD_FIELD))
-            .ok_or_else(|| VerifyError::Failed("the candidate has no password".into()))?;
-        Ok((role, password))
+        rekey_core::verify::login_credential(candidate, field, self.role.as_deref())
     }
 }
 

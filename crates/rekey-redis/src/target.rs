@@ -11,10 +11,7 @@ use secrecy::ExposeSecret;
 use crate::conn::{DEFAULT_TIMEOUT, Side, connect, login, map_error, sha256_hex, within};
 use crate::verifier::RedisVerifier;
 
-/// The field of a [`SecretData::Fields`] value holding the user name.
-pub const USERNAME_FIELD: &str = "username";
-/// The field of a [`SecretData::Fields`] value holding the password.
-pub const PASSWORD_FIELD: &str = "password";
+pub use rekey_core::verify::{PASSWORD_FIELD, USERNAME_FIELD};
 
 /// The ACL rules a user gets when [`apply`](CredentialTarget::apply) has to
 /// create it: it may authenticate and `PING`, nothing else (no keys, no

@@ -8,7 +8,7 @@ use rekey_core::{SecretData, SecretString, TargetError, Verifier, VerifyContext,
 use secrecy::ExposeSecret;
 
 use crate::conn::{DEFAULT_TIMEOUT, login};
-use crate::target::{PASSWORD_FIELD, USERNAME_FIELD, check_user_name};
+use crate::target::check_user_name;
 
 /// A [`Verifier`] that authenticates to Redis as an ACL user with the
 /// candidate password on a fresh connection and sends `PING`.
@@ -82,18 +82,7 @@ impl RedisVerifier {
         candidate: &'d SecretData,
         field: Option<&str>,
     ) -> Result<(&'d str, &'d SecretString), VerifyError> {
-        let user = match candidate.field(USERNAME_FIELD) {
-            Some(u) => u.expose_secret(),
-            None => self.user.as_deref().ok_or_else(|| {
-                VerifyError::Failed("the candidate has no `username` field and no user is configured".into())
-            })?,
-        };
-        let password = field
-            .and_then(|f| candidate.field(f))
-            .or_else(|| candidate.as_text())
-            .or_else(|| candidate.field(PASSWORD_FIELD))
-            .ok_or_else(|| VerifyError::Failed("the candidate has no password".into()))?;
-        Ok((user, password))
+        rekey_core::verify::login_credential(candidate, field, self.user.as_deref())
     }
 }
 

@@ -46,10 +46,7 @@ use crate::engine::machine::{RotationAction, RotationState};
 /// Whether the engine runs this strategy.
 pub const SUPPORTED: bool = true;
 
-/// The field naming the credential set.
-pub const USERNAME_FIELD: &str = "username";
-/// The default field holding the password (a binding's field overrides it).
-pub const PASSWORD_FIELD: &str = "password";
+pub use crate::verify::{PASSWORD_FIELD, USERNAME_FIELD};
 
 /// The next action of a blue-green rotation. Pure: same state, same answer.
 pub fn next_action(s: &RotationState) -> RotationAction {
