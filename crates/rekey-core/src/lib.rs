@@ -19,6 +19,7 @@
 
 pub mod error;
 pub mod path;
+pub mod redact;
 pub mod store;
 pub mod value;
 
