@@ -157,7 +157,7 @@ fn mark_encoded_tokens(text: &[u8], secrets: &[&[u8]], hide: &mut [bool]) {
                 }
             }
         }
-        if token.iter().all(u8::is_ascii_hexdigit) && token.len() % 2 == 0 {
+        if token.iter().all(u8::is_ascii_hexdigit) && token.len().is_multiple_of(2) {
             decoded.push(unhex(token));
         }
         if decoded.iter().any(|d| holds_secret(d, secrets)) {
