@@ -1,7 +1,7 @@
 //! The rotation state machine: pure decisions over plain values.
 //!
 //! A rotation in flight is a [`RotationState`] (what it must do, what it has
-//! done, whether it is failing). [`next_action`] decides the next
+//! done, whether it is failing). [`next_action`](crate::next_action) decides the next
 //! [`RotationAction`] from that state alone; the manager performs the action
 //! against the store, target or verifiers and feeds the outcome back with
 //! [`RotationState::record`]. Neither function does any I/O, so every path
@@ -29,7 +29,7 @@ use serde::Serialize;
 use super::RotationStep;
 use crate::policy::RotationStrategy;
 
-/// The next thing a rotation does, decided by [`next_action`].
+/// The next thing a rotation does, decided by [`next_action`](crate::next_action).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 #[non_exhaustive]
@@ -116,7 +116,7 @@ pub struct FailurePoint {
     pub conflict: bool,
 }
 
-/// Everything [`next_action`] needs to know about a rotation in flight.
+/// Everything [`next_action`](crate::next_action) needs to know about a rotation in flight.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct RotationState {
@@ -235,18 +235,6 @@ impl RotationState {
         } else {
             RotationAction::Finish(self.verdict())
         }
-    }
-}
-
-/// Decides the next action of a rotation. Pure: same state, same answer.
-///
-/// See [`RotationState`] and the strategy modules for the sequences.
-pub fn next_action(state: &RotationState) -> RotationAction {
-    match state.strategy {
-        RotationStrategy::Immediate => super::strategy::immediate::next_action(state),
-        RotationStrategy::Staged => super::strategy::staged::next_action(state),
-        RotationStrategy::DualWrite => super::strategy::dual_write::next_action(state),
-        RotationStrategy::BlueGreen => super::strategy::blue_green::next_action(state),
     }
 }
 

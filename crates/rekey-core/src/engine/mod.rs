@@ -12,22 +12,35 @@
 
 pub mod audit;
 pub mod binding;
+mod builder;
 pub mod clock;
 pub mod consumers;
+mod context;
 pub mod error;
+mod events;
 mod fxhash;
+mod jobs;
 pub mod journal;
 pub mod machine;
 pub mod manager;
+mod recover;
+mod request;
 pub mod result;
+mod retire;
+mod retry;
+mod run;
 pub mod schedule;
+mod shared;
 pub mod stats;
+mod step;
 pub mod strategy;
+mod verify;
 
 pub use audit::{
     AuditError, AuditEvent, AuditEventKind, AuditSink, MemoryAuditSink, RotationTrigger, TracingAuditSink,
 };
 pub use binding::SecretBinding;
+pub use builder::{ManagerBuildError, RotationManagerBuilder};
 pub use clock::{Clock, ManualClock, SleepFn, SystemClock, TimeoutElapsed, timeout};
 pub use consumers::{
     AckOutcome, ConsumerError, ConsumerRecord, ConsumerRegistry, ConsumerStatus, PendingRetire, RetireDecision,
@@ -35,8 +48,10 @@ pub use consumers::{
 };
 pub use error::{RotationError, RotationStep};
 pub use journal::{RecoveryDecision, RotationJournal, recovery_decision};
-pub use machine::{ActionOutcome, FailurePoint, RotationAction, RotationState, RotationVerdict, next_action};
-pub use manager::{ManagerBuildError, RotationManager, RotationManagerBuilder, RotationRequest};
+pub use machine::{ActionOutcome, FailurePoint, RotationAction, RotationState, RotationVerdict};
+pub use manager::RotationManager;
+pub use request::RotationRequest;
 pub use result::{RotationOutcome, RotationResult};
 pub use schedule::{Quarantine, ScheduleInfo};
 pub use stats::RotationStatistics;
+pub use strategy::next_action;

@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use super::RotationStrategy;
-use super::duration::format_duration as fd;
+use super::text::format_duration as fd;
 
 /// Why a rotation policy (or one of its parts) is invalid.
 ///
@@ -189,10 +189,4 @@ impl PolicyError {
             Self::InvalidDuration { field, .. } => field,
         }
     }
-}
-
-/// Shortens user input quoted in an error to at most 80 characters.
-pub(crate) fn clip(s: &str) -> String {
-    const MAX: usize = 80;
-    if s.chars().count() <= MAX { s.to_owned() } else { s.chars().take(MAX).chain("...".chars()).collect() }
 }

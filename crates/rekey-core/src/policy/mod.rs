@@ -46,6 +46,7 @@ mod duration;
 mod error;
 mod retry;
 mod schedule;
+mod text;
 mod window;
 
 use std::fmt;
@@ -61,8 +62,8 @@ pub use schedule::{CronSchedule, Schedule};
 pub use window::RotationWindow;
 
 use crate::SecretPath;
-use duration::{format_duration, parse_duration};
-use error::clip;
+use duration::parse_duration;
+use text::{clip, format_duration};
 
 /// The longest accepted policy name, in bytes.
 pub const MAX_NAME_LEN: usize = 128;

@@ -7,8 +7,9 @@ use std::time::Duration;
 use chrono::{DateTime, TimeDelta, TimeZone, Timelike, Utc};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use super::duration::format_duration;
-use super::error::{PolicyError, clip};
+use super::error::PolicyError;
+use super::text::clip;
+use super::text::format_duration;
 
 /// How many occurrences of a cron schedule [`CronSchedule::min_gap`] looks at.
 const GAP_SAMPLES: usize = 400;

@@ -6,7 +6,8 @@ use std::str::FromStr;
 use chrono::{DateTime, Datelike, Days, NaiveTime, TimeDelta, Timelike, Utc, Weekday};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use super::error::{PolicyError, clip};
+use super::error::PolicyError;
+use super::text::clip;
 
 const MINUTES_PER_DAY: u16 = 24 * 60;
 const ALL_DAYS: u8 = 0b111_1111;

@@ -11,7 +11,7 @@
 //! requires verification (verify).
 //!
 //! Adding a strategy: give it a module with a pure `next_action(&RotationState)
-//! -> RotationAction`, route it in [`next_action`](crate::next_action) and
+//! -> RotationAction`, route it in [`next_action`] and
 //! mark it supported in [`supported`]. Steps that a strategy performs *after*
 //! a rotation (dual-write's retire-after-grace) are separate scheduled work,
 //! journalled beside the secret like a rotation.
@@ -21,7 +21,20 @@ pub mod dual_write;
 pub mod immediate;
 pub mod staged;
 
+use crate::engine::machine::{RotationAction, RotationState};
 use crate::policy::RotationStrategy;
+
+/// Decides the next action of a rotation. Pure: same state, same answer.
+///
+/// See [`RotationState`] and the strategy modules for the sequences.
+pub fn next_action(state: &RotationState) -> RotationAction {
+    match state.strategy {
+        RotationStrategy::Immediate => immediate::next_action(state),
+        RotationStrategy::Staged => staged::next_action(state),
+        RotationStrategy::DualWrite => dual_write::next_action(state),
+        RotationStrategy::BlueGreen => blue_green::next_action(state),
+    }
+}
 
 /// Whether this engine has a state machine for `strategy`.
 pub fn supported(strategy: RotationStrategy) -> bool {

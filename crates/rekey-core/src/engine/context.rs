@@ -1,0 +1,51 @@
+//! What one rotation carries while it runs: its bookkeeping ([`Run`]) and the executor's values ([`Executor`]).
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+
+use super::audit::RotationTrigger;
+use super::error::RotationError;
+use super::result::RotationOutcome;
+use crate::policy::RotationPolicy;
+use crate::{Metadata, RotationId, SecretData, SecretPath, SecretVersion, VersionId};
+
+/// The per-rotation bookkeeping of the executor.
+pub(super) struct Run<'a> {
+    pub(super) id: RotationId,
+    pub(super) path: &'a SecretPath,
+    pub(super) policy: &'a RotationPolicy,
+    pub(super) trigger: &'a RotationTrigger,
+    pub(super) started: DateTime<Utc>,
+    pub(super) old_version: Option<VersionId>,
+    pub(super) new_version: Option<VersionId>,
+    pub(super) attempts: u32,
+    pub(super) retries: u32,
+    pub(super) verification_passed: bool,
+    pub(super) error: Option<RotationError>,
+    pub(super) undo_error: Option<RotationError>,
+    pub(super) current_created_at: Option<DateTime<Utc>>,
+}
+
+/// How `execute` ended.
+pub(super) enum Exec {
+    /// A scheduled run found the secret rotated since (by another process).
+    UpToDate,
+    /// The outcome, and whether the rotation undid its own writes.
+    Outcome(RotationOutcome, bool),
+}
+
+/// What the executor carries between actions.
+pub(super) struct Executor<'f> {
+    pub(super) candidate: SecretData,
+    pub(super) field: Option<&'f str>,
+    pub(super) base: VersionId,
+    pub(super) current: SecretVersion,
+    pub(super) meta: Metadata,
+    pub(super) target: Option<Arc<dyn crate::CredentialTarget>>,
+    /// The version current after `Write`/`Promote` (rollback's CAS value).
+    pub(super) now_current: Option<VersionId>,
+    pub(super) conflict_actual: Option<VersionId>,
+    /// The previous value was made current again.
+    pub(super) rolled_back: bool,
+}

@@ -1,0 +1,372 @@
+//! Scheduled rotations: the schedule API, due jobs, retries and quarantine bookkeeping.
+
+use std::future::Future;
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use futures::StreamExt;
+
+use super::audit::{AuditError, AuditEvent, AuditEventKind, RotationTrigger};
+use super::error::{RotationError, RotationStep};
+use super::manager::RotationManager;
+use super::request::RotationRequest;
+use super::result::{RotationOutcome, RotationResult};
+use super::schedule::{self, Job, PAUSED, Quarantine, RUNNING, ScheduleInfo};
+use super::shared::{Inner, lock};
+use crate::policy::{RotationPolicy, RotationStrategy, jitter_key};
+use crate::{SecretPath, VersionSelector};
+
+/// Scheduling.
+impl RotationManager {
+    /// Schedules automatic rotation of `path` under `policy` (replacing an
+    /// existing schedule, and clearing its quarantine). The last rotation
+    /// time is the creation time of the secret's current version in the
+    /// store, so a restarted process — or another process — computes the
+    /// same next due time.
+    ///
+    /// Pass an `Arc<RotationPolicy>` to share one policy between many
+    /// schedules.
+    pub async fn schedule_rotation(
+        &self,
+        path: &SecretPath,
+        policy: impl Into<Arc<RotationPolicy>>,
+    ) -> Result<ScheduleInfo, RotationError> {
+        let policy = policy.into();
+        self.inner.validate(&policy)?;
+        if policy.strategy() == RotationStrategy::DualWrite {
+            // A retire step another process left behind is this one's now.
+            lock(&self.inner.retiring).entry(path.clone()).or_default();
+        }
+        let retry_run = &mut self.inner.detached_run(path, &policy);
+        let current = self
+            .inner
+            .retry_store(retry_run, RotationStep::Prepare, || self.inner.store.read(path, &VersionSelector::Current))
+            .await
+            .map_err(|e| RotationError::store(RotationStep::Prepare, e))?;
+        let last = current.meta.created_at;
+        let next = policy.next_due(last, jitter_key(path));
+        let info = {
+            let mut t = lock(&self.inner.schedules);
+            let id = t.upsert(path, policy, schedule::to_us(last));
+            t.set_next(id, next);
+            t.info(id)
+        };
+        let mut e = AuditEvent::new(self.inner.clock.now(), AuditEventKind::Scheduled, path.clone());
+        e.detail = Some(match next {
+            Some(t) => format!("next rotation {}", t.to_rfc3339()),
+            None => "manual policy: no automatic rotation".to_owned(),
+        });
+        self.inner.emit_with(|| e);
+        info.ok_or_else(|| RotationError::NotScheduled { path: path.clone() })
+    }
+
+    /// Removes `path`'s schedule; whether there was one.
+    pub fn unschedule_rotation(&self, path: &SecretPath) -> bool {
+        let removed = lock(&self.inner.schedules).remove(path.as_str());
+        if removed {
+            self.inner.emit_with(|| AuditEvent::new(self.inner.clock.now(), AuditEventKind::Unscheduled, path.clone()));
+        }
+        removed
+    }
+
+    /// `path`'s schedule.
+    pub fn get_schedule(&self, path: &SecretPath) -> Option<ScheduleInfo> {
+        let t = lock(&self.inner.schedules);
+        t.lookup(path.as_str()).and_then(|id| t.info(id))
+    }
+
+    /// Every schedule, sorted by path.
+    pub fn list_schedules(&self) -> Vec<ScheduleInfo> {
+        let t = lock(&self.inner.schedules);
+        let mut v: Vec<_> = t.ids().filter_map(|id| t.info(id)).collect();
+        drop(t);
+        v.sort_by(|a, b| a.path.cmp(&b.path));
+        v
+    }
+
+    /// The earliest time a schedule is due, or a known dual-write retire
+    /// step (for a worker loop: sleep until then, then call
+    /// [`process_scheduled_rotations`](Self::process_scheduled_rotations)).
+    /// A retire step can become due earlier, when every consumer
+    /// acknowledges the new version: wake up regularly too.
+    pub fn next_due(&self) -> Option<DateTime<Utc>> {
+        let rotation = lock(&self.inner.schedules).next_due().map(schedule::from_us);
+        let retire = lock(&self.inner.retiring).values().filter_map(|r| r.deadline).min();
+        match (rotation, retire) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// Stops automatic rotation of `path` until [`resume`](Self::resume).
+    pub fn pause_schedule(&self, path: &SecretPath) -> Result<(), RotationError> {
+        let mut t = lock(&self.inner.schedules);
+        let id = t.lookup(path.as_str()).ok_or_else(|| RotationError::NotScheduled { path: path.clone() })?;
+        t.set_flag(id, PAUSED, true);
+        Ok(())
+    }
+
+    /// Turns automatic rotation of `path` back on after a quarantine or a
+    /// pause: failures are forgotten and the next due time is recomputed
+    /// from the last rotation (so an overdue secret is due at once).
+    pub fn resume(&self, path: &SecretPath) -> Result<ScheduleInfo, RotationError> {
+        let (info, was_quarantined) = {
+            let mut t = lock(&self.inner.schedules);
+            let id = t.lookup(path.as_str()).ok_or_else(|| RotationError::NotScheduled { path: path.clone() })?;
+            let was = t.unquarantine(id);
+            t.set_flag(id, PAUSED, false);
+            t.set_failures(id, 0);
+            let next = t.slot(id).and_then(|s| {
+                let policy = s.policy.clone()?;
+                policy.next_due(schedule::from_us(s.last_us), jitter_key(path))
+            });
+            t.set_next(id, next);
+            (t.info(id), was)
+        };
+        if was_quarantined {
+            self.inner.emit_with(|| AuditEvent::new(self.inner.clock.now(), AuditEventKind::Resumed, path.clone()));
+        }
+        info.ok_or_else(|| RotationError::NotScheduled { path: path.clone() })
+    }
+
+    /// Runs every due rotation — at most `max_concurrency` at once, one per
+    /// secret — and returns their results (in completion order).
+    ///
+    /// Before rotating, each due secret's current version is re-read: if it
+    /// is newer than the schedule's record (another process rotated it), the
+    /// schedule just moves on and no result is returned for it. This is how
+    /// several processes sharing a store rotate each due secret once.
+    /// Failures count towards quarantine (`policy.quarantine_after()` in a
+    /// row); a failed secret is retried after the policy's backoff.
+    ///
+    /// Runs the dual-write retire pass first
+    /// ([`process_retirements`](Self::process_retirements)): a worker loop that
+    /// calls this at least every minute retires dual-write credentials at most
+    /// a minute after they are due.
+    ///
+    /// A worker loop, waiting on the manager's clock:
+    ///
+    /// ```no_run
+    /// # use std::time::Duration;
+    /// # async fn worker(manager: rekey_core::RotationManager) {
+    /// loop {
+    ///     for r in manager.process_scheduled_rotations().await {
+    ///         if r.success() {
+    ///             println!("rotated {}", r.path);
+    ///         } else {
+    ///             println!("{r}");
+    ///         }
+    ///     }
+    ///     // Until the next due time, but look again at least every minute
+    ///     // (schedules added meanwhile may be due sooner).
+    ///     let until_due = manager
+    ///         .next_due()
+    ///         .and_then(|t| (t - manager.clock().now()).to_std().ok())
+    ///         .unwrap_or(Duration::MAX);
+    ///     manager.clock().sleep(until_due.min(Duration::from_secs(60))).await;
+    /// }
+    /// # }
+    /// ```
+    pub async fn process_scheduled_rotations(&self) -> Vec<RotationResult> {
+        self.process_scheduled_rotations_until(futures::future::pending()).await
+    }
+
+    /// [`process_scheduled_rotations`](Self::process_scheduled_rotations)
+    /// that starts no new rotation once `stop` completes (a shutdown
+    /// signal): rotations already running finish, and due secrets not
+    /// started yet stay in the queue, due now, for the next pass or the next
+    /// process. Returns the results of the rotations that ran.
+    ///
+    /// ```
+    /// # use rekey_core::RotationManager;
+    /// # async fn demo(manager: &RotationManager, shutdown: tokio::sync::watch::Receiver<bool>) {
+    /// let mut shutdown = shutdown.clone();
+    /// let stop = async move {
+    ///     let _ = shutdown.wait_for(|stopping| *stopping).await;
+    /// };
+    /// let results = manager.process_scheduled_rotations_until(stop).await;
+    /// # let _ = results; }
+    /// ```
+    pub async fn process_scheduled_rotations_until<F>(&self, stop: F) -> Vec<RotationResult>
+    where
+        F: Future<Output = ()> + Send,
+    {
+        self.process_retirements().await;
+        let now = self.inner.clock.now();
+        let jobs = lock(&self.inner.schedules).take_due(schedule::to_us(now));
+        if jobs.is_empty() {
+            return Vec::new();
+        }
+        let inner = &*self.inner;
+        // Each job is guarded from here on: if this future is dropped (a
+        // shutdown), jobs not finished are put back in the queue, due now.
+        // The guards are mapped by a named function, not a closure: a closure
+        // over `JobGuard<'_>` trips rustc's higher-ranked lifetime inference
+        // and the future is then not `Send` enough for `tokio::spawn` (the
+        // facade's tests/spawn.rs checks this). Futures are created lazily,
+        // as `buffer_unordered` has room.
+        let jobs: Vec<JobGuard<'_>> = jobs.into_iter().map(|job| JobGuard { inner, job: Some(job) }).collect();
+        futures::stream::iter(jobs)
+            .take_until(stop)
+            .map(run_guarded)
+            .buffer_unordered(inner.max_concurrency)
+            .filter_map(futures::future::ready)
+            .collect()
+            .await
+    }
+}
+
+/// A due job taken out of the queue. Dropped before its rotation finished
+/// (the `process_scheduled_rotations` future was dropped), it puts the
+/// schedule back, due at once, so that a shutdown never strands a secret.
+/// Runs one guarded job (a named function so that its signature is properly
+/// higher-ranked; see `process_scheduled_rotations`).
+pub(super) fn run_guarded(guard: JobGuard<'_>) -> impl Future<Output = Option<RotationResult>> + Send + '_ {
+    let inner = guard.inner;
+    inner.run_job(guard)
+}
+
+pub(super) struct JobGuard<'a> {
+    pub(super) inner: &'a Inner,
+    pub(super) job: Option<Job>,
+}
+
+impl Drop for JobGuard<'_> {
+    fn drop(&mut self) {
+        let Some(job) = self.job.take() else { return };
+        let now = self.inner.clock.now();
+        let mut t = lock(&self.inner.schedules);
+        let same = t.slot(job.slot).is_some_and(|s| s.path.as_deref() == Some(&*job.path) && s.flags & RUNNING != 0);
+        if same {
+            t.set_flag(job.slot, RUNNING, false);
+            t.set_next(job.slot, Some(now));
+        }
+    }
+}
+
+/// Bookkeeping after a rotation.
+impl Inner {
+    pub(super) fn record_stats(&self, r: &RotationResult) {
+        if !r.up_to_date {
+            lock(&self.stats).record(r.outcome, r.rollback_performed, r.duration);
+        }
+    }
+
+    /// After a manual or emergency rotation: count it, and move a schedule
+    /// of the same secret on when it succeeded (clearing a quarantine).
+    pub(super) fn after_manual(&self, r: &RotationResult) {
+        self.record_stats(r);
+        if !r.success() {
+            return;
+        }
+        let resumed = {
+            let mut t = lock(&self.schedules);
+            let Some(id) = t.lookup(r.path.as_str()) else { return };
+            let Some(s) = t.slot(id) else { return };
+            if s.flags & RUNNING != 0 {
+                return;
+            }
+            let policy = s.policy.clone();
+            let last = r.current_created_at.unwrap_or(r.completed_at);
+            t.set_last(id, schedule::to_us(last));
+            t.set_failures(id, 0);
+            let resumed = t.unquarantine(id);
+            let next = policy.and_then(|p| p.next_due(last, jitter_key(&r.path)));
+            t.set_next(id, next);
+            resumed
+        };
+        if resumed {
+            self.emit_with(|| {
+                let mut e = AuditEvent::new(self.clock.now(), AuditEventKind::Resumed, r.path.clone());
+                e.rotation_id = Some(r.rotation_id);
+                e.detail = Some(format!("quarantine lifted by a successful {} rotation", r.trigger));
+                e
+            });
+        }
+    }
+
+    /// Runs one due schedule and moves it on.
+    pub(super) async fn run_job(&self, mut guard: JobGuard<'_>) -> Option<RotationResult> {
+        let job = guard.job.as_ref()?;
+        let Ok(path) = SecretPath::new(&*job.path) else {
+            lock(&self.schedules).remove(&job.path);
+            return None;
+        };
+        let req = RotationRequest {
+            path: &path,
+            policy: &job.policy,
+            new_value: None,
+            trigger: RotationTrigger::Schedule,
+            binding: None,
+            rotated_before_us: Some(job.last_us),
+        };
+        let r = self.rotate_inner(req).await;
+        let now = self.clock.now();
+        let policy = &job.policy;
+        let key = jitter_key(&path);
+        let mut quarantined = None;
+        {
+            let mut t = lock(&self.schedules);
+            let same =
+                t.slot(job.slot).is_some_and(|s| s.path.as_deref() == Some(&*job.path) && s.flags & RUNNING != 0);
+            if same {
+                t.set_flag(job.slot, RUNNING, false);
+                let failures = t.slot(job.slot).map(|s| u32::from(s.failures)).unwrap_or(0);
+                let soon = |n: u32| {
+                    let d = policy.retry().backoff(n, 0.5 + rand::random::<f64>() / 2.0);
+                    chrono::Duration::from_std(d).ok().and_then(|d| now.checked_add_signed(d))
+                };
+                match r.outcome {
+                    RotationOutcome::Rotated | RotationOutcome::RotatedElsewhere => {
+                        let last = r.current_created_at.unwrap_or(now);
+                        t.set_last(job.slot, schedule::to_us(last));
+                        t.set_failures(job.slot, 0);
+                        t.set_next(job.slot, policy.next_due(last, key));
+                    }
+                    RotationOutcome::AlreadyRotating | RotationOutcome::InProgressElsewhere => {
+                        t.set_next(job.slot, soon(1));
+                    }
+                    RotationOutcome::OutsideWindow => {
+                        t.set_next(job.slot, policy.window().map(|w| w.next_open(now)).or_else(|| soon(1)));
+                    }
+                    RotationOutcome::Failed | RotationOutcome::RolledBack => {
+                        let failures = failures.saturating_add(1);
+                        t.set_failures(job.slot, failures);
+                        if failures >= policy.quarantine_after() {
+                            let reason =
+                                r.error.as_ref().map(ToString::to_string).unwrap_or_else(|| r.outcome.to_string());
+                            t.quarantine(job.slot, Quarantine { since: now, failures, reason: reason.clone() });
+                            t.set_next(job.slot, None);
+                            quarantined = Some((failures, reason));
+                        } else {
+                            t.set_next(job.slot, soon(failures));
+                        }
+                    }
+                }
+            }
+        }
+        guard.job = None; // the schedule has been moved on
+        if let Some((failures, reason)) = quarantined {
+            self.emit_with(|| {
+                let mut e = AuditEvent::new(now, AuditEventKind::Quarantined, path.clone());
+                e.rotation_id = Some(r.rotation_id);
+                e.strategy = Some(r.strategy);
+                e.trigger = Some(RotationTrigger::Schedule);
+                e.error = r.error.as_ref().map(|x| AuditError { kind: x.kind().to_owned(), message: x.to_string() });
+                e.detail = Some(format!("{failures} failed rotations in a row: {reason}"));
+                e
+            });
+        }
+        if r.up_to_date {
+            self.emit_with(|| {
+                let mut e = AuditEvent::new(now, AuditEventKind::Rescheduled, path.clone());
+                e.trigger = Some(RotationTrigger::Schedule);
+                e.detail = Some("already rotated since the schedule's record (by another process)".to_owned());
+                e
+            });
+            return None;
+        }
+        self.record_stats(&r);
+        Some(r)
+    }
+}

@@ -1,0 +1,96 @@
+//! Recovering from a rotation journal found at the start: in progress elsewhere, or a crashed rotation to clean up.
+
+use super::audit::AuditEventKind;
+use super::consumers::RetireRecord;
+use super::context::{Exec, Run};
+use super::error::{RotationError, RotationStep};
+use super::journal::{RecoveryDecision, RotationJournal, recovery_decision};
+use super::result::RotationOutcome;
+use super::shared::{Inner, fresh_rotation_id};
+use crate::policy::RotationStrategy;
+use crate::{Metadata, SecretVersion, StoreError, VersionSelector};
+
+impl Inner {
+    /// Deals with a journal found at the start: `Ok(Some(_))` ends the
+    /// rotation (in progress elsewhere), `Ok(None)` goes ahead.
+    pub(super) async fn recover(
+        &self,
+        run: &mut Run<'_>,
+        journal: &RotationJournal,
+        current: &SecretVersion,
+        meta: &mut Metadata,
+        target: Option<&dyn crate::CredentialTarget>,
+    ) -> Result<Option<Exec>, RotationError> {
+        let path = run.path;
+        let pending = match self
+            .retry_store(run, RotationStep::Recover, || self.store.read(path, &VersionSelector::Pending))
+            .await
+        {
+            Ok(v) => Some(v),
+            Err(StoreError::NotFound { .. }) => None,
+            Err(e) => return Err(RotationError::store(RotationStep::Recover, e)),
+        };
+        let now = self.clock.now();
+        let decision = recovery_decision(
+            Some(journal),
+            now,
+            self.stale_limit(run.policy),
+            &self.instance,
+            &current.meta,
+            pending.as_ref().map(|p| &p.meta),
+        );
+        match decision {
+            RecoveryDecision::Proceed => Ok(None),
+            RecoveryDecision::InProgressElsewhere { rotation_id, since } => {
+                run.error = Some(RotationError::InProgressElsewhere { path: path.clone(), rotation_id, since });
+                Ok(Some(Exec::Outcome(RotationOutcome::InProgressElsewhere, false)))
+            }
+            RecoveryDecision::CleanUp { rotation_id, discard, went_current } => {
+                if let Some(v) = &discard {
+                    self.retry_store(run, RotationStep::Recover, || self.store.discard(path, v))
+                        .await
+                        .map_err(|e| RotationError::store(RotationStep::Recover, e))?;
+                    if let (Some(t), Some(p)) = (target, &pending) {
+                        self.retry_target(run, RotationStep::Recover, || t.revoke(&p.data, &current.data))
+                            .await
+                            .map_err(|e| RotationError::target(RotationStep::Recover, t.name(), e))?;
+                    }
+                }
+                RotationJournal::clear(meta);
+                if went_current
+                    && journal.strategy.as_deref() == Some(RotationStrategy::DualWrite.as_str())
+                    && let Some(base) = &journal.base
+                    && *base != current.meta.id
+                    && RetireRecord::read(meta).is_none()
+                {
+                    // Its old credential is still valid on the target: record
+                    // the retire step it did not get to record, with the
+                    // grace counted from when its value became current.
+                    let grace = run.policy.grace_period().unwrap_or_default();
+                    let since = current.meta.created_at.min(now);
+                    let deadline =
+                        chrono::Duration::from_std(grace).ok().and_then(|g| since.checked_add_signed(g)).unwrap_or(now);
+                    let rid = rotation_id.unwrap_or_else(fresh_rotation_id);
+                    RetireRecord::new(base.clone(), current.meta.id.clone(), deadline, rid).write_into(meta);
+                }
+                let m = meta.clone();
+                self.retry_store(run, RotationStep::Recover, || self.store.write_metadata(path, m.clone()))
+                    .await
+                    .map_err(|e| RotationError::store(RotationStep::Recover, e))?;
+                let detail = format!(
+                    "cleaned up crashed rotation {} (step {}, started {}): {}{}",
+                    rotation_id.map(|r| r.to_string()).unwrap_or_else(|| "<unknown>".to_owned()),
+                    journal.step.map(RotationStep::as_str).unwrap_or("<unknown>"),
+                    journal.started.map(|t| t.to_rfc3339()).unwrap_or_else(|| "<unknown>".to_owned()),
+                    match &discard {
+                        Some(v) => format!("discarded its candidate {v}"),
+                        None => "no candidate left".to_owned(),
+                    },
+                    if went_current { "; its value had become current and stays so" } else { "" },
+                );
+                self.emit_detail(run, AuditEventKind::Recovered, Some(RotationStep::Recover), detail);
+                Ok(None)
+            }
+        }
+    }
+}

@@ -1,0 +1,209 @@
+//! Dual-write retirement: revoking the old credential once its grace period ends or every consumer moved.
+
+use std::sync::{Arc, PoisonError};
+
+use futures::StreamExt;
+use futures::future::BoxFuture;
+
+use super::audit::AuditEventKind;
+use super::consumers::{RetireDecision, RetireReason, RetireRecord, RetireResult, retire_decision};
+use super::context::{Executor, Run};
+use super::error::{RotationError, RotationStep};
+use super::manager::RotationManager;
+use super::shared::{Inner, lock};
+use crate::policy::{RotationPolicy, RotationStrategy};
+use crate::{Metadata, SecretPath, SecretVersion, StoreError, VersionSelector};
+
+/// Dual-write retirement.
+impl RotationManager {
+    /// The retire pass: for every secret with a pending dual-write retire
+    /// step (recorded by a rotation of this manager, or found in the
+    /// metadata of a secret scheduled here), revokes the old credential on
+    /// the target once the grace deadline has passed or every registered
+    /// consumer has acknowledged the new version, then removes the record.
+    ///
+    /// Crash-safe and idempotent: the record stays until the revocation is
+    /// done, revoking twice is harmless, and a record replaced meanwhile is
+    /// left alone. A secret being rotated by this process is skipped (the
+    /// rotation retires first). The target is the one the rotation used,
+    /// else the binding registered for the secret; without a target the
+    /// record is just removed. [`process_scheduled_rotations`](Self::process_scheduled_rotations)
+    /// runs this pass first; every retirement is an audit event
+    /// ([`Retired`](AuditEventKind::Retired) or
+    /// [`RetireFailed`](AuditEventKind::RetireFailed)).
+    pub async fn process_retirements(&self) -> Vec<RetireResult> {
+        let paths: Vec<_> = lock(&self.inner.retiring).iter().map(|(p, r)| (p.clone(), r.target.clone())).collect();
+        let inner = &*self.inner;
+        // Boxed for the same reason as in `process_scheduled_rotations`.
+        let retires: Vec<BoxFuture<'_, Option<RetireResult>>> = paths
+            .into_iter()
+            .map(|(path, target)| Box::pin(async move { inner.retire_one(&path, target).await }) as BoxFuture<'_, _>)
+            .collect();
+        futures::stream::iter(retires)
+            .buffer_unordered(inner.max_concurrency)
+            .filter_map(futures::future::ready)
+            .collect()
+            .await
+    }
+}
+
+/// Dual-write retirement.
+impl Inner {
+    /// The retire record a successful dual-write rotation leaves when it
+    /// clears its journal.
+    pub(super) fn retire_record(&self, run: &Run<'_>, x: &Executor<'_>) -> Option<RetireRecord> {
+        if run.policy.strategy() != RotationStrategy::DualWrite || x.rolled_back {
+            return None;
+        }
+        let keep = x.now_current.clone()?;
+        let now = self.clock.now();
+        let grace = chrono::Duration::from_std(run.policy.grace_period().unwrap_or_default()).ok();
+        let deadline = grace.and_then(|g| now.checked_add_signed(g)).unwrap_or(now);
+        Some(RetireRecord::new(x.base.clone(), keep, deadline, run.id))
+    }
+
+    /// The target to retire `path`'s old credential on: the rotation's, else
+    /// the registered binding's.
+    pub(super) fn retire_target(&self, path: &SecretPath) -> Option<Arc<dyn crate::CredentialTarget>> {
+        lock(&self.retiring)
+            .get(path)
+            .and_then(|r| r.target.clone())
+            .or_else(|| self.bindings.read().unwrap_or_else(PoisonError::into_inner).get(path)?.target_ref().cloned())
+    }
+
+    /// Performs one retire step: revokes `record.retired` on `target`
+    /// keeping `current`, then removes the record (unless it was replaced).
+    /// Leaves the metadata as written in `meta`. Returns whether it revoked.
+    pub(super) async fn retire_step(
+        &self,
+        run: &mut Run<'_>,
+        record: &RetireRecord,
+        reason: RetireReason,
+        target: Option<&dyn crate::CredentialTarget>,
+        current: &SecretVersion,
+        meta: &mut Metadata,
+    ) -> Result<bool, RotationError> {
+        let path = run.path;
+        let step = RotationStep::Retire;
+        let mut revoked = false;
+        // A retired version that is current again (rolled back by hand) is
+        // not revoked: the store serves it.
+        if let Some(t) = target
+            && record.retired != current.meta.id
+        {
+            let id = VersionSelector::Id(record.retired.clone());
+            let old = self
+                .retry_store(run, step, || self.store.read(path, &id))
+                .await
+                .map_err(|e| RotationError::store(step, e))?;
+            if !old.data.same_as(&current.data) {
+                self.retry_target(run, step, || t.revoke(&old.data, &current.data))
+                    .await
+                    .map_err(|e| RotationError::target(step, t.name(), e))?;
+                revoked = true;
+            }
+        }
+        let mut fresh = self
+            .retry_store(run, step, || self.store.read_metadata(path))
+            .await
+            .map_err(|e| RotationError::store(step, e))?;
+        if RetireRecord::read(&fresh).is_some_and(|r| r.retired == record.retired) {
+            RetireRecord::clear(&mut fresh);
+            let m = fresh.clone();
+            self.retry_store(run, step, || self.store.write_metadata(path, m.clone()))
+                .await
+                .map_err(|e| RotationError::store(step, e))?;
+        }
+        *meta = fresh;
+        let detail = format!(
+            "retired version {} ({reason}){}; {} stays valid",
+            record.retired,
+            if revoked { ", revoked on the target" } else { "" },
+            current.meta.id,
+        );
+        self.emit_detail(run, AuditEventKind::Retired, Some(step), detail);
+        Ok(revoked)
+    }
+
+    /// The retire pass for one secret; `None` when nothing was due.
+    pub(super) async fn retire_one(
+        &self,
+        path: &SecretPath,
+        target: Option<Arc<dyn crate::CredentialTarget>>,
+    ) -> Option<RetireResult> {
+        // A rotation of this secret in this process retires first itself.
+        let _guard = self.try_guard(path)?;
+        let scheduled = {
+            let t = lock(&self.schedules);
+            t.lookup(path.as_str()).and_then(|id| t.slot(id)).and_then(|s| s.policy.clone())
+        };
+        let policy = match scheduled.or_else(|| self.default_policy.clone()) {
+            Some(p) => p,
+            None => Arc::new(RotationPolicy::builder("retire").build().ok()?),
+        };
+        let mut run = self.detached_run(path, &policy);
+        let step = RotationStep::Retire;
+        let failed = |run: &Run<'_>, e: &RotationError| {
+            self.emit(run, AuditEventKind::RetireFailed, Some(step), Some(e));
+        };
+        let meta = match self.retry_store(&mut run, step, || self.store.read_metadata(path)).await {
+            Ok(m) => m,
+            Err(StoreError::NotFound { .. }) => {
+                // The secret is gone, and its record with it.
+                lock(&self.retiring).remove(path);
+                return None;
+            }
+            Err(e) => {
+                failed(&run, &RotationError::store(step, e));
+                return None;
+            }
+        };
+        let (record, reason) = match retire_decision(&meta, self.clock.now()) {
+            RetireDecision::Nothing => {
+                lock(&self.retiring).remove(path);
+                return None;
+            }
+            RetireDecision::Wait { until, .. } => {
+                if let Some(r) = lock(&self.retiring).get_mut(path) {
+                    r.deadline = Some(until);
+                }
+                return None;
+            }
+            RetireDecision::Retire { record, reason } => (record, reason),
+        };
+        let target = target.or_else(|| self.retire_target(path));
+        let mut result = RetireResult {
+            path: path.clone(),
+            retired: record.retired.clone(),
+            keep: record.keep.clone(),
+            reason,
+            revoked: false,
+            error: None,
+        };
+        let current = match self.retry_store(&mut run, step, || self.store.read(path, &VersionSelector::Current)).await
+        {
+            Ok(c) => c,
+            Err(e) => {
+                let e = RotationError::store(step, e);
+                failed(&run, &e);
+                result.error = Some(e);
+                return Some(result);
+            }
+        };
+        result.keep = Some(current.meta.id.clone());
+        let mut meta = meta;
+        match self.retire_step(&mut run, &record, reason, target.as_deref(), &current, &mut meta).await {
+            Ok(revoked) => {
+                result.revoked = revoked;
+                if RetireRecord::read(&meta).is_none() {
+                    lock(&self.retiring).remove(path);
+                }
+            }
+            Err(e) => {
+                failed(&run, &e);
+                result.error = Some(e);
+            }
+        }
+        Some(result)
+    }
+}

@@ -1,0 +1,323 @@
+//! One rotation from start to finish: pre-flight, prepare the candidate, drive the state machine, settle the result.
+
+use std::sync::{Arc, PoisonError};
+
+use secrecy::SecretString;
+
+use super::audit::{AuditError, AuditEvent, AuditEventKind, RotationTrigger};
+use super::binding::SecretBinding;
+use super::consumers::{PendingRetire, RetireRecord, pending_retire_decision};
+use super::context::{Exec, Executor, Run};
+use super::error::{RotationError, RotationStep};
+use super::journal::RotationJournal;
+use super::machine::{RotationAction, RotationState, RotationVerdict};
+use super::request::RotationRequest;
+use super::result::{RotationOutcome, RotationResult};
+use super::schedule::{self};
+use super::shared::{Inner, fresh_rotation_id, lock};
+use super::strategy;
+use super::strategy::next_action;
+use crate::generator::GenerateSecret;
+use crate::policy::{RotationPolicy, RotationStrategy};
+use crate::{SecretData, SecretPath, StoreError, VersionSelector};
+
+impl Inner {
+    pub(super) fn detached_run<'a>(&self, path: &'a SecretPath, policy: &'a RotationPolicy) -> Run<'a> {
+        static MANUAL: RotationTrigger = RotationTrigger::Manual;
+        Run {
+            id: fresh_rotation_id(),
+            path,
+            policy,
+            trigger: &MANUAL,
+            started: self.clock.now(),
+            old_version: None,
+            new_version: None,
+            attempts: 0,
+            retries: 0,
+            verification_passed: false,
+            error: None,
+            undo_error: None,
+            current_created_at: None,
+        }
+    }
+
+    pub(super) async fn rotate_inner(&self, req: RotationRequest<'_>) -> RotationResult {
+        let RotationRequest { path, policy, new_value, trigger, binding, rotated_before_us } = req;
+        let started = self.clock.now();
+        let strategy = policy.strategy();
+
+        // Pre-flight: nothing is written before these pass (fail closed).
+        if let Err(e) = self.validate(policy) {
+            return self.early(path, strategy, &trigger, started, e, RotationOutcome::Failed);
+        }
+        let emergency = matches!(trigger, RotationTrigger::Emergency { .. });
+        if !emergency
+            && let Some(w) = policy.window()
+            && !w.contains(started)
+        {
+            let e = RotationError::OutsideWindow { path: path.clone(), next_open: Some(w.next_open(started)) };
+            return self.early(path, strategy, &trigger, started, e, RotationOutcome::OutsideWindow);
+        }
+        let Some(_guard) = self.try_guard(path) else {
+            let e = RotationError::AlreadyRotating { path: path.clone() };
+            return self.early(path, strategy, &trigger, started, e, RotationOutcome::AlreadyRotating);
+        };
+        let binding = binding.or_else(|| {
+            let bindings = self.bindings.read().unwrap_or_else(PoisonError::into_inner);
+            if bindings.is_empty() { None } else { bindings.get(path).cloned() }
+        });
+
+        let mut run = Run {
+            id: fresh_rotation_id(),
+            path,
+            policy,
+            trigger: &trigger,
+            started,
+            old_version: None,
+            new_version: None,
+            attempts: 0,
+            retries: 0,
+            verification_passed: false,
+            error: None,
+            undo_error: None,
+            current_created_at: None,
+        };
+        let outcome = self.execute(&mut run, binding.as_deref(), new_value, rotated_before_us).await;
+        self.finish(run, outcome)
+    }
+
+    pub(super) fn finish(&self, run: Run<'_>, outcome: Exec) -> RotationResult {
+        let completed = self.clock.now();
+        let (outcome, rollback_performed, up_to_date) = match outcome {
+            Exec::UpToDate => (RotationOutcome::RotatedElsewhere, false, true),
+            Exec::Outcome(o, rb) => (o, rb, false),
+        };
+        let error = match (run.error, run.undo_error) {
+            (Some(cause), Some(undo)) => {
+                Some(RotationError::UndoFailed { cause: Box::new(cause), undo: Box::new(undo) })
+            }
+            (e, _) => e,
+        };
+        let duration = completed.signed_duration_since(run.started).to_std().unwrap_or_default();
+        let r = RotationResult {
+            rotation_id: run.id,
+            path: run.path.clone(),
+            strategy: run.policy.strategy(),
+            trigger: run.trigger.clone(),
+            outcome,
+            status: outcome.status(),
+            old_version: run.old_version,
+            new_version: run.new_version,
+            started_at: run.started,
+            completed_at: completed,
+            duration,
+            verification_passed: run.verification_passed,
+            attempts: run.attempts,
+            retries: run.retries,
+            rollback_performed,
+            error,
+            current_created_at: run.current_created_at,
+            up_to_date,
+        };
+        if !up_to_date {
+            let kind = match outcome {
+                RotationOutcome::Rotated => AuditEventKind::Succeeded,
+                RotationOutcome::RotatedElsewhere => AuditEventKind::Conflict,
+                RotationOutcome::InProgressElsewhere => AuditEventKind::InProgressElsewhere,
+                RotationOutcome::AlreadyRotating => AuditEventKind::AlreadyRotating,
+                RotationOutcome::OutsideWindow => AuditEventKind::OutsideWindow,
+                RotationOutcome::RolledBack | RotationOutcome::Failed => AuditEventKind::Failed,
+            };
+            self.emit_with(|| {
+                let mut e = AuditEvent::new(completed, kind, r.path.clone());
+                e.rotation_id = Some(r.rotation_id);
+                e.strategy = Some(r.strategy);
+                e.trigger = Some(r.trigger.clone());
+                e.old_version = r.old_version.clone();
+                e.new_version = r.new_version.clone();
+                e.elapsed = Some(duration);
+                e.error = r.error.as_ref().map(|x| AuditError { kind: x.kind().to_owned(), message: x.to_string() });
+                e.detail = Some(format!("{}; attempts {}, retries {}", r.outcome, r.attempts, r.retries));
+                e
+            });
+        }
+        r
+    }
+}
+
+/// The executor: performs what the state machine decides.
+impl Inner {
+    pub(super) fn fail_early(&self, run: &mut Run<'_>, error: RotationError) -> Exec {
+        self.emit(run, AuditEventKind::StepFailed, None, Some(&error));
+        run.error = Some(error);
+        Exec::Outcome(RotationOutcome::Failed, false)
+    }
+
+    pub(super) async fn execute(
+        &self,
+        run: &mut Run<'_>,
+        binding: Option<&SecretBinding>,
+        new_value: Option<SecretString>,
+        rotated_before_us: Option<i64>,
+    ) -> Exec {
+        let path = run.path;
+        let policy = run.policy;
+
+        // Prepare: the version every write is compared against.
+        let current = match self
+            .retry_store(run, RotationStep::Prepare, || self.store.read(path, &VersionSelector::Current))
+            .await
+        {
+            Ok(c) => c,
+            Err(e) => return self.fail_early(run, RotationError::store(RotationStep::Prepare, e)),
+        };
+        run.old_version = Some(current.meta.id.clone());
+        run.current_created_at = Some(current.meta.created_at);
+        if let Some(before) = rotated_before_us
+            && schedule::to_us(current.meta.created_at) > before
+        {
+            return Exec::UpToDate;
+        }
+        self.emit(run, AuditEventKind::Started, Some(RotationStep::Prepare), None);
+
+        let target = binding.and_then(SecretBinding::target_ref).cloned();
+        if policy.strategy() == RotationStrategy::DualWrite
+            && let Some(t) = &target
+            && let Some(message) = strategy::dual_write::target_refusal(t.name(), t.capabilities())
+        {
+            return self.fail_early(run, RotationError::InvalidBinding { path: path.clone(), message });
+        }
+        let mut meta = match self.retry_store(run, RotationStep::Prepare, || self.store.read_metadata(path)).await {
+            Ok(m) => m,
+            Err(e) => return self.fail_early(run, RotationError::store(RotationStep::Prepare, e)),
+        };
+        if let Some(journal) = RotationJournal::read(&meta) {
+            match self.recover(run, &journal, &current, &mut meta, target.as_deref()).await {
+                Ok(None) => {}
+                Ok(Some(exec)) => return exec,
+                Err(e) => return self.fail_early(run, e),
+            }
+        }
+        if let Some(record) = RetireRecord::read(&meta) {
+            let mut r = lock(&self.retiring);
+            let entry = r.entry(path.clone()).or_default();
+            entry.target = entry.target.take().or_else(|| target.clone());
+            entry.deadline = record.deadline;
+        }
+        // A dual-write retire step still pending: perform it first when it
+        // is due (or this is an emergency), else refuse (see
+        // `consumers::pending_retire_decision`).
+        let emergency = matches!(run.trigger, RotationTrigger::Emergency { .. });
+        match pending_retire_decision(&meta, self.clock.now(), emergency) {
+            PendingRetire::None => {}
+            PendingRetire::Refuse { until, behind } => {
+                return self.fail_early(run, RotationError::RetirePending { path: path.clone(), until, behind });
+            }
+            PendingRetire::RetireFirst { record, reason } => {
+                let target = target.clone().or_else(|| self.retire_target(path));
+                if let Err(e) = self.retire_step(run, &record, reason, target.as_deref(), &current, &mut meta).await {
+                    return self.fail_early(run, e);
+                }
+            }
+        }
+
+        // The candidate.
+        let field = binding.and_then(SecretBinding::field_name);
+        let blue_green = policy.strategy() == RotationStrategy::BlueGreen;
+        if !blue_green && field.is_none() && matches!(current.data, SecretData::Fields(_)) {
+            let names: Vec<&str> = current.data.field_names().collect();
+            let e = RotationError::InvalidBinding {
+                path: path.clone(),
+                message: format!(
+                    "the secret has fields ({}): bind the field to rotate with SecretBinding::field",
+                    names.join(", ")
+                ),
+            };
+            return self.fail_early(run, e);
+        }
+        let value = match new_value {
+            Some(v) => v,
+            None => {
+                let generator = binding.and_then(SecretBinding::generator_ref).unwrap_or(&self.generator);
+                match generator.generate() {
+                    Ok(v) => v,
+                    Err(e) => return self.fail_early(run, RotationError::Generation(Arc::new(e))),
+                }
+            }
+        };
+        let candidate = if blue_green {
+            // The inactive set, named by the previous version (or the
+            // binding's two sets), gets the new password.
+            let previous = match self
+                .retry_store(run, RotationStep::Prepare, || self.store.read(path, &VersionSelector::Previous))
+                .await
+            {
+                Ok(p) => Some(p.data),
+                Err(StoreError::NotFound { .. }) => None,
+                Err(e) => return self.fail_early(run, RotationError::store(RotationStep::Prepare, e)),
+            };
+            let sets = binding.and_then(SecretBinding::credential_sets_ref);
+            match strategy::blue_green::candidate(&current.data, previous.as_ref(), sets, field, value) {
+                Ok(d) => d,
+                Err(e) => {
+                    let e = RotationError::InvalidBinding { path: path.clone(), message: e.to_string() };
+                    return self.fail_early(run, e);
+                }
+            }
+        } else {
+            match current.data.with_field(field, value) {
+                Ok(d) => d,
+                Err(e) => {
+                    let e = RotationError::InvalidBinding { path: path.clone(), message: e.to_string() };
+                    return self.fail_early(run, e);
+                }
+            }
+        };
+
+        let base = current.meta.id.clone();
+        let mut state = RotationState::new(
+            policy.strategy(),
+            policy.require_verification(),
+            target.is_some(),
+            policy.auto_rollback(),
+        );
+        let mut exec = Executor {
+            candidate,
+            field,
+            base,
+            current,
+            meta,
+            target,
+            now_current: None,
+            conflict_actual: None,
+            rolled_back: false,
+        };
+        let verdict = loop {
+            let action = next_action(&state);
+            if let RotationAction::Finish(v) = action {
+                break v;
+            }
+            let outcome = self.perform(run, &mut exec, action).await;
+            state.record(action, outcome);
+        };
+        let undone = state.discarded || state.rolled_back || state.revoked;
+        let outcome = match (verdict, state.failure) {
+            (RotationVerdict::Succeeded, _) => RotationOutcome::Rotated,
+            (_, Some(f)) if f.conflict && !state.undo_failed => {
+                if let Some(RotationError::InProgressElsewhere { .. }) = run.error {
+                    RotationOutcome::InProgressElsewhere
+                } else {
+                    run.error = Some(RotationError::RotatedElsewhere {
+                        path: path.clone(),
+                        expected: exec.base.clone(),
+                        actual: exec.conflict_actual.clone(),
+                    });
+                    RotationOutcome::RotatedElsewhere
+                }
+            }
+            (RotationVerdict::RolledBack, _) => RotationOutcome::RolledBack,
+            (RotationVerdict::Failed, _) => RotationOutcome::Failed,
+        };
+        Exec::Outcome(outcome, undone)
+    }
+}

@@ -1,0 +1,310 @@
+//! Performing one state-machine action against the store or the target, and settling ambiguous writes.
+
+use super::audit::AuditEventKind;
+use super::consumers::RetireRecord;
+use super::context::{Executor, Run};
+use super::error::{RotationError, RotationStep};
+use super::journal::RotationJournal;
+use super::machine::{ActionOutcome, RotationAction};
+use super::shared::{Inner, Retiring, lock};
+use crate::policy::RotationStrategy;
+use crate::{PutOptions, StoreError, VersionId, VersionMeta, VersionSelector};
+
+impl Inner {
+    pub(super) fn step_failed(&self, run: &mut Run<'_>, action: RotationAction, error: RotationError) {
+        let undo = matches!(action, RotationAction::Discard | RotationAction::Rollback | RotationAction::Revoke);
+        let kind = if action == RotationAction::Verify {
+            AuditEventKind::VerificationFailed
+        } else {
+            AuditEventKind::StepFailed
+        };
+        self.emit(run, kind, Some(action.step()), Some(&error));
+        if undo {
+            run.undo_error.get_or_insert(error);
+        } else if action != RotationAction::ClearJournal {
+            run.error.get_or_insert(error);
+        }
+    }
+
+    pub(super) async fn perform(
+        &self,
+        run: &mut Run<'_>,
+        x: &mut Executor<'_>,
+        action: RotationAction,
+    ) -> ActionOutcome {
+        let path = run.path;
+        let step = action.step();
+        match action {
+            RotationAction::Journal | RotationAction::ClearJournal => {
+                // The metadata read at the start, with the journal added or
+                // removed. No re-read before clearing: while a journal is
+                // present nothing else of rekey's writes metadata (consumer
+                // acknowledgements wait), so the snapshot is what is there —
+                // except when two processes start the same rotation at the
+                // same instant, where clearing may also drop the other's
+                // journal: that only weakens crash detection for it, the
+                // compare-and-swap still decides who wins.
+                if action == RotationAction::Journal {
+                    let first = if run.policy.strategy() == RotationStrategy::Immediate {
+                        RotationStep::Write
+                    } else {
+                        RotationStep::Stage
+                    };
+                    RotationJournal::write_into(
+                        &mut x.meta,
+                        run.id,
+                        first,
+                        run.policy.strategy().as_str(),
+                        &x.base,
+                        run.started,
+                        &self.instance,
+                    );
+                } else {
+                    RotationJournal::clear(&mut x.meta);
+                    // Dual-write: the retire step replaces the journal in
+                    // the same write (see `strategy::dual_write`).
+                    if let Some(record) = self.retire_record(run, x) {
+                        record.write_into(&mut x.meta);
+                    }
+                }
+                let m = &x.meta;
+                match self.retry_store(run, step, || self.store.write_metadata(path, m.clone())).await {
+                    Ok(()) => {
+                        if action == RotationAction::ClearJournal {
+                            if let Some(record) = RetireRecord::read(&x.meta) {
+                                let r = Retiring { target: x.target.clone(), deadline: record.deadline };
+                                lock(&self.retiring).insert(path.clone(), r);
+                            }
+                            self.emit(run, AuditEventKind::CleanedUp, Some(step), None);
+                        }
+                        ActionOutcome::Done
+                    }
+                    Err(e) => {
+                        self.step_failed(run, action, RotationError::store(step, e));
+                        ActionOutcome::Failed
+                    }
+                }
+            }
+            RotationAction::Stage => {
+                let id = run.id;
+                let c = &x.candidate;
+                match self.retry_store(run, step, || self.store.stage(path, c.clone(), id)).await {
+                    Ok(m) => {
+                        run.new_version = Some(m.id);
+                        self.emit(run, AuditEventKind::Staged, Some(step), None);
+                        ActionOutcome::Done
+                    }
+                    Err(e) => {
+                        self.step_failed(run, action, RotationError::store(step, e));
+                        ActionOutcome::Failed
+                    }
+                }
+            }
+            RotationAction::Write => {
+                let opts = PutOptions::if_current(x.base.clone()).with_rotation(run.id);
+                let c = &x.candidate;
+                let res = self.retry_store(run, step, || self.store.put(path, c.clone(), opts.clone())).await;
+                match res {
+                    Ok(m) => {
+                        x.now_current = Some(m.id.clone());
+                        self.became_current(run, m);
+                        self.emit(run, AuditEventKind::Written, Some(step), None);
+                        ActionOutcome::Done
+                    }
+                    Err(e) => self.settle(run, x, action, e, None).await,
+                }
+            }
+            RotationAction::Promote => {
+                let Some(candidate_id) = run.new_version.clone() else {
+                    return ActionOutcome::Failed;
+                };
+                let base = x.base.clone();
+                let res = self.retry_store(run, step, || self.store.promote(path, &candidate_id, &base)).await;
+                match res {
+                    Ok(m) => {
+                        x.now_current = Some(m.id.clone());
+                        self.became_current(run, m);
+                        self.emit(run, AuditEventKind::Promoted, Some(step), None);
+                        ActionOutcome::Done
+                    }
+                    Err(e) => self.settle(run, x, action, e, Some(candidate_id)).await,
+                }
+            }
+            RotationAction::Apply | RotationAction::Confirm => {
+                let Some(t) = x.target.clone() else { return ActionOutcome::Done };
+                let c = &x.candidate;
+                let old = &x.current.data;
+                let res = if action == RotationAction::Apply {
+                    self.retry_target(run, step, || t.apply(c, Some(old))).await
+                } else {
+                    self.retry_target(run, step, || t.test(c)).await
+                };
+                match res {
+                    Ok(()) => {
+                        let kind = if action == RotationAction::Apply {
+                            AuditEventKind::Applied
+                        } else {
+                            AuditEventKind::Confirmed
+                        };
+                        self.emit(run, kind, Some(step), None);
+                        ActionOutcome::Done
+                    }
+                    Err(e) => {
+                        self.step_failed(run, action, RotationError::target(step, t.name(), e));
+                        ActionOutcome::Failed
+                    }
+                }
+            }
+            RotationAction::Verify => {
+                self.emit(run, AuditEventKind::Verifying, Some(step), None);
+                match self.verify(run, &x.candidate, x.field, x.target.as_deref()).await {
+                    Ok(()) => {
+                        run.verification_passed = true;
+                        self.emit(run, AuditEventKind::Verified, Some(step), None);
+                        ActionOutcome::Done
+                    }
+                    Err(e) => {
+                        self.step_failed(run, action, e);
+                        ActionOutcome::Failed
+                    }
+                }
+            }
+            RotationAction::Discard => {
+                let Some(v) = run.new_version.clone() else { return ActionOutcome::Done };
+                match self.retry_store(run, step, || self.store.discard(path, &v)).await {
+                    Ok(()) => {
+                        self.emit(run, AuditEventKind::Discarded, Some(step), None);
+                        ActionOutcome::Done
+                    }
+                    Err(e) => {
+                        self.step_failed(run, action, RotationError::store(step, e));
+                        ActionOutcome::Failed
+                    }
+                }
+            }
+            RotationAction::Rollback => {
+                let Some(now_current) = x.now_current.clone() else { return ActionOutcome::Failed };
+                let base = x.base.clone();
+                let res = self.retry_store(run, step, || self.store.promote(path, &base, &now_current)).await;
+                let ok = match res {
+                    Ok(m) => {
+                        run.current_created_at = Some(m.created_at);
+                        true
+                    }
+                    Err(e) => {
+                        // Settle an ambiguous or conflicting rollback by looking.
+                        match self.reread_current(run, step).await {
+                            Some(c)
+                                if c.meta.id == x.base
+                                    || (c.meta.rotation_id != Some(run.id) && c.data.same_as(&x.current.data)) =>
+                            {
+                                run.current_created_at = Some(c.meta.created_at);
+                                true
+                            }
+                            _ => {
+                                self.step_failed(run, action, RotationError::store(step, e));
+                                false
+                            }
+                        }
+                    }
+                };
+                if ok {
+                    x.rolled_back = true;
+                    self.emit(run, AuditEventKind::RolledBack, Some(step), None);
+                    ActionOutcome::Done
+                } else {
+                    ActionOutcome::Failed
+                }
+            }
+            RotationAction::Revoke => {
+                let Some(t) = x.target.clone() else { return ActionOutcome::Done };
+                // The target must accept what the store serves now.
+                let keep = match self.reread_current(run, step).await {
+                    Some(c) => c.data,
+                    None => x.current.data.clone(),
+                };
+                let c = &x.candidate;
+                match self.retry_target(run, step, || t.revoke(c, &keep)).await {
+                    Ok(()) => {
+                        self.emit(run, AuditEventKind::Revoked, Some(step), None);
+                        ActionOutcome::Done
+                    }
+                    Err(e) => {
+                        self.step_failed(run, action, RotationError::target(step, t.name(), e));
+                        ActionOutcome::Failed
+                    }
+                }
+            }
+            RotationAction::Finish(_) => ActionOutcome::Done,
+        }
+    }
+
+    pub(super) fn became_current(&self, run: &mut Run<'_>, m: VersionMeta) {
+        run.current_created_at = Some(m.created_at);
+        run.new_version = Some(m.id);
+    }
+
+    /// A write (`Write`) or promotion failed or lost its compare-and-swap:
+    /// look at what is current to tell "it happened after all" (a retried
+    /// call whose first attempt landed) from "someone else won" from "it
+    /// failed".
+    pub(super) async fn settle(
+        &self,
+        run: &mut Run<'_>,
+        x: &mut Executor<'_>,
+        action: RotationAction,
+        error: StoreError,
+        candidate: Option<VersionId>,
+    ) -> ActionOutcome {
+        let step = action.step();
+        let Some(c) = self.reread_current(run, step).await else {
+            self.step_failed(run, action, RotationError::store(step, error));
+            return ActionOutcome::Failed;
+        };
+        let ours = c.meta.rotation_id == Some(run.id) || candidate.as_ref() == Some(&c.meta.id);
+        if ours {
+            x.now_current = Some(c.meta.id.clone());
+            self.became_current(run, c.meta);
+            let kind = if action == RotationAction::Write { AuditEventKind::Written } else { AuditEventKind::Promoted };
+            self.emit(run, kind, Some(step), None);
+            return ActionOutcome::Done;
+        }
+        if c.meta.id != x.base {
+            // Another writer moved the secret on.
+            run.current_created_at = Some(c.meta.created_at);
+            x.conflict_actual = Some(c.meta.id.clone());
+            let e = RotationError::RotatedElsewhere {
+                path: run.path.clone(),
+                expected: x.base.clone(),
+                actual: Some(c.meta.id),
+            };
+            self.emit(run, AuditEventKind::Conflict, Some(step), Some(&e));
+            run.error.get_or_insert(e);
+            return ActionOutcome::Conflict;
+        }
+        if let Some(version) = candidate
+            && matches!(error, StoreError::NotFound { .. })
+        {
+            // Our candidate is gone: another rotation staged over it (two
+            // processes started at the same moment). Theirs goes on.
+            let path = run.path;
+            let pending = self.retry_store(run, step, || self.store.read(path, &VersionSelector::Pending)).await;
+            if let Ok(p) = pending
+                && p.meta.rotation_id != Some(run.id)
+            {
+                let e = RotationError::InProgressElsewhere {
+                    path: run.path.clone(),
+                    rotation_id: p.meta.rotation_id,
+                    since: Some(p.meta.created_at),
+                };
+                self.emit(run, AuditEventKind::InProgressElsewhere, Some(step), Some(&e));
+                run.error.get_or_insert(e);
+                return ActionOutcome::Conflict;
+            }
+            self.step_failed(run, action, RotationError::CandidateLost { path: run.path.clone(), version });
+            return ActionOutcome::Failed;
+        }
+        self.step_failed(run, action, RotationError::store(step, error));
+        ActionOutcome::Failed
+    }
+}
