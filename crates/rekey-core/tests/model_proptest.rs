@@ -202,7 +202,7 @@ proptest! {
             prop_assert!(p.quarantine_after() >= 1);
             prop_assert!(!p.verification_timeout().is_zero());
             prop_assert!(p.retry().validate().is_ok());
-            prop_assert!(!p.require_verification() || !p.verification_tests().is_empty());
+            prop_assert_eq!(p.require_verification(), !p.verification_tests().is_empty());
             prop_assert!(!p.strategy().needs_grace_period() || p.grace_period().is_some());
             for t in times {
                 if let Some(due) = p.next_due(t, key) {

@@ -277,7 +277,7 @@ impl Inner {
         let base = current.meta.id.clone();
         let mut state = RotationState::new(
             policy.strategy(),
-            policy.require_verification(),
+            !policy.verification_tests().is_empty(),
             target.is_some(),
             policy.auto_rollback(),
         );

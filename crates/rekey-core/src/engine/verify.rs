@@ -19,7 +19,7 @@ impl Inner {
     ) -> Result<(), RotationError> {
         let limit = run.policy.verification_timeout();
         let ctx = VerifyContext { path: run.path, rotation_id: run.id, candidate, field };
-        let tests: &[String] = if run.policy.require_verification() { run.policy.verification_tests() } else { &[] };
+        let tests = run.policy.verification_tests();
         let mut checks: Vec<futures::future::BoxFuture<'_, Result<(), RotationError>>> = Vec::new();
         for name in tests {
             let verifier = self.verifiers.get(name).cloned();

@@ -57,6 +57,18 @@ pub enum PolicyError {
     /// `require_verification` is set but no verification test is named.
     #[error("verification_tests: require_verification is set but no verification test is named")]
     VerificationWithoutTests,
+    /// Verification tests are named while `require_verification` is
+    /// explicitly off. A named test always runs and gates promotion, so the
+    /// combination is refused rather than silently resolved either way.
+    #[error(
+        "require_verification: set to false while verification_tests names {count} test(s); a named verification \
+         test always runs and must pass before the new value becomes current: remove `require_verification = false` \
+         (or the tests)"
+    )]
+    VerificationTestsNotRequired {
+        /// How many tests are named.
+        count: usize,
+    },
     /// A verification test name is empty or only whitespace.
     #[error("verification_tests: a verification test name is empty")]
     EmptyVerificationTest,
@@ -186,6 +198,7 @@ impl PolicyError {
                 "grace_period"
             }
             Self::ZeroQuarantineAfter => "quarantine_after",
+            Self::VerificationTestsNotRequired { .. } => "require_verification",
             Self::InvalidDuration { field, .. } => field,
         }
     }

@@ -251,7 +251,9 @@ impl RotationPolicy {
         self.strategy
     }
 
-    /// Whether the new value must pass verification before it counts.
+    /// Whether the new value must pass verification before it counts:
+    /// exactly when verification tests are named (a named test always runs
+    /// and gates promotion).
     pub fn require_verification(&self) -> bool {
         self.require_verification
     }
@@ -426,6 +428,8 @@ fn validate_name(name: &str) -> Result<(), PolicyError> {
 pub struct RotationPolicyBuilder {
     policy: RotationPolicy,
     schedule_error: Option<PolicyError>,
+    /// `require_verification` as set by the caller, if set.
+    require_verification: Option<bool>,
 }
 
 impl RotationPolicyBuilder {
@@ -446,6 +450,7 @@ impl RotationPolicyBuilder {
                 quarantine_after: 3,
             },
             schedule_error: None,
+            require_verification: None,
         }
     }
 
@@ -482,12 +487,18 @@ impl RotationPolicyBuilder {
     }
 
     /// Requires verification to pass before the new value counts.
+    ///
+    /// Naming verification tests already requires them (a named test always
+    /// runs and gates promotion); `true` with no test named is refused, and
+    /// so is `false` with tests named.
     pub fn require_verification(mut self, yes: bool) -> Self {
-        self.policy.require_verification = yes;
+        self.require_verification = Some(yes);
         self
     }
 
-    /// Sets the verification tests to run (replacing any set before).
+    /// Sets the verification tests to run (replacing any set before). Every
+    /// named test runs on every rotation and must pass before the new value
+    /// becomes current (or stays current, for the immediate strategy).
     pub fn verification_tests<I, S>(mut self, tests: I) -> Self
     where
         I: IntoIterator<Item = S>,
@@ -564,8 +575,15 @@ impl RotationPolicyBuilder {
         if let Some(e) = self.schedule_error {
             return Err(e);
         }
-        self.policy.validate()?;
-        Ok(self.policy)
+        let mut policy = self.policy;
+        let named = policy.verification_tests.len();
+        policy.require_verification = match self.require_verification {
+            Some(false) if named > 0 => return Err(PolicyError::VerificationTestsNotRequired { count: named }),
+            Some(yes) => yes,
+            None => named > 0,
+        };
+        policy.validate()?;
+        Ok(policy)
     }
 }
 
