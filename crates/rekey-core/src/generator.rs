@@ -26,8 +26,8 @@ use std::sync::Arc;
 
 use rand::TryRngCore;
 use rand::rngs::OsRng;
-use secrecy::SecretString;
 use secrecy::zeroize::Zeroize;
+use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 
 /// The shortest generated secret, in characters.
@@ -119,6 +119,14 @@ pub enum GeneratorError {
     /// A custom generator failed.
     #[error("custom generator failed: {0}")]
     Custom(String),
+    /// A value supplied instead of a generated one does not meet the
+    /// generator's constraints. The reason never contains the value.
+    #[error("the supplied value {reason}")]
+    InvalidValue {
+        /// What is wrong with it (length, a character outside the charset,
+        /// a missing character class); never the value or a part of it.
+        reason: String,
+    },
 }
 
 /// Something that makes new secret values.
@@ -128,11 +136,25 @@ pub enum GeneratorError {
 pub trait GenerateSecret: fmt::Debug + Send + Sync + 'static {
     /// Makes a new secret value.
     fn generate(&self) -> Result<SecretString, GeneratorError>;
+
+    /// Checks a value supplied instead of a generated one (a custom or
+    /// emergency value) against the constraints this generator's own values
+    /// meet, so that a supplied value is never weaker or differently shaped.
+    /// [`GeneratorError::InvalidValue`] says why, never with the value.
+    ///
+    /// The default refuses an empty value and one with control characters;
+    /// [`SecretGenerator`] also checks length, charset and character classes.
+    fn check(&self, value: &SecretString) -> Result<(), GeneratorError> {
+        check_basic(value.expose_secret())
+    }
 }
 
 impl<T: GenerateSecret + ?Sized> GenerateSecret for Box<T> {
     fn generate(&self) -> Result<SecretString, GeneratorError> {
         (**self).generate()
+    }
+    fn check(&self, value: &SecretString) -> Result<(), GeneratorError> {
+        (**self).check(value)
     }
 }
 
@@ -140,6 +162,24 @@ impl<T: GenerateSecret + ?Sized> GenerateSecret for Arc<T> {
     fn generate(&self) -> Result<SecretString, GeneratorError> {
         (**self).generate()
     }
+    fn check(&self, value: &SecretString) -> Result<(), GeneratorError> {
+        (**self).check(value)
+    }
+}
+
+fn invalid_value(reason: impl Into<String>) -> GeneratorError {
+    GeneratorError::InvalidValue { reason: reason.into() }
+}
+
+/// Not empty, no control characters.
+fn check_basic(value: &str) -> Result<(), GeneratorError> {
+    if value.is_empty() {
+        return Err(invalid_value("is empty"));
+    }
+    if let Some(pos) = value.chars().position(char::is_control) {
+        return Err(invalid_value(format!("has a control character at position {}", pos + 1)));
+    }
+    Ok(())
 }
 
 /// A [`GenerateSecret`] made from a closure; see [`generator_fn`].
@@ -412,6 +452,54 @@ impl SecretGenerator {
 }
 
 impl GenerateSecret for SecretGenerator {
+    /// A supplied value must look like one this generator makes: exactly
+    /// [`length`](SecretGenerator::length) characters, all from the charset
+    /// (for passwords: from the character classes, with each class's
+    /// minimum), or a hyphenated UUID for the `uuid` kind.
+    fn check(&self, value: &SecretString) -> Result<(), GeneratorError> {
+        let v = value.expose_secret();
+        check_basic(v)?;
+        let chars = v.chars().count();
+        if chars != self.length() {
+            return Err(invalid_value(format!(
+                "is {chars} characters long; the secret's {} generator makes {} characters",
+                self.kind.as_str(),
+                self.length()
+            )));
+        }
+        let outside = |allowed: &dyn Fn(u8) -> bool| {
+            v.chars().position(|c| !u8::try_from(u32::from(c)).is_ok_and(allowed)).map(|pos| {
+                invalid_value(format!(
+                    "has a character outside the {} generator's charset at position {}",
+                    self.kind.as_str(),
+                    pos + 1
+                ))
+            })
+        };
+        match &self.inner {
+            Inner::Charset { chars, .. } => outside(&|b| chars.contains(&b)).map_or(Ok(()), Err),
+            Inner::Uuid => match uuid::Uuid::try_parse(v) {
+                Ok(u) if u.hyphenated().to_string() == v.to_ascii_lowercase() => Ok(()),
+                _ => Err(invalid_value("is not a hyphenated UUID, which the secret's uuid generator makes")),
+            },
+            Inner::Password { classes, .. } => {
+                if let Some(e) = outside(&|b| classes.iter().any(|(c, _)| c.contains(&b))) {
+                    return Err(e);
+                }
+                const NAMES: [&str; 4] = ["lower-case letters", "upper-case letters", "digits", "symbols"];
+                for ((set, min), name) in classes.iter().zip(NAMES) {
+                    let n = v.bytes().filter(|b| set.contains(b)).count();
+                    if n < *min {
+                        return Err(invalid_value(format!(
+                            "has {n} {name}; the secret's password generator requires at least {min}"
+                        )));
+                    }
+                }
+                Ok(())
+            }
+        }
+    }
+
     fn generate(&self) -> Result<SecretString, GeneratorError> {
         let mut rng = OsBytes::new();
         let mut out: Vec<u8> = Vec::with_capacity(self.length());

@@ -42,3 +42,56 @@ fn p1_named_verifier_from_config_is_required() {
     // Nothing named, nothing required.
     assert!(!RotationPolicy::builder("x").build().unwrap().require_verification());
 }
+
+// ---- point 7: a supplied value is validated; nothing is written ----
+
+#[tokio::test]
+async fn p7_supplied_values_are_checked_and_nothing_is_written() {
+    let e = env();
+    let p = path("apps/p7");
+    e.seed(&p, "initial").await;
+    let policy = policy(RotationStrategy::Staged);
+    let calls_before = e.store.total_calls();
+    // No generator configured: an empty value (or one with a control
+    // character) is refused.
+    for bad in ["", "line\nbreak"] {
+        let r = e.manager.rotate_secret(&p, &policy, Some(bad.to_owned().into())).await;
+        assert!(matches!(r.error, Some(RotationError::InvalidValue { .. })), "{r}");
+        assert_eq!(r.outcome, RotationOutcome::Failed);
+    }
+    assert_eq!(e.store.total_calls(), calls_before, "a refused value reached the store");
+    // The secret's own generator: 24 characters of hex.
+    let g = SecretGenerator::hex(24).unwrap();
+    e.manager.bind(p.clone(), SecretBinding::new().generator(std::sync::Arc::new(g)));
+    for bad in ["abc", "0123456789abcdef0123456g", "0123456789abcdef0123456789"] {
+        let r = e.manager.rotate_secret(&p, &policy, Some(bad.to_owned().into())).await;
+        let Some(RotationError::InvalidValue { source, .. }) = &r.error else { panic!("{r}") };
+        assert!(!source.to_string().contains(bad), "the error shows the value: {source}");
+    }
+    assert_eq!(e.store.total_calls(), calls_before);
+    assert_eq!(e.current_text(&p).await, "initial");
+    let ok = "0123456789abcdef01234567";
+    let r = e.manager.rotate_secret(&p, &policy, Some(ok.to_owned().into())).await;
+    assert!(r.success(), "{r}");
+    assert_eq!(e.current_text(&p).await, ok);
+}
+
+#[test]
+fn p7_generator_checks_follow_the_generator() {
+    let check = |g: &SecretGenerator, v: &str| g.check(&SecretString::from(v.to_owned()));
+    let pw = SecretGenerator::password(
+        12,
+        PasswordRules { min_lower: 1, min_upper: 1, min_digits: 1, min_symbols: 1, ..PasswordRules::default() },
+    )
+    .unwrap();
+    assert!(check(&pw, "aB3!aaaaaaaa").is_ok());
+    assert!(check(&pw, "aB3aaaaaaaaa").is_err(), "no symbol");
+    assert!(check(&pw, "aB3!aaaaaaa").is_err(), "too short");
+    let uuid = SecretGenerator::uuid();
+    assert!(check(&uuid, "0f8fad5b-d9cb-469f-a165-70867728950e").is_ok());
+    assert!(check(&uuid, "0f8fad5bd9cb469fa16570867728950e0000").is_err());
+    let random = SecretGenerator::with_charset(8, "ab").unwrap();
+    assert!(check(&random, "abbaabba").is_ok());
+    assert!(check(&random, "abcdabba").is_err());
+    assert!(check(&random, "ab\u{e9}aabba").is_err());
+}

@@ -67,7 +67,11 @@ impl RotationManagerBuilder {
     }
 
     /// The default generator (default: 32 random characters from the
-    /// default charset). A [`SecretBinding`](crate::SecretBinding) can override it per secret.
+    /// default charset). A [`SecretBinding`](crate::SecretBinding) can
+    /// override it per secret. A value supplied for a rotation instead of a
+    /// generated one must meet the constraints of the generator it replaces
+    /// ([`GenerateSecret::check`]); with no generator configured, it need
+    /// only be non-empty and free of control characters.
     pub fn generator(mut self, generator: Arc<dyn GenerateSecret>) -> Self {
         self.generator = Some(generator);
         self
@@ -122,8 +126,8 @@ impl RotationManagerBuilder {
         let generator: Arc<dyn GenerateSecret> = match self.generator {
             Some(g) => g,
             None => match SecretGenerator::random(32) {
-                Ok(g) => Arc::new(g),
-                Err(_) => Arc::new(SecretGenerator::uuid()),
+                Ok(g) => Arc::new(Unconfigured(g)),
+                Err(_) => Arc::new(Unconfigured(SecretGenerator::uuid())),
             },
         };
         let sinks =
@@ -166,5 +170,18 @@ impl RotationManager {
             stale_after: None,
             default_policy: None,
         }
+    }
+}
+
+/// The generator used when none is configured (32 random characters). No
+/// shape was asked for, so a value supplied for a rotation is only checked
+/// to be non-empty and free of control characters (the trait's default
+/// [`check`](GenerateSecret::check)).
+#[derive(Debug)]
+struct Unconfigured(SecretGenerator);
+
+impl GenerateSecret for Unconfigured {
+    fn generate(&self) -> Result<secrecy::SecretString, crate::generator::GeneratorError> {
+        self.0.generate()
     }
 }

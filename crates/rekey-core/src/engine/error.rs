@@ -215,6 +215,17 @@ pub enum RotationError {
         /// The registered consumers not yet on the current version.
         behind: Vec<String>,
     },
+    /// The value supplied for the rotation (instead of a generated one)
+    /// does not meet the secret's generator constraints; nothing was
+    /// written.
+    #[error("{path}: {source}")]
+    InvalidValue {
+        /// The secret.
+        path: SecretPath,
+        /// Why the value was refused (never the value).
+        #[source]
+        source: Arc<GeneratorError>,
+    },
     /// The generator could not produce a value.
     #[error("generating the new value failed: {0}")]
     Generation(#[source] Arc<GeneratorError>),
@@ -299,6 +310,7 @@ impl RotationError {
             Self::Quarantined { .. } => "quarantined",
             Self::InvalidBinding { .. } => "invalid_binding",
             Self::RetirePending { .. } => "retire_pending",
+            Self::InvalidValue { .. } => "invalid_value",
             Self::Generation(_) => "generation",
             Self::Store { .. } => "store",
             Self::Verification { .. } => "verification",

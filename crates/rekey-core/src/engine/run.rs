@@ -58,14 +58,23 @@ impl Inner {
             let e = RotationError::OutsideWindow { path: path.clone(), next_open: Some(w.next_open(started)) };
             return self.early(path, strategy, &trigger, started, e, RotationOutcome::OutsideWindow);
         }
-        let Some(_guard) = self.try_guard(path) else {
-            let e = RotationError::AlreadyRotating { path: path.clone() };
-            return self.early(path, strategy, &trigger, started, e, RotationOutcome::AlreadyRotating);
-        };
         let binding = binding.or_else(|| {
             let bindings = self.bindings.read().unwrap_or_else(PoisonError::into_inner);
             if bindings.is_empty() { None } else { bindings.get(path).cloned() }
         });
+        // A supplied value must meet the constraints of the generator it
+        // replaces (never empty, never weaker or differently shaped).
+        if let Some(v) = &new_value {
+            let generator = binding.as_deref().and_then(SecretBinding::generator_ref).unwrap_or(&self.generator);
+            if let Err(e) = generator.check(v) {
+                let e = RotationError::InvalidValue { path: path.clone(), source: Arc::new(e) };
+                return self.early(path, strategy, &trigger, started, e, RotationOutcome::Failed);
+            }
+        }
+        let Some(_guard) = self.try_guard(path) else {
+            let e = RotationError::AlreadyRotating { path: path.clone() };
+            return self.early(path, strategy, &trigger, started, e, RotationOutcome::AlreadyRotating);
+        };
 
         let mut run = Run {
             id: fresh_rotation_id(),
