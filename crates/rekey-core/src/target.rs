@@ -62,6 +62,21 @@ pub enum TargetError {
 }
 
 impl TargetError {
+    /// The same error with every secret in `secrets` — and its encodings
+    /// and fragments — removed from the message ([`crate::redact::redact`]).
+    /// The engine applies it to every error a target returns, before the
+    /// error reaches a result, an audit event or a log line.
+    pub fn redact(self, secrets: &[&str]) -> Self {
+        let r = |m: String| crate::redact::redact(&m, secrets);
+        match self {
+            Self::Rejected { message } => Self::Rejected { message: r(message) },
+            Self::PermissionDenied { message } => Self::PermissionDenied { message: r(message) },
+            Self::Unavailable { message } => Self::Unavailable { message: r(message) },
+            Self::InvalidInput { message } => Self::InvalidInput { message: r(message) },
+            Self::Other { message } => Self::Other { message: r(message) },
+        }
+    }
+
     /// Whether retrying later may succeed.
     pub fn is_retryable(&self) -> bool {
         matches!(self, Self::Unavailable { .. })

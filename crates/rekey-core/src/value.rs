@@ -93,6 +93,21 @@ impl SecretData {
         }
     }
 
+    /// The parts of the value that are secret, for redaction: the text, or
+    /// every field but `username` (which names who logs in and shows up in
+    /// every login error). Exposes the values: pass them only to
+    /// [`redact`](crate::redact::redact).
+    pub fn secret_parts(&self) -> Vec<&str> {
+        match self {
+            Self::Text(s) => vec![s.expose_secret()],
+            Self::Fields(m) => m
+                .iter()
+                .filter(|(k, _)| k.as_str() != crate::verify::USERNAME_FIELD)
+                .map(|(_, v)| v.expose_secret())
+                .collect(),
+        }
+    }
+
     /// Compares two values (for tests and idempotence checks).
     pub fn same_as(&self, other: &Self) -> bool {
         match (self, other) {

@@ -35,6 +35,21 @@ pub enum VerifyError {
     TimedOut(std::time::Duration),
 }
 
+impl VerifyError {
+    /// The same error with every secret in `secrets` — and its encodings
+    /// and fragments — removed from the message ([`crate::redact::redact`]).
+    /// The engine applies it to every error a verifier returns, so a
+    /// verifier that echoes its input (an HTTP body, a program's output)
+    /// cannot leak the candidate, even base64- or URL-encoded.
+    pub fn redact(self, secrets: &[&str]) -> Self {
+        match self {
+            Self::Failed(m) => Self::Failed(crate::redact::redact(&m, secrets)),
+            Self::Unavailable(m) => Self::Unavailable(crate::redact::redact(&m, secrets)),
+            other => other,
+        }
+    }
+}
+
 /// A named test a candidate must pass. Registered with the manager by
 /// [`name`](Verifier::name); a policy lists the names it requires, and an
 /// unknown name is an error when the policy is registered (fail closed).

@@ -95,3 +95,57 @@ fn p7_generator_checks_follow_the_generator() {
     assert!(check(&random, "abcdabba").is_err());
     assert!(check(&random, "ab\u{e9}aabba").is_err());
 }
+
+// ---- point 8: derived forms of the candidate never leave a verifier ----
+
+/// Fails, echoing the candidate in every form a real service might.
+#[derive(Debug)]
+struct Echo;
+
+#[async_trait::async_trait]
+impl Verifier for Echo {
+    fn name(&self) -> &str {
+        "echo"
+    }
+    async fn verify(&self, ctx: VerifyContext<'_>) -> Result<(), VerifyError> {
+        use base64::Engine;
+        let v = ctx.candidate.get(ctx.field).map(|s| s.expose_secret().to_owned()).unwrap_or_default();
+        let b64 = base64::engine::general_purpose::STANDARD.encode(format!("app:{v}"));
+        let url: String = v.bytes().map(|b| format!("%{b:02X}")).collect();
+        let hex: String = v.bytes().map(|b| format!("{b:02x}")).collect();
+        Err(VerifyError::Failed(format!(
+            "401 for Authorization: Basic {b64}; query pw={url}; dump {hex}; body starts {}",
+            &v[..16]
+        )))
+    }
+}
+
+#[tokio::test]
+async fn p8_encoded_candidate_never_reaches_results_or_audit() {
+    let e = env_with(|b| b.verifier(std::sync::Arc::new(Echo)));
+    let p = path("apps/p8");
+    e.seed(&p, "initial").await;
+    let value = "Zq9-candidate-Value-7hK2mP4xW8";
+    let policy = verified(RotationStrategy::Staged, &["echo"]);
+    let r = e.manager.rotate_secret(&p, &policy, Some(value.to_owned().into())).await;
+    assert!(!r.success());
+    let mut texts = vec![r.to_string(), format!("{r:?}"), serde_json::to_string(&r).unwrap()];
+    for ev in e.audit.events() {
+        texts.push(serde_json::to_string(&ev).unwrap());
+        texts.push(format!("{ev:?}"));
+    }
+    use base64::Engine;
+    let forms = [
+        value.to_owned(),
+        value[..12].to_owned(),
+        base64::engine::general_purpose::STANDARD.encode(format!("app:{value}"))[..16].to_owned(),
+        value.bytes().map(|b| format!("%{b:02X}")).collect::<String>()[..24].to_owned(),
+        value.bytes().map(|b| format!("{b:02x}")).collect::<String>()[..24].to_owned(),
+    ];
+    for t in &texts {
+        for f in &forms {
+            assert!(!t.contains(f.as_str()), "{f:?} leaked in {t}");
+        }
+    }
+    assert!(texts[0].contains("[REDACTED]"), "{}", texts[0]);
+}

@@ -202,18 +202,15 @@ fn field_var(name: &str) -> String {
     format!("REKEY_FIELD_{upper}")
 }
 
-/// The first non-empty line of `stderr`, every secret replaced before it is
-/// cut (so no prefix of a secret can survive), control characters dropped.
+/// The first non-empty line of `stderr`, every secret (and its encodings and
+/// fragments) replaced before it is cut, so no prefix of a secret can
+/// survive; control characters dropped.
 fn first_line_redacted(stderr: &[u8], secrets: &[&str]) -> Option<String> {
     let text = String::from_utf8_lossy(stderr);
     let line = text.lines().map(str::trim).find(|l| !l.is_empty())?;
-    let mut line = line.to_owned();
-    let mut secrets: Vec<&str> = secrets.iter().copied().filter(|s| !s.is_empty()).collect();
-    // Longest first, so a secret containing another is replaced whole.
-    secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
-    for s in secrets {
-        line = line.replace(s, "[REDACTED]");
-    }
+    // The workspace's one redaction: the secrets, their encodings and
+    // fragments of them.
+    let line = rekey_core::redact::redact(line, secrets);
     let mut out: String = line.chars().filter(|c| !c.is_control()).take(STDERR_SHOW).collect();
     if line.chars().count() > STDERR_SHOW {
         out.push('…');

@@ -51,7 +51,8 @@ impl Inner {
                         .await
                         .map_err(|e| RotationError::store(RotationStep::Recover, e))?;
                     if let (Some(t), Some(p)) = (target, &pending) {
-                        self.retry_target(run, RotationStep::Recover, || t.revoke(&p.data, &current.data))
+                        let secrets = [p.data.secret_parts(), current.data.secret_parts()].concat();
+                        self.retry_target(run, RotationStep::Recover, &secrets, || t.revoke(&p.data, &current.data))
                             .await
                             .map_err(|e| RotationError::target(RotationStep::Recover, t.name(), e))?;
                     }

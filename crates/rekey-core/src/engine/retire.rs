@@ -97,7 +97,8 @@ impl Inner {
                 .await
                 .map_err(|e| RotationError::store(step, e))?;
             if !old.data.same_as(&current.data) {
-                self.retry_target(run, step, || t.revoke(&old.data, &current.data))
+                let secrets = [old.data.secret_parts(), current.data.secret_parts()].concat();
+                self.retry_target(run, step, &secrets, || t.revoke(&old.data, &current.data))
                     .await
                     .map_err(|e| RotationError::target(step, t.name(), e))?;
                 revoked = true;

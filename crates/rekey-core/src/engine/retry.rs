@@ -52,10 +52,13 @@ impl Inner {
     }
 
     /// Like [`retry_store`](Self::retry_store) for a credential target.
+    /// Every error the target returns is redacted of `secrets` (the
+    /// credentials the call handles) before anything sees it.
     pub(super) async fn retry_target<F, Fut>(
         &self,
         run: &mut Run<'_>,
         step: RotationStep,
+        secrets: &[&str],
         mut call: F,
     ) -> Result<(), TargetError>
     where
@@ -66,7 +69,7 @@ impl Inner {
         let mut attempt = 0u32;
         loop {
             run.attempts = run.attempts.saturating_add(1);
-            match call().await {
+            match call().await.map_err(|e| e.redact(secrets)) {
                 Ok(()) => return Ok(()),
                 Err(e) if e.is_retryable() && attempt < retry.max_retries => {
                     attempt += 1;

@@ -135,9 +135,10 @@ impl Inner {
                 let c = &x.candidate;
                 let old = &x.current.data;
                 let res = if action == RotationAction::Apply {
-                    self.retry_target(run, step, || t.apply(c, Some(old))).await
+                    let secrets = [c.secret_parts(), old.secret_parts()].concat();
+                    self.retry_target(run, step, &secrets, || t.apply(c, Some(old))).await
                 } else {
-                    self.retry_target(run, step, || t.test(c)).await
+                    self.retry_target(run, step, &c.secret_parts(), || t.test(c)).await
                 };
                 match res {
                     Ok(()) => {
@@ -224,7 +225,8 @@ impl Inner {
                     None => x.current.data.clone(),
                 };
                 let c = &x.candidate;
-                match self.retry_target(run, step, || t.revoke(c, &keep)).await {
+                let secrets = [c.secret_parts(), keep.secret_parts()].concat();
+                match self.retry_target(run, step, &secrets, || t.revoke(c, &keep)).await {
                     Ok(()) => {
                         self.emit(run, AuditEventKind::Revoked, Some(step), None);
                         ActionOutcome::Done

@@ -20,6 +20,10 @@ impl Inner {
         let limit = run.policy.verification_timeout();
         let ctx = VerifyContext { path: run.path, rotation_id: run.id, candidate, field };
         let tests = run.policy.verification_tests();
+        // What a verifier or the target says about the candidate is
+        // redacted of it (and its encodings) before anything else sees it.
+        let secrets = candidate.secret_parts();
+        let secrets = &secrets;
         let mut checks: Vec<futures::future::BoxFuture<'_, Result<(), RotationError>>> = Vec::new();
         for name in tests {
             let verifier = self.verifiers.get(name).cloned();
@@ -33,7 +37,9 @@ impl Inner {
                 };
                 match timeout(clock, limit, v.verify(ctx)).await {
                     Ok(Ok(())) => Ok(()),
-                    Ok(Err(source)) => Err(RotationError::Verification { verifier: name.clone(), source }),
+                    Ok(Err(source)) => {
+                        Err(RotationError::Verification { verifier: name.clone(), source: source.redact(secrets) })
+                    }
                     Err(_) => Err(RotationError::Verification {
                         verifier: name.clone(),
                         source: VerifyError::TimedOut(limit),
@@ -48,6 +54,7 @@ impl Inner {
                 match timeout(clock, limit, t.test(candidate)).await {
                     Ok(Ok(())) => Ok(()),
                     Ok(Err(e)) => {
+                        let e = e.redact(secrets);
                         let source = if e.is_retryable() {
                             VerifyError::Unavailable(e.to_string())
                         } else {
