@@ -19,12 +19,14 @@
 
 pub mod error;
 pub mod path;
+pub mod record;
 pub mod redact;
 pub mod store;
 pub mod value;
 
 pub use error::{BoxError, StoreError};
 pub use path::{PathError, SecretPath};
+pub use record::{RollbackPlan, SecretRecord, rollback_plan};
 pub use store::{
     DynSecretStore, MAX_METADATA_ENTRIES, MAX_METADATA_KEY_BYTES, MAX_METADATA_VALUE_BYTES, METADATA_KEY_PREFIX,
     Metadata, PutMode, PutOptions, RotationId, SecretStore, SecretStoreExt, SecretVersion, Stages, VersionId,

@@ -398,16 +398,17 @@ pub trait SecretStoreExt: SecretStore {
         self.put(path, data, PutOptions::create()).await
     }
 
-    /// Makes the previous version current again, with CAS against the
-    /// current one.
+    /// Makes the last value that was current and good current again, with
+    /// compare-and-swap against the current version — never a candidate
+    /// that failed verification or was rolled back (see
+    /// [`record::rollback_plan`](crate::record::rollback_plan)). Records the
+    /// rollback beside the secret. Returns the new current version;
+    /// [`StoreError::NotFound`] (saying why) when there is no earlier good
+    /// version. [`record::rollback_to_last_good`](crate::record::rollback_to_last_good)
+    /// returns more detail.
     async fn rollback(&self, path: &SecretPath) -> Result<VersionMeta, StoreError> {
-        let versions = self.list_versions(path).await?;
-        let current = versions.iter().find(|v| v.stages.current);
-        let previous = versions.iter().find(|v| v.stages.previous);
-        match (current, previous) {
-            (Some(c), Some(p)) => self.promote(path, &p.id, &c.id).await,
-            _ => Err(StoreError::not_found(path.as_str(), Some("previous version".to_owned()))),
-        }
+        let r = crate::record::rollback_to_last_good(self, path, chrono::Utc::now(), "manual").await?;
+        Ok(r.current)
     }
 }
 

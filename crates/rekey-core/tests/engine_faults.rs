@@ -218,7 +218,10 @@ async fn retries_are_bounded_by_max_retries() {
     e.store.fail_every(Method::Stage, Fault::unavailable());
     let policy = RotationPolicy::builder("two").strategy(STAGED).manual().max_retries(2).build().unwrap();
     let r = e.manager.rotate_secret(&p, &policy, None).await;
-    assert_eq!(r.outcome, RotationOutcome::Failed, "{r}");
+    // An exhausted retry of an unavailable store is not a failure of the
+    // secret (issue 11, point 3).
+    assert_eq!(r.outcome, RotationOutcome::StoreUnavailable, "{r}");
+    assert!(!r.outcome.is_failure());
     assert_eq!(e.store.calls(Method::Stage), 3);
     assert_eq!(r.retries, 2);
     assert!(r.error.as_ref().and_then(RotationError::store_error).is_some_and(StoreError::is_retryable));
@@ -287,7 +290,9 @@ async fn a_lost_compare_and_swap_reports_rotated_elsewhere_and_keeps_theirs() {
 }
 
 #[tokio::test]
-async fn immediate_without_auto_rollback_keeps_the_new_value() {
+async fn immediate_never_keeps_a_value_that_failed_verification() {
+    // `auto_rollback = false` cannot keep a value that failed its checks
+    // current (the safety rule; before issue 11 it did).
     let e = env();
     let p = path("f/noroll");
     e.seed(&p, "initial").await;
@@ -300,9 +305,9 @@ async fn immediate_without_auto_rollback_keeps_the_new_value() {
         .build()
         .unwrap();
     let r = e.manager.rotate_secret(&p, &policy, Some(SecretString::from("next"))).await;
-    assert_eq!(r.outcome, RotationOutcome::Failed, "{r}");
-    assert!(!r.rollback_performed);
-    assert_eq!(e.current_text(&p).await, "next");
+    assert_eq!(r.outcome, RotationOutcome::RolledBack, "{r}");
+    assert!(r.rollback_performed);
+    assert_eq!(e.current_text(&p).await, "initial");
 }
 
 #[tokio::test]

@@ -211,7 +211,9 @@ fn check(
         // never changed, and no rollback was needed.
         assert_eq!(r.model.current, V::Old, "{ctx}");
         assert!(!r.actions.contains(&Rollback), "{ctx}");
-    } else if auto_rollback {
+    } else if auto_rollback || strategy == RotationStrategy::Immediate {
+        // Immediate: what fails after the write is a check (target,
+        // verifiers), and a value that failed a check is never left current.
         assert_eq!(r.model.current, V::Old, "{ctx}");
         assert_eq!(r.verdict, RotationVerdict::RolledBack, "{ctx}");
     } else if target && !r.actions[..fail_at].contains(&Apply) {

@@ -107,6 +107,16 @@ pub enum AuditEventKind {
     Retired,
     /// A retire step failed; the record stays and the next pass retries.
     RetireFailed,
+    /// The rotation could not reach the store (unreachable, sealed,
+    /// throttled): not a failure of the secret; it is tried again when the
+    /// store answers.
+    StoreUnavailable,
+    /// The rotation was deferred (a dual-write retire step is still
+    /// pending); the error says until when.
+    Deferred,
+    /// A scheduled rotation found the secret quarantined in the store and
+    /// did nothing.
+    SkippedQuarantined,
 }
 
 impl AuditEventKind {
@@ -142,6 +152,9 @@ impl AuditEventKind {
             Self::Resumed => "resumed",
             Self::Retired => "retired",
             Self::RetireFailed => "retire_failed",
+            Self::StoreUnavailable => "store_unavailable",
+            Self::Deferred => "deferred",
+            Self::SkippedQuarantined => "skipped_quarantined",
         }
     }
 }

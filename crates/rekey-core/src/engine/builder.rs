@@ -8,9 +8,10 @@ use std::time::Duration;
 use super::audit::{AuditSink, TracingAuditSink};
 use super::clock::Clock;
 use super::fxhash::{FxHashMap, FxHashSet};
+use super::health::DEFAULT_PROBE_INTERVAL;
 use super::manager::RotationManager;
 use super::schedule::ScheduleTable;
-use super::shared::Inner;
+use super::shared::{HealthState, Inner};
 use super::stats::Counters;
 use crate::generator::{GenerateSecret, SecretGenerator};
 use crate::policy::RotationPolicy;
@@ -47,6 +48,7 @@ pub struct RotationManagerBuilder {
     max_concurrency: usize,
     stale_after: Option<Duration>,
     default_policy: Option<Arc<RotationPolicy>>,
+    probe_interval: Duration,
 }
 
 impl fmt::Debug for RotationManagerBuilder {
@@ -110,6 +112,15 @@ impl RotationManagerBuilder {
         self
     }
 
+    /// While the store is unavailable (unreachable, sealed, throttled), how
+    /// often the scheduler probes it with one rotation instead of running
+    /// every due one (default 5 s). Due secrets stay due and all run in the
+    /// pass where the store answers again.
+    pub fn store_probe_interval(mut self, every: Duration) -> Self {
+        self.probe_interval = every;
+        self
+    }
+
     /// Builds the manager.
     pub fn build(self) -> Result<RotationManager, ManagerBuildError> {
         let clock = self.clock.ok_or(ManagerBuildError::MissingClock)?;
@@ -147,6 +158,8 @@ impl RotationManagerBuilder {
             schedules: Mutex::new(ScheduleTable::default()),
             stats: Mutex::new(Counters::new()),
             retiring: Mutex::new(HashMap::new()),
+            health: Mutex::new(HealthState::default()),
+            probe_interval: self.probe_interval,
         };
         let mut inner = inner;
         if let Some(p) = self.default_policy {
@@ -169,6 +182,7 @@ impl RotationManager {
             max_concurrency: 16,
             stale_after: None,
             default_policy: None,
+            probe_interval: DEFAULT_PROBE_INTERVAL,
         }
     }
 }

@@ -8,6 +8,7 @@ use super::audit::RotationTrigger;
 use super::error::RotationError;
 use super::result::RotationOutcome;
 use crate::policy::RotationPolicy;
+use crate::record::{RecordUpdate, SecretRecord};
 use crate::{Metadata, RotationId, SecretData, SecretPath, SecretVersion, VersionId};
 
 /// The per-rotation bookkeeping of the executor.
@@ -25,6 +26,13 @@ pub(super) struct Run<'a> {
     pub(super) error: Option<RotationError>,
     pub(super) undo_error: Option<RotationError>,
     pub(super) current_created_at: Option<DateTime<Utc>>,
+    /// What is recorded beside the secret, as read at the start.
+    pub(super) record: SecretRecord,
+    /// The consecutive counted failures recorded at the end, when a record
+    /// was written.
+    pub(super) consecutive_failures: Option<u32>,
+    /// Whether the secret is quarantined at the end.
+    pub(super) quarantined: bool,
 }
 
 /// How `execute` ended.
@@ -48,4 +56,10 @@ pub(super) struct Executor<'f> {
     pub(super) conflict_actual: Option<VersionId>,
     /// The previous value was made current again.
     pub(super) rolled_back: bool,
+    /// The version current after a rollback (the base itself, or its copy
+    /// on stores that promote by copying).
+    pub(super) restored_as: Option<VersionId>,
+    /// What the final metadata write records (decided when the state
+    /// machine asks to clear the journal).
+    pub(super) record_update: Option<RecordUpdate>,
 }

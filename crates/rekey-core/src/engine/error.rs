@@ -215,6 +215,15 @@ pub enum RotationError {
         /// The registered consumers not yet on the current version.
         behind: Vec<String>,
     },
+    /// A rollback found no earlier good version to restore (the previous
+    /// version failed, or none is recorded).
+    #[error("{path}: no earlier good version to roll back to: {reason}")]
+    NothingToRollBack {
+        /// The secret.
+        path: SecretPath,
+        /// Why (from the store's refusal).
+        reason: String,
+    },
     /// The value supplied for the rotation (instead of a generated one)
     /// does not meet the secret's generator constraints; nothing was
     /// written.
@@ -284,8 +293,10 @@ impl RotationError {
     /// that mean "not now" or "someone else did it":
     /// [`AlreadyRotating`](Self::AlreadyRotating),
     /// [`InProgressElsewhere`](Self::InProgressElsewhere),
-    /// [`RotatedElsewhere`](Self::RotatedElsewhere) and
-    /// [`OutsideWindow`](Self::OutsideWindow).
+    /// [`RotatedElsewhere`](Self::RotatedElsewhere),
+    /// [`OutsideWindow`](Self::OutsideWindow),
+    /// [`RetirePending`](Self::RetirePending) (deferred) and a store that is
+    /// unavailable ([`is_store_unavailable`](Self::is_store_unavailable)).
     pub fn is_failure(&self) -> bool {
         !matches!(
             self,
@@ -293,7 +304,8 @@ impl RotationError {
                 | Self::InProgressElsewhere { .. }
                 | Self::RotatedElsewhere { .. }
                 | Self::OutsideWindow { .. }
-        )
+                | Self::RetirePending { .. }
+        ) && !self.is_store_unavailable()
     }
 
     /// A short stable name for the variant, for metrics and audit events.
@@ -311,6 +323,7 @@ impl RotationError {
             Self::InvalidBinding { .. } => "invalid_binding",
             Self::RetirePending { .. } => "retire_pending",
             Self::InvalidValue { .. } => "invalid_value",
+            Self::NothingToRollBack { .. } => "nothing_to_roll_back",
             Self::Generation(_) => "generation",
             Self::Store { .. } => "store",
             Self::Verification { .. } => "verification",
@@ -327,6 +340,23 @@ impl RotationError {
             Self::UndoFailed { cause, .. } => cause.store_error(),
             _ => None,
         }
+    }
+
+    /// Whether the failure happened at the credential target or in a
+    /// verifier (what quarantine counts), rather than in the store, the
+    /// configuration or a race.
+    pub fn reached_target_or_verifier(&self) -> bool {
+        match self {
+            Self::Verification { .. } | Self::Target { .. } => true,
+            Self::UndoFailed { cause, .. } => cause.reached_target_or_verifier(),
+            _ => false,
+        }
+    }
+
+    /// Whether the failure is the store being unavailable (unreachable,
+    /// sealed, throttled, 5xx): not a failure of the secret.
+    pub fn is_store_unavailable(&self) -> bool {
+        self.store_error().is_some_and(StoreError::is_retryable)
     }
 
     pub(crate) fn store(step: RotationStep, e: StoreError) -> Self {

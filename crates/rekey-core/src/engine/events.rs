@@ -93,12 +93,15 @@ impl Inner {
             retries: 0,
             rollback_performed: false,
             error: Some(error),
+            consecutive_failures: None,
+            quarantined: false,
             current_created_at: None,
             up_to_date: false,
         };
         let kind = match outcome {
             RotationOutcome::AlreadyRotating => AuditEventKind::AlreadyRotating,
             RotationOutcome::OutsideWindow => AuditEventKind::OutsideWindow,
+            RotationOutcome::StoreUnavailable => AuditEventKind::StoreUnavailable,
             _ => AuditEventKind::Failed,
         };
         self.emit_with(|| {

@@ -89,12 +89,19 @@ impl RotationManager {
     /// [`process_scheduled_rotations`](Self::process_scheduled_rotations)).
     /// A retire step can become due earlier, when every consumer
     /// acknowledges the new version: wake up regularly too.
+    ///
+    /// While the store is unavailable, nothing is due before the next probe
+    /// (see [`store_health`](Self::store_health)).
     pub fn next_due(&self) -> Option<DateTime<Utc>> {
         let rotation = lock(&self.inner.schedules).next_due().map(schedule::from_us);
         let retire = lock(&self.inner.retiring).values().filter_map(|r| r.deadline).min();
-        match (rotation, retire) {
+        let due = match (rotation, retire) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
+        };
+        match self.inner.next_probe() {
+            Some(probe) => due.map(|d| d.max(probe)),
+            None => due,
         }
     }
 
@@ -104,29 +111,6 @@ impl RotationManager {
         let id = t.lookup(path.as_str()).ok_or_else(|| RotationError::NotScheduled { path: path.clone() })?;
         t.set_flag(id, PAUSED, true);
         Ok(())
-    }
-
-    /// Turns automatic rotation of `path` back on after a quarantine or a
-    /// pause: failures are forgotten and the next due time is recomputed
-    /// from the last rotation (so an overdue secret is due at once).
-    pub fn resume(&self, path: &SecretPath) -> Result<ScheduleInfo, RotationError> {
-        let (info, was_quarantined) = {
-            let mut t = lock(&self.inner.schedules);
-            let id = t.lookup(path.as_str()).ok_or_else(|| RotationError::NotScheduled { path: path.clone() })?;
-            let was = t.unquarantine(id);
-            t.set_flag(id, PAUSED, false);
-            t.set_failures(id, 0);
-            let next = t.slot(id).and_then(|s| {
-                let policy = s.policy.clone()?;
-                policy.next_due(schedule::from_us(s.last_us), jitter_key(path))
-            });
-            t.set_next(id, next);
-            (t.info(id), was)
-        };
-        if was_quarantined {
-            self.inner.emit_with(|| AuditEvent::new(self.inner.clock.now(), AuditEventKind::Resumed, path.clone()));
-        }
-        info.ok_or_else(|| RotationError::NotScheduled { path: path.clone() })
     }
 
     /// Runs every due rotation — at most `max_concurrency` at once, one per
@@ -191,13 +175,35 @@ impl RotationManager {
     where
         F: Future<Output = ()> + Send,
     {
-        self.process_retirements().await;
-        let now = self.inner.clock.now();
-        let jobs = lock(&self.inner.schedules).take_due(schedule::to_us(now));
+        let inner = &*self.inner;
+        let now = inner.clock.now();
+        // While the store is away, due secrets stay due and only one probe
+        // rotation runs per probe interval.
+        let down = inner.store_down();
+        if down && inner.next_probe().is_some_and(|t| now < t) {
+            return Vec::new();
+        }
+        if !down {
+            self.process_retirements().await;
+        }
+        let mut jobs = lock(&inner.schedules).take_due(schedule::to_us(now));
         if jobs.is_empty() {
             return Vec::new();
         }
-        let inner = &*self.inner;
+        let mut results = Vec::new();
+        if down {
+            let probe = JobGuard { inner, job: Some(jobs.remove(0)) };
+            let rest: Vec<JobGuard<'_>> = jobs.drain(..).map(|job| JobGuard { inner, job: Some(job) }).collect();
+            results.extend(run_guarded(probe).await);
+            if inner.store_down() {
+                // Still away: the others go back into the queue, due now
+                // (dropping their guards does that).
+                drop(rest);
+                return results;
+            }
+            jobs = rest.into_iter().filter_map(|mut g| g.job.take()).collect();
+            self.process_retirements().await;
+        }
         // Each job is guarded from here on: if this future is dropped (a
         // shutdown), jobs not finished are put back in the queue, due now.
         // The guards are mapped by a named function, not a closure: a closure
@@ -206,13 +212,15 @@ impl RotationManager {
         // facade's tests/spawn.rs checks this). Futures are created lazily,
         // as `buffer_unordered` has room.
         let jobs: Vec<JobGuard<'_>> = jobs.into_iter().map(|job| JobGuard { inner, job: Some(job) }).collect();
-        futures::stream::iter(jobs)
+        let ran: Vec<RotationResult> = futures::stream::iter(jobs)
             .take_until(stop)
             .map(run_guarded)
             .buffer_unordered(inner.max_concurrency)
             .filter_map(futures::future::ready)
             .collect()
-            .await
+            .await;
+        results.extend(ran);
+        results
     }
 }
 
@@ -252,13 +260,13 @@ impl Inner {
         }
     }
 
-    /// After a manual or emergency rotation: count it, and move a schedule
-    /// of the same secret on when it succeeded (clearing a quarantine).
+    /// After a manual or emergency rotation: count it, note what it learnt
+    /// about the store, and bring a schedule of the same secret up to date:
+    /// moved on after a success (clearing a quarantine), quarantined when
+    /// the record says so.
     pub(super) fn after_manual(&self, r: &RotationResult) {
         self.record_stats(r);
-        if !r.success() {
-            return;
-        }
+        self.note_store(r);
         let resumed = {
             let mut t = lock(&self.schedules);
             let Some(id) = t.lookup(r.path.as_str()) else { return };
@@ -267,13 +275,26 @@ impl Inner {
                 return;
             }
             let policy = s.policy.clone();
-            let last = r.current_created_at.unwrap_or(r.completed_at);
-            t.set_last(id, schedule::to_us(last));
-            t.set_failures(id, 0);
-            let resumed = t.unquarantine(id);
-            let next = policy.and_then(|p| p.next_due(last, jitter_key(&r.path)));
-            t.set_next(id, next);
-            resumed
+            if r.success() {
+                let last = r.current_created_at.unwrap_or(r.completed_at);
+                t.set_last(id, schedule::to_us(last));
+                t.set_failures(id, 0);
+                let resumed = t.unquarantine(id);
+                let next = policy.and_then(|p| p.next_due(last, jitter_key(&r.path)));
+                t.set_next(id, next);
+                resumed
+            } else {
+                if let Some(n) = r.consecutive_failures {
+                    t.set_failures(id, n);
+                }
+                if r.quarantined && t.quarantine_of(id).is_none() {
+                    let reason = r.error.as_ref().map(ToString::to_string).unwrap_or_else(|| r.outcome.to_string());
+                    let failures = r.consecutive_failures.unwrap_or(0);
+                    t.quarantine(id, Quarantine { since: r.completed_at, failures, reason });
+                    t.set_next(id, None);
+                }
+                false
+            }
         };
         if resumed {
             self.emit_with(|| {
@@ -312,10 +333,9 @@ impl Inner {
             if same {
                 t.set_flag(job.slot, RUNNING, false);
                 let failures = t.slot(job.slot).map(|s| u32::from(s.failures)).unwrap_or(0);
-                let soon = |n: u32| {
-                    let d = policy.retry().backoff(n, 0.5 + rand::random::<f64>() / 2.0);
-                    chrono::Duration::from_std(d).ok().and_then(|d| now.checked_add_signed(d))
-                };
+                let at =
+                    |d: std::time::Duration| chrono::Duration::from_std(d).ok().and_then(|d| now.checked_add_signed(d));
+                let soon = |n: u32| at(policy.retry().backoff(n, 0.5 + rand::random::<f64>() / 2.0));
                 match r.outcome {
                     RotationOutcome::Rotated | RotationOutcome::RotatedElsewhere => {
                         let last = r.current_created_at.unwrap_or(now);
@@ -329,17 +349,38 @@ impl Inner {
                     RotationOutcome::OutsideWindow => {
                         t.set_next(job.slot, policy.window().map(|w| w.next_open(now)).or_else(|| soon(1)));
                     }
-                    RotationOutcome::Failed | RotationOutcome::RolledBack => {
-                        let failures = failures.saturating_add(1);
+                    // Not the secret's failure: it stays due, and the
+                    // scheduler probes the store until it answers.
+                    RotationOutcome::StoreUnavailable => t.set_next(job.slot, Some(now)),
+                    RotationOutcome::Deferred => {
+                        let until = match &r.error {
+                            Some(RotationError::RetirePending { until, .. }) => Some(*until),
+                            _ => at(policy.failure_retry_delay(1, rand::random::<f64>())),
+                        };
+                        t.set_next(job.slot, until);
+                    }
+                    RotationOutcome::Quarantined | RotationOutcome::Failed | RotationOutcome::RolledBack => {
+                        // The record beside the secret counts failures (only
+                        // those that reached the target or the verifiers)
+                        // and decides quarantine for every process; without
+                        // one (its write failed), count here.
+                        let counted = failures.saturating_add(u32::from(r.counts_towards_quarantine()));
+                        let failures = r.consecutive_failures.unwrap_or(counted);
                         t.set_failures(job.slot, failures);
-                        if failures >= policy.quarantine_after() {
+                        let quarantine = r.quarantined
+                            || r.outcome == RotationOutcome::Quarantined
+                            || (r.consecutive_failures.is_none() && failures >= policy.quarantine_after());
+                        if quarantine {
                             let reason =
                                 r.error.as_ref().map(ToString::to_string).unwrap_or_else(|| r.outcome.to_string());
-                            t.quarantine(job.slot, Quarantine { since: now, failures, reason: reason.clone() });
+                            if t.quarantine_of(job.slot).is_none() {
+                                quarantined = Some((failures, reason.clone()));
+                            }
+                            t.quarantine(job.slot, Quarantine { since: now, failures, reason });
                             t.set_next(job.slot, None);
-                            quarantined = Some((failures, reason));
                         } else {
-                            t.set_next(job.slot, soon(failures));
+                            let delay = policy.failure_retry_delay(failures.max(1), rand::random::<f64>());
+                            t.set_next(job.slot, at(delay));
                         }
                     }
                 }
@@ -367,6 +408,7 @@ impl Inner {
             return None;
         }
         self.record_stats(&r);
+        self.note_store(&r);
         Some(r)
     }
 }

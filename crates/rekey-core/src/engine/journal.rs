@@ -9,7 +9,7 @@
 //! keys) and costs one map entry per write:
 //!
 //! ```text
-//! rekey.rotation = id=<rotation id> step=<stage|write> strategy=<strategy> started=<RFC 3339> owner=<manager id> base=<version id>
+//! rekey.rotation = id=<rotation id> step=<stage|write> strategy=<strategy> started=<RFC 3339> owner=<manager id> checks=<yes|no> base=<version id>
 //! ```
 //!
 //! Fields are separated by spaces, which every store keeps as they are (a
@@ -25,6 +25,7 @@
 //! | `strategy` | the strategy |
 //! | `started` | when it started |
 //! | `owner` | the id of the manager instance running it |
+//! | `checks` | whether the candidate still had checks to pass after its write (`yes`/`no`): an immediate rotation that crashed after making its candidate current is rolled back when it did |
 //! | `base` | the version current when it started (last: may contain anything) |
 //!
 //! Recovery ([`recovery_decision`]) is a pure function of the journal, the
@@ -60,13 +61,25 @@ pub struct RotationJournal {
     pub started: Option<DateTime<Utc>>,
     /// The manager instance running it.
     pub owner: Option<String>,
+    /// Whether the candidate still had checks to pass (verifiers, the
+    /// target) after being written; `None` in journals that predate the
+    /// field (treated as `true`).
+    pub checks: Option<bool>,
 }
 
 impl RotationJournal {
     /// Reads the journal from metadata; `None` when there is none.
     pub fn read(meta: &Metadata) -> Option<Self> {
         let raw = meta.get(JOURNAL_KEY)?;
-        let mut j = Self { rotation_id: None, step: None, strategy: None, base: None, started: None, owner: None };
+        let mut j = Self {
+            rotation_id: None,
+            step: None,
+            strategy: None,
+            base: None,
+            started: None,
+            owner: None,
+            checks: None,
+        };
         let mut rest = raw.as_str();
         while !rest.is_empty() {
             let (field, tail) = match rest.split_once('=') {
@@ -84,6 +97,7 @@ impl RotationJournal {
                 "strategy" => j.strategy = Some(value.to_owned()),
                 "started" => j.started = DateTime::parse_from_rfc3339(value).ok().map(|t| t.with_timezone(&Utc)),
                 "owner" => j.owner = Some(value.to_owned()),
+                "checks" => j.checks = Some(value == "yes"),
                 _ => {}
             }
             rest = tail;
@@ -101,6 +115,7 @@ impl RotationJournal {
     }
 
     /// Writes a journal entry into `meta` (other keys kept).
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn write_into(
         meta: &mut Metadata,
         id: RotationId,
@@ -109,10 +124,12 @@ impl RotationJournal {
         base: &VersionId,
         started: DateTime<Utc>,
         owner: &str,
+        checks: bool,
     ) {
         let value = format!(
-            "id={id} step={step} strategy={strategy} started={} owner={owner} base={base}",
-            started.to_rfc3339_opts(SecondsFormat::Millis, true)
+            "id={id} step={step} strategy={strategy} started={} owner={owner} checks={} base={base}",
+            started.to_rfc3339_opts(SecondsFormat::Millis, true),
+            if checks { "yes" } else { "no" }
         );
         meta.insert(JOURNAL_KEY.to_owned(), value);
     }
@@ -202,7 +219,7 @@ mod tests {
         let base = VersionId::new(uuid::Uuid::new_v4().to_string());
         let mut m = Metadata::new();
         let owner = RotationId::new().to_string();
-        RotationJournal::write_into(&mut m, r, RotationStep::Stage, "dual_write", &base, now, &owner);
+        RotationJournal::write_into(&mut m, r, RotationStep::Stage, "dual_write", &base, now, &owner, true);
         let v = m.get(JOURNAL_KEY).cloned().unwrap_or_default();
         // Only characters AWS allows in tags, so no store re-encodes it.
         assert!(v.len() <= 200 && !v.contains(';'), "{v}");
@@ -227,7 +244,16 @@ mod tests {
         let r = RotationId::new();
         let mut m = Metadata::new();
         assert!(RotationJournal::read(&m).is_none());
-        RotationJournal::write_into(&mut m, r, RotationStep::Stage, "staged", &VersionId::new("1"), now, "other");
+        RotationJournal::write_into(
+            &mut m,
+            r,
+            RotationStep::Stage,
+            "staged",
+            &VersionId::new("1"),
+            now,
+            "other",
+            false,
+        );
         m.insert("rekey.other".into(), "kept".into());
         let j = RotationJournal::read(&m);
         let cur = meta("1", None, false);

@@ -160,6 +160,9 @@ impl RotationManager {
             conflicts: c.conflicts,
             already_rotating: c.already_rotating,
             outside_window: c.outside_window,
+            store_unavailable: c.store_unavailable,
+            deferred: c.deferred,
+            skipped_quarantined: c.skipped_quarantined,
             p50_duration: c.durations.percentile(50.0),
             p99_duration: c.durations.percentile(99.0),
         }

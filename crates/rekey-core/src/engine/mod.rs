@@ -19,15 +19,19 @@ mod context;
 pub mod error;
 mod events;
 mod fxhash;
+mod health;
 mod jobs;
 pub mod journal;
 pub mod machine;
 pub mod manager;
+mod quarantine;
+mod records;
 mod recover;
 mod request;
 pub mod result;
 mod retire;
 mod retry;
+mod rollback;
 mod run;
 pub mod schedule;
 mod shared;
@@ -47,6 +51,7 @@ pub use consumers::{
     RetireReason, RetireRecord, RetireResult,
 };
 pub use error::{RotationError, RotationStep};
+pub use health::StoreHealth;
 pub use journal::{RecoveryDecision, RotationJournal, recovery_decision};
 pub use machine::{ActionOutcome, FailurePoint, RotationAction, RotationState, RotationVerdict};
 pub use manager::RotationManager;

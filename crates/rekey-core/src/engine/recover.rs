@@ -8,6 +8,7 @@ use super::journal::{RecoveryDecision, RotationJournal, recovery_decision};
 use super::result::RotationOutcome;
 use super::shared::{Inner, fresh_rotation_id};
 use crate::policy::RotationStrategy;
+use crate::record::{HistoryEvent, RecordUpdate};
 use crate::{Metadata, SecretVersion, StoreError, VersionSelector};
 
 impl Inner {
@@ -17,7 +18,7 @@ impl Inner {
         &self,
         run: &mut Run<'_>,
         journal: &RotationJournal,
-        current: &SecretVersion,
+        current: &mut SecretVersion,
         meta: &mut Metadata,
         target: Option<&dyn crate::CredentialTarget>,
     ) -> Result<Option<Exec>, RotationError> {
@@ -58,7 +59,48 @@ impl Inner {
                     }
                 }
                 RotationJournal::clear(meta);
+                // An immediate rotation that crashed after its write, with
+                // checks still to pass: its value is current but never
+                // proved good, so it is rolled back (a value that has not
+                // passed its checks never stays current).
+                let unchecked = went_current
+                    && journal.strategy.as_deref() == Some(RotationStrategy::Immediate.as_str())
+                    && journal.checks != Some(false);
+                let mut rolled_back = None;
+                if unchecked
+                    && let Some(base) = journal.base.clone()
+                    && base != current.meta.id
+                {
+                    let step = RotationStep::Recover;
+                    let candidate = current.clone();
+                    let expected = candidate.meta.id.clone();
+                    self.retry_store(run, step, || self.store.promote(path, &base, &expected))
+                        .await
+                        .map_err(|e| RotationError::store(step, e))?;
+                    *current = self
+                        .retry_store(run, step, || self.store.read(path, &VersionSelector::Current))
+                        .await
+                        .map_err(|e| RotationError::store(step, e))?;
+                    if let Some(t) = target {
+                        let secrets = [candidate.data.secret_parts(), current.data.secret_parts()].concat();
+                        let keep = &current.data;
+                        self.retry_target(run, step, &secrets, || t.revoke(&candidate.data, keep))
+                            .await
+                            .map_err(|e| RotationError::target(step, t.name(), e))?;
+                    }
+                    let mut e = HistoryEvent::new(now, "rolled_back", "recovery");
+                    e.old_version = Some(expected.as_str().to_owned());
+                    e.new_version = Some(current.meta.id.as_str().to_owned());
+                    e.rotation_id = rotation_id.map(|r| r.to_string());
+                    e.detail = Some("a crashed immediate rotation's unchecked value was rolled back".to_owned());
+                    RecordUpdate { failed: Some(expected.clone()), events: vec![e], ..RecordUpdate::default() }
+                        .apply(meta);
+                    run.current_created_at = Some(current.meta.created_at);
+                    run.old_version = Some(current.meta.id.clone());
+                    rolled_back = Some(expected);
+                }
                 if went_current
+                    && rolled_back.is_none()
                     && journal.strategy.as_deref() == Some(RotationStrategy::DualWrite.as_str())
                     && let Some(base) = &journal.base
                     && *base != current.meta.id
@@ -87,7 +129,11 @@ impl Inner {
                         Some(v) => format!("discarded its candidate {v}"),
                         None => "no candidate left".to_owned(),
                     },
-                    if went_current { "; its value had become current and stays so" } else { "" },
+                    match (&rolled_back, went_current) {
+                        (Some(v), _) => format!("; its unchecked value {v} had become current and was rolled back"),
+                        (None, true) => "; its value had become current and stays so".to_owned(),
+                        (None, false) => String::new(),
+                    },
                 );
                 self.emit_detail(run, AuditEventKind::Recovered, Some(RotationStep::Recover), detail);
                 Ok(None)

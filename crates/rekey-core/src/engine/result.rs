@@ -21,6 +21,13 @@ use crate::{RotationId, SecretPath, VersionId};
 /// | `InProgressElsewhere` | `InProgress` | neither (`already_rotating`) |
 /// | `RotatedElsewhere` | `Pending` | neither (`conflicts`) |
 /// | `OutsideWindow` | `Pending` | neither |
+/// | `StoreUnavailable` | `Pending` | neither (`store_unavailable`) |
+/// | `Deferred` | `Pending` | neither (`deferred`) |
+/// | `Quarantined` | `Pending` | neither |
+///
+/// Only `Failed` and `RolledBack` are failures; of those, only the ones
+/// that reached the credential target or the verifiers count towards
+/// quarantine ([`RotationResult::counts_towards_quarantine`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "snake_case")]
 #[non_exhaustive]
@@ -39,9 +46,35 @@ pub enum RotationOutcome {
     RotatedElsewhere,
     /// The policy's rotation window is closed.
     OutsideWindow,
+    /// The store could not be reached (unreachable, sealed, throttled,
+    /// 5xx): not a failure of the secret. Nothing became current; anything
+    /// left behind is cleaned up by the next run.
+    StoreUnavailable,
+    /// The rotation cannot proceed yet (a dual-write rotation's old
+    /// credential still awaits retirement); the error says until when.
+    Deferred,
+    /// A scheduled rotation found the secret quarantined in the store (by
+    /// another process): nothing was attempted.
+    Quarantined,
 }
 
 impl RotationOutcome {
+    /// The snake_case name (as serialized).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Rotated => "rotated",
+            Self::RolledBack => "rolled_back",
+            Self::Failed => "failed",
+            Self::AlreadyRotating => "already_rotating",
+            Self::InProgressElsewhere => "in_progress_elsewhere",
+            Self::RotatedElsewhere => "rotated_elsewhere",
+            Self::OutsideWindow => "outside_window",
+            Self::StoreUnavailable => "store_unavailable",
+            Self::Deferred => "deferred",
+            Self::Quarantined => "quarantined",
+        }
+    }
+
     /// The status that goes with the outcome (see the table above).
     pub fn status(self) -> RotationStatus {
         match self {
@@ -49,7 +82,11 @@ impl RotationOutcome {
             Self::RolledBack => RotationStatus::RolledBack,
             Self::Failed => RotationStatus::Failed,
             Self::AlreadyRotating | Self::InProgressElsewhere => RotationStatus::InProgress,
-            Self::RotatedElsewhere | Self::OutsideWindow => RotationStatus::Pending,
+            Self::RotatedElsewhere
+            | Self::OutsideWindow
+            | Self::StoreUnavailable
+            | Self::Deferred
+            | Self::Quarantined => RotationStatus::Pending,
         }
     }
 
@@ -69,6 +106,9 @@ impl fmt::Display for RotationOutcome {
             Self::InProgressElsewhere => "in progress elsewhere",
             Self::RotatedElsewhere => "rotated elsewhere",
             Self::OutsideWindow => "outside window",
+            Self::StoreUnavailable => "store unavailable",
+            Self::Deferred => "deferred",
+            Self::Quarantined => "quarantined",
         })
     }
 }
@@ -116,6 +156,13 @@ pub struct RotationResult {
     /// Why it did not succeed.
     #[serde(serialize_with = "super::error::serialize_error")]
     pub error: Option<RotationError>,
+    /// Consecutive failed attempts that reached the target or the verifiers,
+    /// as recorded beside the secret after this one (0 after a success);
+    /// `None` when the rotation stopped before reading the record.
+    pub consecutive_failures: Option<u32>,
+    /// Whether the secret is quarantined after this rotation (this one put
+    /// it there, or it already was).
+    pub quarantined: bool,
     /// Creation time of the version current at the end, when known (used to
     /// reschedule).
     #[serde(skip)]
@@ -134,6 +181,13 @@ impl RotationResult {
     /// Whether the new value is current.
     pub fn success(&self) -> bool {
         self.outcome == RotationOutcome::Rotated
+    }
+
+    /// Whether this result counts towards quarantine: a failure that reached
+    /// the credential target or the verifiers. A store outage, a lost race,
+    /// a configuration problem or a deferral never does.
+    pub fn counts_towards_quarantine(&self) -> bool {
+        self.outcome.is_failure() && self.error.as_ref().is_some_and(RotationError::reached_target_or_verifier)
     }
 
     /// The duration in milliseconds.

@@ -19,6 +19,7 @@ use super::strategy;
 use super::strategy::next_action;
 use crate::generator::GenerateSecret;
 use crate::policy::{RotationPolicy, RotationStrategy};
+use crate::record::SecretRecord;
 use crate::{SecretData, SecretPath, StoreError, VersionSelector};
 
 impl Inner {
@@ -38,6 +39,9 @@ impl Inner {
             error: None,
             undo_error: None,
             current_created_at: None,
+            record: SecretRecord::default(),
+            consecutive_failures: None,
+            quarantined: false,
         }
     }
 
@@ -90,6 +94,9 @@ impl Inner {
             error: None,
             undo_error: None,
             current_created_at: None,
+            record: SecretRecord::default(),
+            consecutive_failures: None,
+            quarantined: false,
         };
         let outcome = self.execute(&mut run, binding.as_deref(), new_value, rotated_before_us).await;
         self.finish(run, outcome)
@@ -125,6 +132,8 @@ impl Inner {
             retries: run.retries,
             rollback_performed,
             error,
+            consecutive_failures: run.consecutive_failures,
+            quarantined: run.quarantined,
             current_created_at: run.current_created_at,
             up_to_date,
         };
@@ -135,6 +144,9 @@ impl Inner {
                 RotationOutcome::InProgressElsewhere => AuditEventKind::InProgressElsewhere,
                 RotationOutcome::AlreadyRotating => AuditEventKind::AlreadyRotating,
                 RotationOutcome::OutsideWindow => AuditEventKind::OutsideWindow,
+                RotationOutcome::StoreUnavailable => AuditEventKind::StoreUnavailable,
+                RotationOutcome::Deferred => AuditEventKind::Deferred,
+                RotationOutcome::Quarantined => AuditEventKind::SkippedQuarantined,
                 RotationOutcome::RolledBack | RotationOutcome::Failed => AuditEventKind::Failed,
             };
             self.emit_with(|| {
@@ -156,10 +168,19 @@ impl Inner {
 
 /// The executor: performs what the state machine decides.
 impl Inner {
+    /// Ends a rotation before anything was written. A store that is
+    /// unavailable and a pending retire step are not failures.
     pub(super) fn fail_early(&self, run: &mut Run<'_>, error: RotationError) -> Exec {
-        self.emit(run, AuditEventKind::StepFailed, None, Some(&error));
+        let outcome = if error.is_store_unavailable() {
+            RotationOutcome::StoreUnavailable
+        } else if matches!(error, RotationError::RetirePending { .. }) {
+            RotationOutcome::Deferred
+        } else {
+            self.emit(run, AuditEventKind::StepFailed, None, Some(&error));
+            RotationOutcome::Failed
+        };
         run.error = Some(error);
-        Exec::Outcome(RotationOutcome::Failed, false)
+        Exec::Outcome(outcome, false)
     }
 
     pub(super) async fn execute(
@@ -173,7 +194,7 @@ impl Inner {
         let policy = run.policy;
 
         // Prepare: the version every write is compared against.
-        let current = match self
+        let mut current = match self
             .retry_store(run, RotationStep::Prepare, || self.store.read(path, &VersionSelector::Current))
             .await
         {
@@ -200,8 +221,19 @@ impl Inner {
             Ok(m) => m,
             Err(e) => return self.fail_early(run, RotationError::store(RotationStep::Prepare, e)),
         };
+        run.record = SecretRecord::read(&meta);
+        run.consecutive_failures = Some(run.record.failures);
+        run.quarantined = run.record.quarantine.is_some();
+        // Quarantine, wherever it was decided, stops scheduled rotations
+        // (manual and emergency ones go ahead: a success lifts it).
+        if *run.trigger == RotationTrigger::Schedule
+            && let Some(q) = &run.record.quarantine
+        {
+            run.error = Some(RotationError::Quarantined { path: path.clone(), reason: q.reason.clone() });
+            return Exec::Outcome(RotationOutcome::Quarantined, false);
+        }
         if let Some(journal) = RotationJournal::read(&meta) {
-            match self.recover(run, &journal, &current, &mut meta, target.as_deref()).await {
+            match self.recover(run, &journal, &mut current, &mut meta, target.as_deref()).await {
                 Ok(None) => {}
                 Ok(Some(exec)) => return exec,
                 Err(e) => return self.fail_early(run, e),
@@ -214,7 +246,7 @@ impl Inner {
             entry.deadline = record.deadline;
         }
         // A dual-write retire step still pending: perform it first when it
-        // is due (or this is an emergency), else refuse (see
+        // is due (or this is an emergency), else defer (see
         // `consumers::pending_retire_decision`).
         let emergency = matches!(run.trigger, RotationTrigger::Emergency { .. });
         match pending_retire_decision(&meta, self.clock.now(), emergency) {
@@ -230,57 +262,10 @@ impl Inner {
             }
         }
 
-        // The candidate.
         let field = binding.and_then(SecretBinding::field_name);
-        let blue_green = policy.strategy() == RotationStrategy::BlueGreen;
-        if !blue_green && field.is_none() && matches!(current.data, SecretData::Fields(_)) {
-            let names: Vec<&str> = current.data.field_names().collect();
-            let e = RotationError::InvalidBinding {
-                path: path.clone(),
-                message: format!(
-                    "the secret has fields ({}): bind the field to rotate with SecretBinding::field",
-                    names.join(", ")
-                ),
-            };
-            return self.fail_early(run, e);
-        }
-        let value = match new_value {
-            Some(v) => v,
-            None => {
-                let generator = binding.and_then(SecretBinding::generator_ref).unwrap_or(&self.generator);
-                match generator.generate() {
-                    Ok(v) => v,
-                    Err(e) => return self.fail_early(run, RotationError::Generation(Arc::new(e))),
-                }
-            }
-        };
-        let candidate = if blue_green {
-            // The inactive set, named by the previous version (or the
-            // binding's two sets), gets the new password.
-            let previous = match self
-                .retry_store(run, RotationStep::Prepare, || self.store.read(path, &VersionSelector::Previous))
-                .await
-            {
-                Ok(p) => Some(p.data),
-                Err(StoreError::NotFound { .. }) => None,
-                Err(e) => return self.fail_early(run, RotationError::store(RotationStep::Prepare, e)),
-            };
-            let sets = binding.and_then(SecretBinding::credential_sets_ref);
-            match strategy::blue_green::candidate(&current.data, previous.as_ref(), sets, field, value) {
-                Ok(d) => d,
-                Err(e) => {
-                    let e = RotationError::InvalidBinding { path: path.clone(), message: e.to_string() };
-                    return self.fail_early(run, e);
-                }
-            }
-        } else {
-            match current.data.with_field(field, value) {
-                Ok(d) => d,
-                Err(e) => {
-                    let e = RotationError::InvalidBinding { path: path.clone(), message: e.to_string() };
-                    return self.fail_early(run, e);
-                }
-            }
+        let candidate = match self.candidate(run, binding, &current, new_value).await {
+            Ok(c) => c,
+            Err(e) => return self.fail_early(run, e),
         };
 
         let base = current.meta.id.clone();
@@ -300,11 +285,17 @@ impl Inner {
             now_current: None,
             conflict_actual: None,
             rolled_back: false,
+            restored_as: None,
+            record_update: None,
         };
         let verdict = loop {
             let action = next_action(&state);
             if let RotationAction::Finish(v) = action {
                 break v;
+            }
+            if action == RotationAction::ClearJournal {
+                // The journal's clearing write also records the result.
+                exec.record_update = self.record_update(run, &exec, &state);
             }
             let outcome = self.perform(run, &mut exec, action).await;
             state.record(action, outcome);
@@ -324,9 +315,64 @@ impl Inner {
                     RotationOutcome::RotatedElsewhere
                 }
             }
+            // The store went away mid-way: not a failure of the secret (its
+            // leftovers are cleaned up by the next run).
+            _ if run.error.as_ref().is_some_and(RotationError::is_store_unavailable) => {
+                RotationOutcome::StoreUnavailable
+            }
             (RotationVerdict::RolledBack, _) => RotationOutcome::RolledBack,
             (RotationVerdict::Failed, _) => RotationOutcome::Failed,
         };
         Exec::Outcome(outcome, undone)
+    }
+
+    /// The candidate value: the supplied or generated value in the bound
+    /// field (or the whole value), or for blue-green the inactive set.
+    async fn candidate(
+        &self,
+        run: &mut Run<'_>,
+        binding: Option<&SecretBinding>,
+        current: &crate::SecretVersion,
+        new_value: Option<SecretString>,
+    ) -> Result<SecretData, RotationError> {
+        let path = run.path;
+        let field = binding.and_then(SecretBinding::field_name);
+        let blue_green = run.policy.strategy() == RotationStrategy::BlueGreen;
+        if !blue_green && field.is_none() && matches!(current.data, SecretData::Fields(_)) {
+            let names: Vec<&str> = current.data.field_names().collect();
+            return Err(RotationError::InvalidBinding {
+                path: path.clone(),
+                message: format!(
+                    "the secret has several fields ({}); name the one to rotate (the binding's field)",
+                    names.join(", ")
+                ),
+            });
+        }
+        let value = match new_value {
+            Some(v) => v,
+            None => {
+                let generator = binding.and_then(SecretBinding::generator_ref).unwrap_or(&self.generator);
+                generator.generate().map_err(|e| RotationError::Generation(Arc::new(e)))?
+            }
+        };
+        let invalid =
+            |e: &dyn std::fmt::Display| RotationError::InvalidBinding { path: path.clone(), message: e.to_string() };
+        if blue_green {
+            // The inactive set, named by the previous version (or the
+            // binding's two sets), gets the new password.
+            let previous = match self
+                .retry_store(run, RotationStep::Prepare, || self.store.read(path, &VersionSelector::Previous))
+                .await
+            {
+                Ok(p) => Some(p.data),
+                Err(StoreError::NotFound { .. }) => None,
+                Err(e) => return Err(RotationError::store(RotationStep::Prepare, e)),
+            };
+            let sets = binding.and_then(SecretBinding::credential_sets_ref);
+            strategy::blue_green::candidate(&current.data, previous.as_ref(), sets, field, value)
+                .map_err(|e| invalid(&e))
+        } else {
+            current.data.with_field(field, value).map_err(|e| invalid(&e))
+        }
     }
 }

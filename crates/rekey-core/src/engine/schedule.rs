@@ -223,6 +223,15 @@ impl ScheduleTable {
         self.quarantines.insert(id, q);
     }
 
+    pub(crate) fn quarantine_of(&self, id: u32) -> Option<&Quarantine> {
+        self.quarantines.get(&id)
+    }
+
+    /// The ids of the quarantined schedules.
+    pub(crate) fn quarantined_ids(&self) -> Vec<u32> {
+        self.quarantines.keys().copied().collect()
+    }
+
     pub(crate) fn unquarantine(&mut self, id: u32) -> bool {
         self.set_flag(id, QUARANTINED, false);
         self.quarantines.remove(&id).is_some()

@@ -37,6 +37,10 @@ pub(super) struct Inner {
     /// target of the rotation that recorded it (the registered binding's
     /// target is used when there is none).
     pub(super) retiring: Mutex<HashMap<SecretPath, Retiring>>,
+    /// Whether the store answers (see `health`).
+    pub(super) health: Mutex<HealthState>,
+    /// How often an unavailable store is probed.
+    pub(super) probe_interval: Duration,
 }
 
 /// A secret that may have a dual-write retire step pending.
@@ -103,4 +107,14 @@ impl Inner {
         active.insert(path.clone());
         Some(Guard { inner: self, path: path.clone() })
     }
+}
+
+/// The engine's bookkeeping behind [`StoreHealth`](super::StoreHealth).
+#[derive(Debug, Default)]
+pub(super) struct HealthState {
+    pub(super) down_since: Option<DateTime<Utc>>,
+    pub(super) last_error: Option<String>,
+    pub(super) checked_at: Option<DateTime<Utc>>,
+    /// While down: when the scheduler may probe again.
+    pub(super) next_probe: Option<DateTime<Utc>>,
 }

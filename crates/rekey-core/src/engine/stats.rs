@@ -34,6 +34,13 @@ pub struct RotationStatistics {
     pub already_rotating: u64,
     /// Calls refused because the rotation window was closed.
     pub outside_window: u64,
+    /// Rotations that could not reach the store (not failures).
+    pub store_unavailable: u64,
+    /// Rotations deferred (a dual-write retire step still pending; not
+    /// failures).
+    pub deferred: u64,
+    /// Scheduled rotations skipped because the secret is quarantined.
+    pub skipped_quarantined: u64,
     /// Median duration of the rotations counted in `total_rotations`.
     #[serde(serialize_with = "ser_opt_ms")]
     pub p50_duration: Option<Duration>,
@@ -122,6 +129,9 @@ pub(crate) struct Counters {
     pub(crate) conflicts: u64,
     pub(crate) already_rotating: u64,
     pub(crate) outside_window: u64,
+    pub(crate) store_unavailable: u64,
+    pub(crate) deferred: u64,
+    pub(crate) skipped_quarantined: u64,
     pub(crate) durations: DurationHistogram,
 }
 
@@ -134,6 +144,9 @@ impl Counters {
             conflicts: 0,
             already_rotating: 0,
             outside_window: 0,
+            store_unavailable: 0,
+            deferred: 0,
+            skipped_quarantined: 0,
             durations: DurationHistogram::new(),
         }
     }
@@ -152,6 +165,18 @@ impl Counters {
             }
             RotationOutcome::OutsideWindow => {
                 self.outside_window += 1;
+                return;
+            }
+            RotationOutcome::StoreUnavailable => {
+                self.store_unavailable += 1;
+                return;
+            }
+            RotationOutcome::Deferred => {
+                self.deferred += 1;
+                return;
+            }
+            RotationOutcome::Quarantined => {
+                self.skipped_quarantined += 1;
                 return;
             }
         }

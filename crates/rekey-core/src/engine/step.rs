@@ -50,6 +50,10 @@ impl Inner {
                     } else {
                         RotationStep::Stage
                     };
+                    // Whether the candidate must still pass checks (the
+                    // verifiers, the target) after it is written: recovery
+                    // of an immediate rotation then rolls it back.
+                    let checks = !run.policy.verification_tests().is_empty() || x.target.is_some();
                     RotationJournal::write_into(
                         &mut x.meta,
                         run.id,
@@ -58,9 +62,13 @@ impl Inner {
                         &x.base,
                         run.started,
                         &self.instance,
+                        checks,
                     );
                 } else {
                     RotationJournal::clear(&mut x.meta);
+                    if let Some(u) = &x.record_update {
+                        u.apply(&mut x.meta);
+                    }
                     // Dual-write: the retire step replaces the journal in
                     // the same write (see `strategy::dual_write`).
                     if let Some(record) = self.retire_record(run, x) {
@@ -94,6 +102,9 @@ impl Inner {
                         self.emit(run, AuditEventKind::Staged, Some(step), None);
                         ActionOutcome::Done
                     }
+                    // Another rotation staged first (or the secret moved on):
+                    // a lost race, never a failure.
+                    Err(e @ StoreError::Conflict { .. }) => self.settle_stage(run, x, e).await,
                     Err(e) => {
                         self.step_failed(run, action, RotationError::store(step, e));
                         ActionOutcome::Failed
@@ -190,6 +201,7 @@ impl Inner {
                 let ok = match res {
                     Ok(m) => {
                         run.current_created_at = Some(m.created_at);
+                        x.restored_as = Some(m.id);
                         true
                     }
                     Err(e) => {
@@ -200,6 +212,7 @@ impl Inner {
                                     || (c.meta.rotation_id != Some(run.id) && c.data.same_as(&x.current.data)) =>
                             {
                                 run.current_created_at = Some(c.meta.created_at);
+                                x.restored_as = Some(c.meta.id);
                                 true
                             }
                             _ => {
@@ -244,6 +257,44 @@ impl Inner {
     pub(super) fn became_current(&self, run: &mut Run<'_>, m: VersionMeta) {
         run.current_created_at = Some(m.created_at);
         run.new_version = Some(m.id);
+    }
+
+    /// Staging lost a race: another rotation's candidate is staged, or the
+    /// secret moved on. Either way the other rotation goes on and this one
+    /// reports it — never as a failure.
+    pub(super) async fn settle_stage(
+        &self,
+        run: &mut Run<'_>,
+        x: &mut Executor<'_>,
+        error: StoreError,
+    ) -> ActionOutcome {
+        let step = RotationStep::Stage;
+        let path = run.path;
+        let Some(c) = self.reread_current(run, step).await else {
+            self.step_failed(run, RotationAction::Stage, RotationError::store(step, error));
+            return ActionOutcome::Failed;
+        };
+        if c.meta.id != x.base {
+            run.current_created_at = Some(c.meta.created_at);
+            x.conflict_actual = Some(c.meta.id.clone());
+            let e = RotationError::RotatedElsewhere {
+                path: path.clone(),
+                expected: x.base.clone(),
+                actual: Some(c.meta.id),
+            };
+            self.emit(run, AuditEventKind::Conflict, Some(step), Some(&e));
+            run.error.get_or_insert(e);
+            return ActionOutcome::Conflict;
+        }
+        let pending = self.retry_store(run, step, || self.store.read(path, &VersionSelector::Pending)).await.ok();
+        let e = RotationError::InProgressElsewhere {
+            path: path.clone(),
+            rotation_id: pending.as_ref().and_then(|p| p.meta.rotation_id).filter(|r| *r != run.id),
+            since: pending.as_ref().map(|p| p.meta.created_at),
+        };
+        self.emit(run, AuditEventKind::InProgressElsewhere, Some(step), Some(&e));
+        run.error.get_or_insert(e);
+        ActionOutcome::Conflict
     }
 
     /// A write (`Write`) or promotion failed or lost its compare-and-swap:

@@ -157,6 +157,18 @@ pub enum PolicyError {
         /// The interval (for cron schedules: the shortest gap between two runs).
         gap: Duration,
     },
+    /// `failure_backoff` is zero or above `max_failure_backoff`.
+    #[error(
+        "failure_backoff: {} must be above zero and at most max_failure_backoff ({})",
+        fd(*.initial),
+        fd(*.max)
+    )]
+    FailureBackoffOutOfRange {
+        /// The first wait.
+        initial: Duration,
+        /// The longest wait.
+        max: Duration,
+    },
     /// `quarantine_after` is zero.
     #[error("quarantine_after: must be at least 1 (consecutive failed rotations before quarantine)")]
     ZeroQuarantineAfter,
@@ -198,6 +210,7 @@ impl PolicyError {
                 "grace_period"
             }
             Self::ZeroQuarantineAfter => "quarantine_after",
+            Self::FailureBackoffOutOfRange { .. } => "failure_backoff",
             Self::VerificationTestsNotRequired { .. } => "require_verification",
             Self::InvalidDuration { field, .. } => field,
         }

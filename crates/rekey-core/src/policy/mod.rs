@@ -225,6 +225,8 @@ pub struct RotationPolicy {
     grace_period: Option<Duration>,
     verification_timeout: Duration,
     quarantine_after: u32,
+    failure_backoff: Duration,
+    max_failure_backoff: Duration,
 }
 
 impl RotationPolicy {
@@ -306,6 +308,37 @@ impl RotationPolicy {
         self.quarantine_after
     }
 
+    /// How long after a failed scheduled rotation the scheduler tries again:
+    /// `failure_backoff` after the first failure, doubling (times the retry
+    /// policy's multiplier) per consecutive failure up to
+    /// [`max_failure_backoff`](Self::max_failure_backoff). In the schedule's
+    /// terms (minutes by default), unlike [`retry`](Self::retry), which
+    /// spaces the calls of one rotation. A store outage is not a failure and
+    /// uses neither.
+    pub fn failure_backoff(&self) -> Duration {
+        self.failure_backoff
+    }
+
+    /// The longest wait between failed scheduled rotations.
+    pub fn max_failure_backoff(&self) -> Duration {
+        self.max_failure_backoff
+    }
+
+    /// The wait before the next scheduled attempt after `failures`
+    /// consecutive failures (1-based), with `jitter_unit` in `[0, 1)` spreading
+    /// it over its upper half. Pure and total.
+    pub fn failure_retry_delay(&self, failures: u32, jitter_unit: f64) -> Duration {
+        let r = RetryPolicy {
+            max_retries: 0,
+            initial_backoff: self.failure_backoff,
+            max_backoff: self.max_failure_backoff,
+            multiplier: self.retry.multiplier,
+        };
+        let ceiling = r.ceiling(failures.max(1));
+        let unit = if jitter_unit.is_nan() { 0.0 } else { jitter_unit.clamp(0.0, 1.0) };
+        ceiling.mul_f64(0.5 + unit / 2.0).min(self.max_failure_backoff)
+    }
+
     /// The jitter offset for `jitter_key`: deterministic, in `[0, jitter)`.
     pub fn jitter_offset(&self, jitter_key: u64) -> Duration {
         let nanos = self.jitter.as_nanos();
@@ -368,6 +401,12 @@ impl RotationPolicy {
         }
         if self.quarantine_after == 0 {
             return Err(PolicyError::ZeroQuarantineAfter);
+        }
+        if self.failure_backoff.is_zero() || self.failure_backoff > self.max_failure_backoff {
+            return Err(PolicyError::FailureBackoffOutOfRange {
+                initial: self.failure_backoff,
+                max: self.max_failure_backoff,
+            });
         }
         let needs_gap = !self.jitter.is_zero() || self.strategy.needs_grace_period();
         let gap = if needs_gap { self.schedule.min_gap() } else { None };
@@ -448,6 +487,8 @@ impl RotationPolicyBuilder {
                 grace_period: None,
                 verification_timeout: Duration::from_secs(30),
                 quarantine_after: 3,
+                failure_backoff: Duration::from_secs(300),
+                max_failure_backoff: Duration::from_secs(6 * 3600),
             },
             schedule_error: None,
             require_verification: None,
@@ -557,6 +598,16 @@ impl RotationPolicyBuilder {
         self
     }
 
+    /// Sets the wait before a failed scheduled rotation is tried again
+    /// (`initial`, growing per consecutive failure up to `max`; default 5
+    /// minutes up to 6 hours). `initial` must be above zero and at most
+    /// `max`.
+    pub fn failure_backoff(mut self, initial: Duration, max: Duration) -> Self {
+        self.policy.failure_backoff = initial;
+        self.policy.max_failure_backoff = max;
+        self
+    }
+
     /// Sets the verification timeout (`(0, 1h]`).
     pub fn verification_timeout(mut self, timeout: Duration) -> Self {
         self.policy.verification_timeout = timeout;
@@ -652,6 +703,12 @@ pub struct RotationPolicyConfig {
     /// Failed scheduled rotations before quarantine.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub quarantine_after: Option<u32>,
+    /// Wait before retrying a failed scheduled rotation (default `5m`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failure_backoff: Option<String>,
+    /// Longest wait between failed scheduled rotations (default `6h`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_failure_backoff: Option<String>,
 }
 
 impl TryFrom<RotationPolicyConfig> for RotationPolicy {
@@ -703,6 +760,16 @@ impl TryFrom<RotationPolicyConfig> for RotationPolicy {
         if let Some(v) = c.quarantine_after {
             b = b.quarantine_after(v);
         }
+        if c.failure_backoff.is_some() || c.max_failure_backoff.is_some() {
+            let (mut initial, mut max) = (b.policy.failure_backoff, b.policy.max_failure_backoff);
+            if let Some(s) = c.failure_backoff {
+                initial = parse_duration("failure_backoff", &s)?;
+            }
+            if let Some(s) = c.max_failure_backoff {
+                max = parse_duration("max_failure_backoff", &s)?;
+            }
+            b = b.failure_backoff(initial, max);
+        }
         b.build()
     }
 }
@@ -725,6 +792,8 @@ impl From<RotationPolicy> for RotationPolicyConfig {
             grace_period: p.grace_period.map(format_duration),
             verification_timeout: Some(format_duration(p.verification_timeout)),
             quarantine_after: Some(p.quarantine_after),
+            failure_backoff: Some(format_duration(p.failure_backoff)),
+            max_failure_backoff: Some(format_duration(p.max_failure_backoff)),
         }
     }
 }

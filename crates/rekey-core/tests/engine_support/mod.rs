@@ -170,3 +170,32 @@ impl Verifier for Recorder {
         Ok(())
     }
 }
+
+/// Fails while its switch is on (a credential the target rejects until an
+/// operator fixes it).
+#[derive(Debug)]
+pub struct Switch {
+    pub name: &'static str,
+    pub failing: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl Switch {
+    pub fn new(name: &'static str) -> (Arc<Self>, Arc<std::sync::atomic::AtomicBool>) {
+        let failing = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        (Arc::new(Self { name, failing: failing.clone() }), failing)
+    }
+}
+
+#[async_trait]
+impl Verifier for Switch {
+    fn name(&self) -> &str {
+        self.name
+    }
+    async fn verify(&self, _ctx: VerifyContext<'_>) -> Result<(), VerifyError> {
+        if self.failing.load(Ordering::SeqCst) {
+            Err(VerifyError::Failed("the candidate was rejected".into()))
+        } else {
+            Ok(())
+        }
+    }
+}

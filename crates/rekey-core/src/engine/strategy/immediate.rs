@@ -4,11 +4,11 @@
 //! apply on the target\* → verify\* → clear journal.
 //!
 //! On failure: nothing to undo before the write. After the write, the
-//! previous value is made current again (CAS against the new one) when the
-//! policy sets `auto_rollback` — or, whatever the policy says, when the
-//! target never accepted the new value (a store value the target rejects is
-//! never left current). When the target was touched, it is brought back to
-//! the store's current value.
+//! previous value is always made current again (CAS against the new one): the
+//! only steps after the write are the target's and the verifiers' checks, and
+//! a value that failed them is never left current, whatever `auto_rollback`
+//! says. When the target was touched, it is brought back to the store's
+//! current value.
 //!
 //! \* when a target is bound / verification is required.
 
@@ -34,8 +34,7 @@ pub fn next_action(s: &RotationState) -> RotationAction {
             if s.undo_failed {
                 return finish(s);
             }
-            let target_consistent = !s.has_target || s.target_applied;
-            if s.written && !s.rolled_back && (s.auto_rollback || !target_consistent) {
+            if s.written && !s.rolled_back {
                 RotationAction::Rollback
             } else if s.target_applied && !s.revoked && (!s.written || s.rolled_back) {
                 RotationAction::Revoke

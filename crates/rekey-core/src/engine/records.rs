@@ -1,0 +1,119 @@
+//! What a rotation records beside the secret when it ends (see
+//! [`crate::record`]): the attempt, the good version a rollback restores,
+//! failed candidates, consecutive failures and quarantine, a history event.
+//! Written by the same metadata write that clears the rotation's journal.
+
+use super::audit::RotationTrigger;
+use super::context::{Executor, Run};
+use super::machine::{RotationAction, RotationState};
+use super::shared::Inner;
+use crate::record::{Attempt, GoodVersion, HistoryEvent, QuarantineRecord, RecordUpdate, sanitize};
+
+/// The trigger's short name, as recorded.
+pub(crate) fn trigger_name(t: &RotationTrigger) -> &'static str {
+    match t {
+        RotationTrigger::Manual => "manual",
+        RotationTrigger::Schedule => "schedule",
+        RotationTrigger::Emergency { .. } => "emergency",
+    }
+}
+
+impl Inner {
+    /// The record of a rotation whose state machine is about to clear its
+    /// journal (its last write). `None` for a lost race or a store outage:
+    /// those say nothing about the secret.
+    pub(super) fn record_update(&self, run: &mut Run<'_>, x: &Executor<'_>, s: &RotationState) -> Option<RecordUpdate> {
+        let now = self.clock.now();
+        let trigger = trigger_name(run.trigger);
+        let failure = s.failure;
+        if failure.is_some_and(|f| f.conflict) || run.error.as_ref().is_some_and(|e| e.is_store_unavailable()) {
+            return None;
+        }
+        let rec = &run.record;
+        let mut u = RecordUpdate::default();
+        let outcome = match failure {
+            None => "rotated",
+            Some(_) if s.discarded || s.rolled_back => "rolled_back",
+            Some(_) => "failed",
+        };
+        u.last = Some(Attempt {
+            outcome: outcome.to_owned(),
+            at: now,
+            trigger: trigger.to_owned(),
+            rotation_id: Some(run.id),
+        });
+        let mut event = HistoryEvent::new(now, outcome, trigger);
+        event.old_version = Some(x.base.as_str().to_owned());
+        event.new_version = run.new_version.as_ref().map(|v| v.as_str().to_owned());
+        event.rotation_id = Some(run.id.to_string());
+        let reason = match run.trigger {
+            RotationTrigger::Emergency { reason } => Some(format!("reason {reason}")),
+            _ => None,
+        };
+        let error = run.error.as_ref().map(ToString::to_string);
+        event.detail = match (reason, &error) {
+            (Some(r), Some(e)) => Some(format!("{r}; {e}")),
+            (r, e) => r.or_else(|| e.clone()),
+        }
+        .map(|d| sanitize(&d, 160));
+        let mut events = vec![event];
+        match failure {
+            None => {
+                let new = x.now_current.clone()?;
+                let previous_since = rec
+                    .good
+                    .as_ref()
+                    .filter(|g| g.version == x.base)
+                    .map(|g| g.since)
+                    .unwrap_or(x.current.meta.created_at);
+                u.good = Some(GoodVersion {
+                    version: new,
+                    since: now,
+                    previous: Some(x.base.clone()),
+                    previous_since: Some(previous_since),
+                });
+                u.failures = Some(0);
+                if rec.quarantine.is_some() {
+                    u.quarantine = Some(None);
+                    let mut e = HistoryEvent::new(now, "resumed", trigger);
+                    e.detail = Some("quarantine lifted by a successful rotation".to_owned());
+                    events.push(e);
+                }
+                run.consecutive_failures = Some(0);
+                run.quarantined = false;
+            }
+            Some(f) => {
+                // A candidate that failed is never restored by a rollback.
+                if s.written {
+                    u.failed = run.new_version.clone();
+                }
+                // A rollback on a store that promotes by copying made a new
+                // version with the good value: it is the good version now.
+                if let (Some(restored), Some(g)) = (&x.restored_as, &rec.good)
+                    && g.version == x.base
+                    && *restored != x.base
+                {
+                    u.good = Some(GoodVersion { version: restored.clone(), ..g.clone() });
+                }
+                let counts =
+                    matches!(f.action, RotationAction::Apply | RotationAction::Verify | RotationAction::Confirm);
+                if counts {
+                    let failures = rec.failures.saturating_add(1);
+                    u.failures = Some(failures);
+                    run.consecutive_failures = Some(failures);
+                    if failures >= run.policy.quarantine_after() && rec.quarantine.is_none() {
+                        let reason = sanitize(error.as_deref().unwrap_or(outcome), 160);
+                        u.quarantine = Some(Some(QuarantineRecord { since: now, failures, reason }));
+                        let mut e = HistoryEvent::new(now, "quarantined", trigger);
+                        e.rotation_id = Some(run.id.to_string());
+                        e.detail = Some(format!("{failures} failed rotations in a row"));
+                        events.push(e);
+                        run.quarantined = true;
+                    }
+                }
+            }
+        }
+        u.events = events;
+        Some(u)
+    }
+}
