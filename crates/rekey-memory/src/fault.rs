@@ -44,6 +44,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use chrono::{DateTime, Utc};
 use futures::future::BoxFuture;
 use parking_lot::Mutex;
 use rekey_core::{
@@ -239,12 +240,13 @@ pub struct Rule {
     times: Option<u64>,
     delay: Option<Duration>,
     fault: Option<Fault>,
+    during: Option<(DateTime<Utc>, DateTime<Utc>)>,
 }
 
 impl Rule {
     /// A rule matching calls of every method.
     pub fn any() -> Self {
-        Self { method: None, path: None, skip: 0, times: None, delay: None, fault: None }
+        Self { method: None, path: None, skip: 0, times: None, delay: None, fault: None, during: None }
     }
 
     /// A rule matching calls of `method`.
@@ -283,14 +285,26 @@ impl Rule {
         self
     }
 
+    /// Matches only while the store's clock (see
+    /// [`FaultInjectingStore::with_clock`]; the system clock without one)
+    /// reads a time in `[from, until)`: an outage window in clock time, for
+    /// tests that move a manual clock through it (calls outside the window
+    /// are not counted by `skip`/`times`).
+    pub fn during(mut self, from: DateTime<Utc>, until: DateTime<Utc>) -> Self {
+        self.during = Some((from, until));
+        self
+    }
+
     /// Fails with `fault` when firing.
     pub fn fail(mut self, fault: Fault) -> Self {
         self.fault = Some(fault);
         self
     }
 
-    fn matches(&self, method: Method, path: &SecretPath) -> bool {
-        self.method.is_none_or(|m| m == method) && self.path.as_ref().is_none_or(|p| p == path)
+    fn matches(&self, method: Method, path: &SecretPath, now: DateTime<Utc>) -> bool {
+        self.method.is_none_or(|m| m == method)
+            && self.path.as_ref().is_none_or(|p| p == path)
+            && self.during.is_none_or(|(from, until)| from <= now && now < until)
     }
 }
 
@@ -348,6 +362,7 @@ pub struct FaultInjectingStore<S> {
     inner: S,
     state: Mutex<State>,
     sleep: SleepFn,
+    clock: Option<Arc<dyn rekey_core::Clock>>,
 }
 
 impl<S: SecretStore> FaultInjectingStore<S> {
@@ -355,7 +370,12 @@ impl<S: SecretStore> FaultInjectingStore<S> {
     /// (feature `tokio`, on by default; without it, until
     /// [`with_sleep`](Self::with_sleep) is called, delays are skipped).
     pub fn new(inner: S) -> Self {
-        Self { inner, state: Mutex::new(State { log_enabled: true, ..State::default() }), sleep: default_sleep() }
+        Self {
+            inner,
+            state: Mutex::new(State { log_enabled: true, ..State::default() }),
+            sleep: default_sleep(),
+            clock: None,
+        }
     }
 
     /// Sleeps with `sleep` for delays, e.g. a manual clock's sleep.
@@ -364,11 +384,18 @@ impl<S: SecretStore> FaultInjectingStore<S> {
         self
     }
 
-    /// Sleeps on an engine [`Clock`](rekey_core::Clock) for delays, so that
-    /// a test driving a [`ManualClock`](rekey_core::ManualClock) controls
-    /// them.
-    pub fn with_clock(self, clock: Arc<dyn rekey_core::Clock>) -> Self {
+    /// Sleeps on an engine [`Clock`](rekey_core::Clock) for delays, and
+    /// reads it for [`Rule::during`] windows, so that a test driving a
+    /// [`ManualClock`](rekey_core::ManualClock) controls both.
+    pub fn with_clock(mut self, clock: Arc<dyn rekey_core::Clock>) -> Self {
+        self.clock = Some(clock.clone());
         self.with_sleep(move |d| clock.sleep(d))
+    }
+
+    /// Every call fails as [`Fault::unavailable`] while the clock reads a
+    /// time in `[from, until)`: a store outage in clock time.
+    pub fn outage(&self, from: DateTime<Utc>, until: DateTime<Utc>) -> RuleId {
+        self.add_rule(Rule::any().during(from, until).fail(Fault::unavailable()))
     }
 
     /// The wrapped store.
@@ -479,12 +506,13 @@ impl<S: SecretStore> FaultInjectingStore<S> {
 
     /// Decides, under the lock, what happens to one call.
     fn plan(&self, method: Method, path: &SecretPath) -> (u64, Duration, Option<Fault>) {
+        let now = self.clock.as_ref().map_or_else(Utc::now, |c| c.now());
         let mut st = self.state.lock();
         st.seq += 1;
         st.calls[method.index()] += 1;
         let seq = st.seq;
         let (mut delay, mut fault) = (Duration::ZERO, None);
-        for r in st.rules.iter_mut().filter(|r| r.rule.matches(method, path)) {
+        for r in st.rules.iter_mut().filter(|r| r.rule.matches(method, path, now)) {
             r.seen += 1;
             if r.seen <= r.rule.skip || r.rule.times.is_some_and(|t| r.fired >= t) {
                 continue;
