@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use rekey::{
-    AuditSink, DynSecretStore, RotationManager, SecretBinding, SecretGenerator, SecretPath, StoreError, SystemClock,
+    AuditSink, DynSecretStore, RotationManager, SecretBinding, SecretGenerator, SecretPath, SystemClock,
     TracingAuditSink, Verifier,
 };
 use secrecy::SecretString;
@@ -143,15 +143,4 @@ impl App {
     pub async fn finish(self) {
         self.sinks.shutdown().await;
     }
-}
-
-/// Whether a store error means the store could not be reached or refused us.
-pub fn unreachable(e: &StoreError) -> bool {
-    matches!(
-        e,
-        StoreError::Unavailable { .. }
-            | StoreError::Unauthenticated { .. }
-            | StoreError::PermissionDenied { .. }
-            | StoreError::RateLimited { .. }
-    )
 }

@@ -14,7 +14,7 @@ use serde_json::json;
 
 use crate::app::{self, App};
 use crate::config::{Config, SecretConfig};
-use crate::error::{CliError, EXIT_FAILED, EXIT_NOT_FOUND, EXIT_OK, EXIT_UNREACHABLE};
+use crate::error::{self, CliError, EXIT_FAILED, EXIT_NOT_FOUND, EXIT_OK, EXIT_UNREACHABLE};
 use crate::output::{Out, Table, cell, when};
 use crate::state;
 
@@ -34,7 +34,7 @@ pub async fn check(config: Config, out: Out) -> Result<u8, CliError> {
                 code = code.max(EXIT_NOT_FOUND);
                 ("missing".to_owned(), Some(format!("not found in the store: {e}")))
             }
-            Err(e) if app::unreachable(&e) => {
+            Err(e) if error::unreachable(&e) => {
                 return Err(CliError::store(format!("reading {}", s.path), e));
             }
             Err(e) => {
@@ -54,7 +54,7 @@ pub async fn check(config: Config, out: Out) -> Result<u8, CliError> {
         // Still prove the store answers.
         if let Err(e) =
             app.store.read_metadata(&"rekey-check/probe".parse().map_err(|_| CliError::Usage("probe".into()))?).await
-            && app::unreachable(&e)
+            && error::unreachable(&e)
         {
             return Err(CliError::store("reaching the store", e));
         }
@@ -184,7 +184,7 @@ pub async fn plan(config: Config, out: Out, next: usize) -> Result<u8, CliError>
     for s in &config.secrets {
         let (last, error) = match store.current(&s.path).await {
             Ok(c) => (Some(c.meta.created_at), None),
-            Err(e) if app::unreachable(&e) => return Err(CliError::store(format!("reading {}", s.path), e)),
+            Err(e) if error::unreachable(&e) => return Err(CliError::store(format!("reading {}", s.path), e)),
             Err(e) => (None, Some(e.to_string())),
         };
         let meta = store.read_metadata(&s.path).await.unwrap_or_default();
@@ -292,7 +292,7 @@ pub async fn rotate_many(
 async fn probe(app: &App, secrets: &[SecretConfig]) -> Result<(), CliError> {
     if let Some(s) = secrets.first()
         && let Err(e) = app.store.read_metadata(&s.path).await
-        && app::unreachable(&e)
+        && error::unreachable(&e)
     {
         return Err(CliError::store("reaching the store", e));
     }
@@ -391,7 +391,7 @@ async fn dry_run_report(app: &App, out: Out, secrets: &[SecretConfig]) -> Result
                 };
                 (Some(c.meta.id), would)
             }
-            Err(e) if app::unreachable(&e) => return Err(CliError::store(format!("reading {}", s.path), e)),
+            Err(e) if error::unreachable(&e) => return Err(CliError::store(format!("reading {}", s.path), e)),
             Err(e) => {
                 code = EXIT_NOT_FOUND;
                 (None, format!("fail: {e}"))
@@ -456,13 +456,13 @@ async fn status_row(app: &App, s: &SecretConfig) -> Result<StatusRow, CliError> 
                 row.last_rotated = Some(c.created_at);
             }
         }
-        Err(e) if app::unreachable(&e) => return Err(CliError::store(format!("reading {}", s.path), e)),
+        Err(e) if error::unreachable(&e) => return Err(CliError::store(format!("reading {}", s.path), e)),
         Err(e) => row.error = Some(e.to_string()),
     }
     if row.error.is_none() {
         match app.store.read_metadata(&s.path).await {
             Ok(m) => row.state = state::read(&m),
-            Err(e) if app::unreachable(&e) => return Err(CliError::store(format!("reading {}", s.path), e)),
+            Err(e) if error::unreachable(&e) => return Err(CliError::store(format!("reading {}", s.path), e)),
             Err(e) => row.error = Some(e.to_string()),
         }
     }

@@ -50,7 +50,7 @@ impl CliError {
     pub fn exit_code(&self) -> u8 {
         match self {
             Self::Config(_) | Self::Usage(_) => EXIT_CONFIG,
-            Self::Store { source, .. } if crate::app::unreachable(source) => EXIT_UNREACHABLE,
+            Self::Store { source, .. } if unreachable(source) => EXIT_UNREACHABLE,
             Self::Store { source: StoreError::NotFound { .. }, .. } => EXIT_NOT_FOUND,
             Self::Store { source: StoreError::InvalidInput { .. }, .. } => EXIT_CONFIG,
             Self::Store { .. } | Self::Failed(_) => EXIT_FAILED,
@@ -62,7 +62,7 @@ impl CliError {
         match self {
             Self::Config(_) => "config",
             Self::Usage(_) => "usage",
-            Self::Store { source, .. } if crate::app::unreachable(source) => "store_unreachable",
+            Self::Store { source, .. } if unreachable(source) => "store_unreachable",
             Self::Store { source: StoreError::NotFound { .. }, .. } => "not_found",
             Self::Store { .. } => "store",
             Self::Failed(_) => "failed",
@@ -73,4 +73,15 @@ impl CliError {
 /// An exit code from a number.
 pub fn exit(code: u8) -> ExitCode {
     ExitCode::from(code)
+}
+
+/// Whether a store error means the store could not be reached or refused us.
+pub fn unreachable(e: &StoreError) -> bool {
+    matches!(
+        e,
+        StoreError::Unavailable { .. }
+            | StoreError::Unauthenticated { .. }
+            | StoreError::PermissionDenied { .. }
+            | StoreError::RateLimited { .. }
+    )
 }

@@ -1,0 +1,140 @@
+//! Tests of `parse`: every section, positions, and no panic on any text.
+
+use super::*;
+
+fn env_with(vars: &'static [(&'static str, &'static str)]) -> impl Fn(&str) -> Option<String> {
+    move |k| vars.iter().find(|(n, _)| *n == k).map(|(_, v)| (*v).to_owned())
+}
+
+const GOOD: &str = r#"
+[store]
+type = "memory"
+
+[policies.fast]
+schedule = "every 2s"
+strategy = "staged"
+
+[[secret]]
+path = "app/db"
+policy = "fast"
+generator = { type = "random", length = 24 }
+"#;
+
+#[test]
+fn good_config_loads() {
+    let c = parse(GOOD, &env_with(&[])).expect("valid");
+    assert_eq!(c.secrets.len(), 1);
+    assert_eq!(c.secrets[0].path.as_str(), "app/db");
+    assert_eq!(c.store_kind, "memory");
+}
+
+#[test]
+fn every_problem_is_reported_with_position() {
+    let src = r#"
+[store]
+type = "vault"
+address = "http://127.0.0.1:8200"
+
+[policies.fast]
+schedule = "cron: 99 * * * *"
+stratgy = "staged"
+
+[policies.slow]
+max_retries = "three"
+verification_tests = ["nope"]
+
+[[secret]]
+path = "app/db"
+policy = "fsat"
+colour = "blue"
+"#;
+    let diags = parse(src, &env_with(&[])).expect_err("invalid");
+    let text: Vec<String> = diags.iter().map(ToString::to_string).collect();
+    let all = text.join("\n");
+    assert!(all.contains("8:1: policies.fast.stratgy: unknown key `stratgy` (did you mean `strategy`?)"), "{all}");
+    assert!(all.contains("11:15: policies.slow.max_retries: expected an integer, found a string"), "{all}");
+    assert!(all.contains("16:10: secret[1].policy: unknown policy \"fsat\" (did you mean `fast`?)"), "{all}");
+    assert!(all.contains("17:1: secret[1].colour: unknown key"), "{all}");
+    assert!(all.contains("store.auth: missing credentials"), "{all}");
+    assert!(all.contains("verification_tests: unknown verifier \"nope\""), "{all}");
+    let cron = parse(
+        "[store]\ntype = \"memory\"\n[policies.p]\nschedule = \"cron: 99 * * * *\"\n[[secret]]\npath = \"a\"\npolicy = \"p\"\n",
+        &env_with(&[]),
+    )
+    .expect_err("bad cron");
+    assert_eq!(cron.len(), 1, "{cron:?}");
+    assert_eq!((cron[0].line, cron[0].column, cron[0].field.as_str()), (4, 12, "policies.p.schedule"));
+    assert!(cron[0].message.contains("invalid cron"), "{cron:?}");
+}
+
+#[test]
+fn token_in_file_is_refused() {
+    let src = "[store]\ntype = \"vault\"\naddress = \"http://127.0.0.1:1\"\nauth = { method = \"token\", token = \"s3cr3t\" }\n[[secret]]\npath = \"a\"\npolicy = \"p\"\n";
+    let diags = parse(src, &env_with(&[("VAULT_TOKEN", "x")])).expect_err("token in file");
+    let all: Vec<String> = diags.iter().map(ToString::to_string).collect();
+    assert!(all.iter().any(|d| d.contains("never read from the configuration file")), "{all:?}");
+    assert!(!all.iter().any(|d| d.contains("s3cr3t")), "{all:?}");
+}
+
+#[test]
+fn the_documented_example_is_valid() {
+    let doc = include_str!("../../../../docs/cli.md");
+    let start = doc.find("```toml\n").expect("an example") + "```toml\n".len();
+    let end = start + doc[start..].find("```").expect("closed");
+    let env = env_with(&[
+        ("VAULT_TOKEN", "t"),
+        ("BILLING_PG_ADMIN_URL", "postgres://admin:pw@127.0.0.1/postgres"),
+        ("REKEY_WEBHOOK_KEY", "k"),
+    ]);
+    let c = parse(&doc[start..end], &env).unwrap_or_else(|d| panic!("{d:#?}"));
+    assert_eq!(c.secrets.len(), 2);
+    assert_eq!(c.verifiers.len(), 2);
+    assert_eq!(c.audit.len(), 2);
+    assert_eq!(c.secrets[1].policy.verification_tests(), ["api-whoami"]);
+}
+
+#[test]
+fn non_loopback_listen_needs_opt_in() {
+    let src = format!("{GOOD}\n[daemon]\nlisten = \"0.0.0.0:9464\"\n");
+    let d = parse(&src, &env_with(&[])).expect_err("non-loopback");
+    assert!(d[0].message.contains("not a loopback"), "{d:?}");
+    let src = format!("{GOOD}\n[daemon]\nlisten = \"0.0.0.0:9464\"\nallow_non_loopback = true\n");
+    assert!(parse(&src, &env_with(&[])).is_ok());
+}
+
+#[test]
+fn syntax_error_has_position_and_no_panic() {
+    for src in ["[store", "a = ", "[[secret]]\npath = 1\n", "store = 3", "\u{feff}x=1", ""] {
+        let _ = parse(src, &env_with(&[]));
+    }
+    let d = parse("[store]\ntype = \"memory\"\n[[secret]\n", &env_with(&[])).expect_err("syntax");
+    assert_eq!(d[0].line, 3, "{d:?}");
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(300))]
+
+    /// Any text: a list of problems or a config, never a panic.
+    #[test]
+    fn arbitrary_text_never_panics(src in "\\PC{0,300}") {
+        let _ = parse(&src, &env_with(&[("VAULT_TOKEN", "t")]));
+    }
+
+    /// A valid file with one byte range replaced: never a panic, and
+    /// every diagnostic points inside the file.
+    #[test]
+    fn mutated_config_never_panics(at in 0usize..200, len in 0usize..20, with in "[\\[\\]{}=\",.a-z0-9 \n*:-]{0,12}") {
+        let at = at.min(GOOD.len());
+        let end = (at + len).min(GOOD.len());
+        if GOOD.is_char_boundary(at) && GOOD.is_char_boundary(end) {
+            let src = format!("{}{}{}", &GOOD[..at], with, &GOOD[end..]);
+            if let Err(diags) = parse(&src, &env_with(&[])) {
+                let lines = src.lines().count().max(1) + 1;
+                for d in diags {
+                    proptest::prop_assert!(d.line >= 1 && d.line <= lines, "{d} in {src:?}");
+                    proptest::prop_assert!(d.column >= 1);
+                }
+            }
+        }
+    }
+}
