@@ -11,6 +11,7 @@
 mod audit;
 mod daemon;
 mod generator;
+mod keys;
 mod policy;
 mod secret;
 mod store;
@@ -151,7 +152,8 @@ pub fn parse(src: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Config, 
                 );
                 continue;
             };
-            if let Some(policy) = policy::policy_config(&mut ctx, &t, &name, &verifier_names) {
+            let plain_policy = plain.get("policies").and_then(|p| p.get(&name));
+            if let Some(policy) = policy::policy_config(&mut ctx, &t, plain_policy, &name, &verifier_names) {
                 policies.insert(name, Arc::new(policy));
             }
         }
@@ -161,8 +163,10 @@ pub fn parse(src: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Config, 
     if let Some(item) = root.item("secret") {
         let declared: Vec<String> =
             root.sub("policies").map(|p| p.t.iter().map(|(k, _)| k.to_owned()).collect()).unwrap_or_default();
-        for t in list(item, "secret", root.span_of("secret")) {
-            if let Some(s) = secret::secret_config(&mut ctx, &t, &policies, &declared, &verifier_names, env) {
+        let plain_list = plain.get("secret").and_then(toml::Value::as_array);
+        for (i, t) in list(item, "secret", root.span_of("secret")).into_iter().enumerate() {
+            let plain_secret = plain_list.and_then(|a| a.get(i));
+            if let Some(s) = secret::secret_config(&mut ctx, &t, plain_secret, &policies, &declared, &verifier_names, env) {
                 if secrets.iter().any(|o| o.path == s.path) {
                     ctx.err(t.span_of("path"), t.field("path"), format!("the secret {} is configured twice", s.path));
                     continue;

@@ -2,9 +2,12 @@
 
 use rekey::{RotationPolicy, RotationPolicyConfig};
 
-use super::walker::{Ctx, Kind, Tbl, check, quoted, suggest};
+use super::keys;
+use super::walker::{Ctx, Kind, Tbl, check, quoted, report_at_key, suggest};
 
-const POLICY_KEYS: [(&str, Kind); 14] = [
+/// The types of a policy's keys (the keys come from the library's
+/// `RotationPolicyConfig`, less `name`: the table's name).
+pub(super) const POLICY_KINDS: &[(&str, Kind)] = &[
     ("schedule", Kind::Str),
     ("strategy", Kind::Str),
     ("require_verification", Kind::Bool),
@@ -21,8 +24,15 @@ const POLICY_KEYS: [(&str, Kind); 14] = [
     ("quarantine_after", Kind::Int),
 ];
 
-pub(super) fn policy_config(ctx: &mut Ctx<'_>, t: &Tbl<'_>, name: &str, verifiers: &[&str]) -> Option<RotationPolicy> {
-    let mut bad = !check(ctx, t, &POLICY_KEYS, &[]);
+pub(super) fn policy_config(
+    ctx: &mut Ctx<'_>,
+    t: &Tbl<'_>,
+    plain: Option<&toml::Value>,
+    name: &str,
+    verifiers: &[&str],
+) -> Option<RotationPolicy> {
+    let allowed = keys::allowed(keys::fields::<RotationPolicyConfig>(), POLICY_KINDS, &["name"], &[]);
+    let mut bad = !check(ctx, t, &allowed, &[]);
     if let Some(tests) = t.strs("verification_tests") {
         for test in &tests {
             if !verifiers.contains(&test.as_str()) {
@@ -40,31 +50,34 @@ pub(super) fn policy_config(ctx: &mut Ctx<'_>, t: &Tbl<'_>, name: &str, verifier
             }
         }
     }
-    let u32_of = |ctx: &mut Ctx<'_>, key: &str| -> Option<u32> {
-        let v = t.int(key)?;
-        match u32::try_from(v) {
-            Ok(v) => Some(v),
-            Err(_) => {
-                ctx.err(t.span_of(key), t.field(key), format!("{v} is out of range (0 to {})", u32::MAX));
-                None
-            }
+    let mut out_of_range = Vec::new();
+    for key in ["max_retries", "quarantine_after"] {
+        if let Some(v) = t.int(key)
+            && u32::try_from(v).is_err()
+        {
+            ctx.err(t.span_of(key), t.field(key), format!("{v} is out of range (0 to {})", u32::MAX));
+            out_of_range.push(key);
+            bad = true;
+        }
+    }
+    // The library's own type reads the table, so every key it defines is
+    // taken as it defines it. Keys already reported are left out, so the
+    // policy's rules are still checked (and reported) for the rest.
+    let mut table = plain.and_then(toml::Value::as_table).cloned().unwrap_or_default();
+    table.retain(|k, _| {
+        !out_of_range.contains(&k)
+            && allowed.iter().any(|(a, kind)| *a == k && t.item(k).is_some_and(|i| kind.accepts(i)))
+    });
+    table.insert("name".to_owned(), toml::Value::String(name.to_owned()));
+    let mut c: RotationPolicyConfig = match toml::Value::Table(table).try_into() {
+        Ok(c) => c,
+        Err(e) => {
+            let e: toml::de::Error = e;
+            report_at_key(ctx, t, e.message().to_owned());
+            return None;
         }
     };
-    let mut c = RotationPolicyConfig { name: name.to_owned(), ..RotationPolicyConfig::default() };
-    c.schedule = t.str("schedule").map(normalise_schedule);
-    c.strategy = t.str("strategy").map(str::to_owned);
-    c.require_verification = t.bool("require_verification");
-    c.verification_tests = t.strs("verification_tests");
-    c.auto_rollback = t.bool("auto_rollback");
-    c.max_retries = u32_of(ctx, "max_retries");
-    c.initial_backoff = t.str("initial_backoff").map(str::to_owned);
-    c.max_backoff = t.str("max_backoff").map(str::to_owned);
-    c.backoff_multiplier = t.num("backoff_multiplier");
-    c.window = t.str("window").map(str::to_owned);
-    c.jitter = t.str("jitter").map(str::to_owned);
-    c.grace_period = t.str("grace_period").map(str::to_owned);
-    c.verification_timeout = t.str("verification_timeout").map(str::to_owned);
-    c.quarantine_after = u32_of(ctx, "quarantine_after");
+    c.schedule = c.schedule.as_deref().map(normalise_schedule);
     match RotationPolicy::try_from(c) {
         Ok(p) if !bad => Some(p),
         Ok(_) => None,

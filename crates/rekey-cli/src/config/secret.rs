@@ -41,6 +41,7 @@ const SECRET_KEYS: [(&str, Kind); 6] = [
 pub(super) fn secret_config(
     ctx: &mut Ctx<'_>,
     t: &Tbl<'_>,
+    plain: Option<&toml::Value>,
     policies: &BTreeMap<String, Arc<RotationPolicy>>,
     declared: &[String],
     verifiers: &[&str],
@@ -76,7 +77,7 @@ pub(super) fn secret_config(
         ctx.err(t.span_of("field"), t.field("field"), "the field name is empty");
         bad = true;
     }
-    let generator = t.sub("generator").and_then(|g| generator_config(ctx, &g));
+    let generator = t.sub("generator").and_then(|g| generator_config(ctx, &g, plain.and_then(|p| p.get("generator"))));
     bad |= t.item("generator").is_some() && generator.is_none();
     let target = t.sub("target").and_then(|g| target_config(ctx, &g, env));
     bad |= t.item("target").is_some() && target.is_none();

@@ -5,9 +5,62 @@ use std::path::Path;
 
 use rekey::StoreConfig;
 
-use super::walker::{Ctx, Kind, Tbl, check, suggest};
+use super::keys;
+use super::walker::{Ctx, Kind, Tbl, check, report_at_key, suggest, url_problem};
 
-const STORE_TYPES: [&str; 3] = ["memory", "vault", "aws"];
+/// Every store type a build of rekey can have, and the feature that adds it.
+const STORE_TYPES: [(&str, &str); 3] = [("memory", "memory"), ("vault", "vault"), ("aws", "aws")];
+
+/// Whether this build includes the store `kind`.
+fn compiled_in(kind: &str) -> bool {
+    match kind {
+        "memory" => cfg!(feature = "memory"),
+        "vault" => cfg!(feature = "vault"),
+        "aws" => cfg!(feature = "aws"),
+        _ => false,
+    }
+}
+
+/// The types of the keys of `type = "vault"` (the keys themselves come from
+/// the library's `VaultConfig`).
+pub(super) const VAULT_KINDS: &[(&str, Kind)] = &[
+    ("address", Kind::Str),
+    ("mount", Kind::Str),
+    ("namespace", Kind::Str),
+    ("auth", Kind::Table),
+    ("ca_cert", Kind::Str),
+    ("allow_insecure_http", Kind::Bool),
+    ("request_timeout", Kind::StrOrInt),
+    ("staging_prefix", Kind::Str),
+];
+
+/// The types of the keys of `type = "aws"` (keys from the library's `AwsConfig`).
+pub(super) const AWS_KINDS: &[(&str, Kind)] = &[
+    ("region", Kind::Str),
+    ("endpoint_url", Kind::Str),
+    ("profile", Kind::Str),
+    ("max_attempts", Kind::Int),
+    ("attempt_timeout_ms", Kind::Int),
+    ("token_precheck", Kind::Bool),
+    ("version_dates_from_reads", Kind::Bool),
+    ("static_credentials", Kind::Any),
+];
+
+/// The library's keys of the vault store (none when it is not compiled in).
+pub(super) fn vault_fields() -> &'static [&'static str] {
+    #[cfg(feature = "vault")]
+    return keys::fields::<rekey::vault::VaultConfig>();
+    #[cfg(not(feature = "vault"))]
+    return &[];
+}
+
+/// The library's keys of the AWS store (none when it is not compiled in).
+pub(super) fn aws_fields() -> &'static [&'static str] {
+    #[cfg(feature = "aws")]
+    return keys::fields::<rekey::aws::AwsConfig>();
+    #[cfg(not(feature = "aws"))]
+    return &[];
+}
 
 pub(super) fn store_config(
     ctx: &mut Ctx<'_>,
@@ -23,29 +76,33 @@ pub(super) fn store_config(
         }
         return None;
     };
+    if STORE_TYPES.iter().any(|(k, _)| *k == kind) && !compiled_in(kind) {
+        let feature = STORE_TYPES.iter().find(|(k, _)| *k == kind).map_or(kind, |(_, f)| *f);
+        let built: Vec<&str> = STORE_TYPES.iter().map(|(k, _)| *k).filter(|k| compiled_in(k)).collect();
+        ctx.err(
+            t.span_of("type"),
+            t.field("type"),
+            format!(
+                "the `{kind}` store is not compiled into this build of rekey (it has: {}); \
+                 rebuild with `cargo install rekey-cli --features {feature}`",
+                if built.is_empty() { "none".to_owned() } else { built.join(", ") }
+            ),
+        );
+        return None;
+    }
+    let type_key = [("type", Kind::Str)];
     let mut plain = plain.cloned().unwrap_or(toml::Value::Table(toml::Table::new()));
     match kind {
         "memory" => {
-            check(ctx, t, &[("type", Kind::Str)], &[]);
+            check(ctx, t, &type_key, &[]);
         }
         "vault" => {
-            let ok = check(
-                ctx,
-                t,
-                &[
-                    ("type", Kind::Str),
-                    ("address", Kind::Str),
-                    ("mount", Kind::Str),
-                    ("namespace", Kind::Str),
-                    ("auth", Kind::Table),
-                    ("ca_cert", Kind::Str),
-                    ("allow_insecure_http", Kind::Bool),
-                    ("request_timeout", Kind::StrOrInt),
-                    ("staging_prefix", Kind::Str),
-                ],
-                &["address"],
-            );
-            if !ok {
+            let allowed = keys::allowed(vault_fields(), VAULT_KINDS, &[], &type_key);
+            if !check(ctx, t, &allowed, &["address"]) {
+                return None;
+            }
+            if let Some(problem) = t.str("address").and_then(url_problem) {
+                ctx.err(t.span_of("address"), t.field("address"), problem);
                 return None;
             }
             let method = match t.sub("auth") {
@@ -117,22 +174,12 @@ pub(super) fn store_config(
             }
         }
         "aws" => {
-            let ok = check(
-                ctx,
-                t,
-                &[
-                    ("type", Kind::Str),
-                    ("region", Kind::Str),
-                    ("endpoint_url", Kind::Str),
-                    ("profile", Kind::Str),
-                    ("max_attempts", Kind::Int),
-                    ("attempt_timeout_ms", Kind::Int),
-                    ("token_precheck", Kind::Bool),
-                    ("version_dates_from_reads", Kind::Bool),
-                    ("static_credentials", Kind::Any),
-                ],
-                &[],
-            );
+            let allowed = keys::allowed(aws_fields(), AWS_KINDS, &[], &type_key);
+            let mut ok = check(ctx, t, &allowed, &[]);
+            if let Some(problem) = t.str("endpoint_url").and_then(url_problem) {
+                ctx.err(t.span_of("endpoint_url"), t.field("endpoint_url"), problem);
+                ok = false;
+            }
             if t.item("static_credentials").is_some() {
                 ctx.err(
                     t.key_span("static_credentials"),
@@ -172,7 +219,7 @@ pub(super) fn store_config(
                 t.field("type"),
                 format!(
                     "unknown store type {other:?}{}; expected `memory`, `vault` or `aws`",
-                    suggest(other, STORE_TYPES)
+                    suggest(other, STORE_TYPES.iter().map(|(k, _)| *k))
                 ),
             );
             return None;
@@ -182,13 +229,7 @@ pub(super) fn store_config(
         Ok(s) => Some((s, kind.to_owned())),
         Err(e) => {
             let e: toml::de::Error = e;
-            let msg = e.message().to_owned();
-            let msg = if msg.contains("unknown variant") {
-                format!("the `{kind}` store is not compiled into this build of rekey ({msg})")
-            } else {
-                msg
-            };
-            ctx.err(t.span.clone(), t.name.clone(), msg);
+            report_at_key(ctx, t, e.message().to_owned());
             None
         }
     }

@@ -1,6 +1,7 @@
 //! Tests of `parse`: every section, positions, and no panic on any text.
 
 use super::*;
+use super::{audit, generator, keys, policy, store, verifier};
 
 fn env_with(vars: &'static [(&'static str, &'static str)]) -> impl Fn(&str) -> Option<String> {
     move |k| vars.iter().find(|(n, _)| *n == k).map(|(_, v)| (*v).to_owned())
@@ -137,4 +138,54 @@ proptest::proptest! {
             }
         }
     }
+}
+
+/// The CLI types every key the library's config types accept, and no key
+/// they do not: fails when a library struct gains (or loses) a key, so the
+/// CLI's tables are updated with it.
+#[test]
+fn every_library_key_has_a_type_in_the_cli() {
+    let mut sections: Vec<(&str, &[&str], &[(&str, Kind)], &[&str])> = vec![
+        ("[policies.NAME]", keys::fields::<rekey::RotationPolicyConfig>(), policy::POLICY_KINDS, &["name"]),
+        ("generator", keys::fields::<rekey::GeneratorConfig>(), generator::GENERATOR_KINDS, &[]),
+        (
+            "[[verifier]] type = \"http\"",
+            keys::fields::<rekey_integrations::HttpVerifierConfig>(),
+            verifier::HTTP_KINDS,
+            &[],
+        ),
+        (
+            "[[verifier]] type = \"command\"",
+            keys::fields::<rekey_integrations::CommandVerifierConfig>(),
+            verifier::COMMAND_KINDS,
+            &[],
+        ),
+        (
+            "[[audit]] type = \"json_lines\"",
+            keys::fields::<rekey_integrations::JsonLinesConfig>(),
+            audit::JSON_LINES_KINDS,
+            &[],
+        ),
+        ("[[audit]] type = \"webhook\"", keys::fields::<rekey_integrations::WebhookConfig>(), audit::WEBHOOK_KINDS, &[]),
+    ];
+    if cfg!(feature = "vault") {
+        sections.push(("[store] type = \"vault\"", store::vault_fields(), store::VAULT_KINDS, &[]));
+    }
+    if cfg!(feature = "aws") {
+        sections.push(("[store] type = \"aws\"", store::aws_fields(), store::AWS_KINDS, &[]));
+    }
+    for (section, lib, kinds, skip) in sections {
+        assert!(!lib.is_empty(), "{section}: no keys read from the library type");
+        for k in lib.iter().filter(|k| !skip.contains(k)) {
+            assert!(
+                kinds.iter().any(|(n, _)| n == k),
+                "{section}: the library accepts `{k}` but the CLI has no type for it: add it to the CLI's table \
+                 (and to docs/cli.md)"
+            );
+        }
+        for (k, _) in kinds {
+            assert!(lib.contains(k), "{section}: the CLI types `{k}`, which the library does not accept");
+        }
+    }
+    assert_eq!(keys::variants::<rekey_integrations::VerifierConfig>("type"), ["http", "command"]);
 }

@@ -1,6 +1,9 @@
 //! `[[verifier]]`: named HTTP and command verifiers.
 
-use super::walker::{Ctx, Kind, Tbl, check, suggest, type_name};
+use rekey_integrations::{CommandVerifierConfig, HttpVerifierConfig, VerifierConfig};
+
+use super::keys;
+use super::walker::{Ctx, Kind, Tbl, check, quoted, report_at_key, suggest, type_name, url_problem};
 
 /// One `[[verifier]]`.
 #[derive(Debug, Clone)]
@@ -13,7 +16,30 @@ pub struct NamedVerifier {
     pub settings: rekey_integrations::VerifierConfig,
 }
 
-const VERIFIER_TYPES: [&str; 2] = ["http", "command"];
+/// The types of the keys of `type = "http"` (keys from the library's
+/// `HttpVerifierConfig`).
+pub(super) const HTTP_KINDS: &[(&str, Kind)] = &[
+    ("name", Kind::Str),
+    ("timeout", Kind::Str),
+    ("url", Kind::Str),
+    ("method", Kind::Str),
+    ("placement", Kind::Table),
+    ("expect_status", Kind::Any),
+    ("headers", Kind::Table),
+];
+
+/// The types of the keys of `type = "command"` (keys from the library's
+/// `CommandVerifierConfig`).
+pub(super) const COMMAND_KINDS: &[(&str, Kind)] = &[
+    ("name", Kind::Str),
+    ("timeout", Kind::Str),
+    ("program", Kind::Str),
+    ("args", Kind::StrList),
+    ("env_var", Kind::Str),
+    ("env", Kind::Table),
+    ("export_fields", Kind::Bool),
+    ("inherit_env", Kind::Bool),
+];
 
 /// Reports an integration's build error at the key it names.
 pub(super) fn integration_error(ctx: &mut Ctx<'_>, t: &Tbl<'_>, e: &rekey_integrations::IntegrationError) {
@@ -30,6 +56,7 @@ pub(super) fn verifier_config(
     settings: Option<&toml::Value>,
     seen: &[NamedVerifier],
 ) -> Option<NamedVerifier> {
+    let types = keys::variants::<VerifierConfig>("type");
     let mut bad = false;
     let name = match t.item("name") {
         Some(i) if i.is_str() => i.as_str().map(|s| s.trim().to_owned()),
@@ -44,10 +71,13 @@ pub(super) fn verifier_config(
     };
     let kind = match t.item("type") {
         Some(i) => match i.as_str() {
-            Some(k) if VERIFIER_TYPES.contains(&k) => Some(k.to_owned()),
+            Some(k) if types.contains(&k) => Some(k.to_owned()),
             Some(k) => {
-                let msg =
-                    format!("unknown verifier type {k:?}{}; expected `http` or `command`", suggest(k, VERIFIER_TYPES));
+                let msg = format!(
+                    "unknown verifier type {k:?}{}; expected one of {}",
+                    suggest(k, types.iter().copied()),
+                    quoted(types)
+                );
                 ctx.err(t.span_of("type"), t.field("type"), msg);
                 None
             }
@@ -57,38 +87,26 @@ pub(super) fn verifier_config(
             }
         },
         None => {
-            ctx.err(t.span.clone(), t.field("type"), "missing required key `type` (`http` or `command`)");
+            ctx.err(t.span.clone(), t.field("type"), format!("missing required key `type` ({})", quoted(types)));
             None
         }
     };
-    let common = [("name", Kind::Str), ("type", Kind::Str), ("timeout", Kind::Str)];
-    let (specific, required): (&[(&str, Kind)], &[&str]) = match kind.as_deref() {
-        Some("http") => (
-            &[
-                ("url", Kind::Str),
-                ("method", Kind::Str),
-                ("placement", Kind::Table),
-                ("expect_status", Kind::Any),
-                ("headers", Kind::Table),
-            ],
-            &["url", "placement"],
-        ),
-        Some("command") => (
-            &[
-                ("program", Kind::Str),
-                ("args", Kind::StrList),
-                ("env_var", Kind::Str),
-                ("env", Kind::Table),
-                ("export_fields", Kind::Bool),
-                ("inherit_env", Kind::Bool),
-            ],
-            &["program"],
-        ),
-        _ => (&[], &[]),
+    let type_key = [("type", Kind::Str)];
+    let (allowed, required) = match kind.as_deref() {
+        Some("http") => (keys::allowed(keys::fields::<HttpVerifierConfig>(), HTTP_KINDS, &[], &type_key), &["url", "placement"][..]),
+        Some("command") => {
+            (keys::allowed(keys::fields::<CommandVerifierConfig>(), COMMAND_KINDS, &[], &type_key), &["program"][..])
+        }
+        _ => (Vec::new(), &[][..]),
     };
     if kind.is_some() {
-        let allowed: Vec<(&str, Kind)> = common.iter().chain(specific).copied().collect();
         bad |= !check(ctx, t, &allowed, required);
+    }
+    if kind.as_deref() == Some("http")
+        && let Some(problem) = t.str("url").and_then(url_problem)
+    {
+        ctx.err(t.span_of("url"), t.field("url"), problem);
+        bad = true;
     }
     if let Some(n) = &name {
         if n.is_empty() {
@@ -104,11 +122,11 @@ pub(super) fn verifier_config(
     if bad {
         return None;
     }
-    let settings: rekey_integrations::VerifierConfig = match settings.cloned().map(serde::Deserialize::deserialize) {
+    let settings: VerifierConfig = match settings.cloned().map(serde::Deserialize::deserialize) {
         Some(Ok(c)) => c,
         Some(Err(e)) => {
             let e: toml::de::Error = e;
-            ctx.err(t.span.clone(), t.name.clone(), e.message().to_owned());
+            report_at_key(ctx, t, e.message().to_owned());
             return None;
         }
         None => return None,

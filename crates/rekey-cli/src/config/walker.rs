@@ -151,11 +151,6 @@ impl<'a> Tbl<'a> {
         self.item(key).and_then(Item::as_bool)
     }
 
-    pub(super) fn num(&self, key: &str) -> Option<f64> {
-        let v = self.item(key)?.as_value()?;
-        v.as_float().or_else(|| v.as_integer().map(|i| i as f64))
-    }
-
     pub(super) fn strs(&self, key: &str) -> Option<Vec<String>> {
         let a = self.item(key)?.as_array()?;
         Some(a.iter().filter_map(|v| v.as_str().map(str::to_owned)).collect())
@@ -203,24 +198,10 @@ pub(super) fn list<'a>(item: &'a Item, name: &str, fallback: Option<Range<usize>
     }
 }
 
-fn levenshtein(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut prev: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut cur = vec![i + 1];
-        for (j, cb) in b.iter().enumerate() {
-            let sub = prev[j] + usize::from(ca != *cb);
-            cur.push(sub.min(prev[j + 1] + 1).min(cur[j] + 1));
-        }
-        prev = cur;
-    }
-    prev.last().copied().unwrap_or(0)
-}
-
 pub(super) fn suggest<'s>(word: &str, known: impl IntoIterator<Item = &'s str>) -> String {
     let mut best: Option<(usize, &str)> = None;
     for k in known {
-        let d = levenshtein(word, k);
+        let d = strsim::levenshtein(word, k);
         if d <= 2.max(word.len() / 3) && best.is_none_or(|(bd, _)| d < bd) {
             best = Some((d, k));
         }
@@ -278,4 +259,32 @@ pub(super) fn parse_duration(ctx: &mut Ctx<'_>, t: &Tbl<'_>, key: &str) -> Optio
 
 pub(super) fn strip_field(msg: &str, field: &str) -> String {
     msg.strip_prefix(&format!("{field}: ")).unwrap_or(msg).to_owned()
+}
+
+/// Reports a message from a library's deserializer or validator at the key
+/// it names (a message that starts with the key, or quotes it as `key`),
+/// or at the table when it names none.
+pub(super) fn report_at_key(ctx: &mut Ctx<'_>, t: &Tbl<'_>, msg: String) {
+    let named = t.t.iter().map(|(k, _)| k).find(|k| {
+        msg.starts_with(&format!("{k}:")) || msg.starts_with(&format!("{k} ")) || msg.contains(&format!("`{k}`"))
+    });
+    match named {
+        Some(k) => {
+            let msg = strip_field(&msg, k);
+            ctx.err(t.span_of(k), t.field(k), msg);
+        }
+        None => ctx.err(t.span.clone(), t.name.clone(), msg),
+    }
+}
+
+/// What is wrong with a URL of an HTTP(S) endpoint, if anything.
+pub(super) fn url_problem(s: &str) -> Option<String> {
+    match url::Url::parse(s.trim()) {
+        Ok(u) if !matches!(u.scheme(), "http" | "https") => {
+            Some(format!("{s:?} is not an http:// or https:// URL (scheme `{}`)", u.scheme()))
+        }
+        Ok(u) if u.host_str().is_none_or(str::is_empty) => Some(format!("{s:?} has no host")),
+        Ok(_) => None,
+        Err(e) => Some(format!("{s:?} is not a valid URL ({e}); expected e.g. \"https://host:8200\"")),
+    }
 }
