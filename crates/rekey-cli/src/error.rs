@@ -2,7 +2,7 @@
 
 use std::process::ExitCode;
 
-use rekey::StoreError;
+use rekey::{RotationError, RotationOutcome, RotationResult, RotationStep, StoreError};
 
 use crate::config::ConfigError;
 
@@ -52,8 +52,8 @@ impl CliError {
             Self::Config(_) | Self::Usage(_) => EXIT_CONFIG,
             Self::Store { source, .. } if unreachable(source) => EXIT_UNREACHABLE,
             Self::Store { source: StoreError::NotFound { .. }, .. } => EXIT_NOT_FOUND,
-            Self::Store { source: StoreError::InvalidInput { .. }, .. } => EXIT_CONFIG,
-            Self::Store { .. } | Self::Failed(_) => EXIT_FAILED,
+            Self::Store { source, .. } => store_exit_code(source),
+            Self::Failed(_) => EXIT_FAILED,
         }
     }
 
@@ -84,4 +84,80 @@ pub fn unreachable(e: &StoreError) -> bool {
             | StoreError::PermissionDenied { .. }
             | StoreError::RateLimited { .. }
     )
+}
+
+/// Exit codes from the least to the most severe. A command that did several
+/// things (`rotate --all`, `check`) exits with the most severe code among
+/// them: 3 (the store is away: nothing else can be trusted) > 2 (a setting
+/// must be fixed) > 1 (a rotation failed) > 4 (a secret is missing) > 0.
+const SEVERITY: [u8; 5] = [EXIT_OK, EXIT_NOT_FOUND, EXIT_FAILED, EXIT_CONFIG, EXIT_UNREACHABLE];
+
+/// The more severe of two exit codes (see [`SEVERITY`]).
+pub fn worst(a: u8, b: u8) -> u8 {
+    let rank = |c: u8| SEVERITY.iter().position(|s| *s == c).unwrap_or(SEVERITY.len());
+    if rank(b) > rank(a) { b } else { a }
+}
+
+/// The exit code of a store error.
+pub fn store_exit_code(e: &StoreError) -> u8 {
+    match e {
+        e if unreachable(e) => EXIT_UNREACHABLE,
+        StoreError::NotFound { .. } => EXIT_NOT_FOUND,
+        StoreError::InvalidInput { .. } => EXIT_CONFIG,
+        _ => EXIT_FAILED,
+    }
+}
+
+/// The exit code of one rotation: 0 when it rotated or was skipped (outside
+/// its window, rotated or in progress elsewhere, already rotating: not a
+/// failure, the outcome says which); 3 when the store could not be reached;
+/// 4 when the secret does not exist; 2 when its settings do not fit the
+/// stored value (nothing was written); 1 for every other failure.
+pub fn rotation_exit_code(r: &RotationResult) -> u8 {
+    if !r.outcome.is_failure() {
+        return EXIT_OK;
+    }
+    match &r.error {
+        Some(e) => rotation_error_exit_code(e),
+        None if r.outcome == RotationOutcome::Rotated => EXIT_OK,
+        None => EXIT_FAILED,
+    }
+}
+
+fn rotation_error_exit_code(e: &RotationError) -> u8 {
+    match e {
+        RotationError::Store { step, source } => match &**source {
+            s if unreachable(s) => EXIT_UNREACHABLE,
+            StoreError::NotFound { .. } if *step == RotationStep::Prepare => EXIT_NOT_FOUND,
+            _ => EXIT_FAILED,
+        },
+        RotationError::UndoFailed { cause, .. } => match rotation_error_exit_code(cause) {
+            EXIT_UNREACHABLE => EXIT_UNREACHABLE,
+            _ => EXIT_FAILED,
+        },
+        RotationError::InvalidBinding { .. } | RotationError::UnknownVerifier { .. } => EXIT_CONFIG,
+        _ => EXIT_FAILED,
+    }
+}
+
+/// Phrases of the library's messages that name its API, and what they
+/// mean in the configuration file's terms.
+const IN_CONFIG_TERMS: [(&str, &str); 2] = [
+    (
+        "bind the field to rotate with SecretBinding::field",
+        "set `field = \"NAME\"` in the secret's [[secret]] table to the field to rotate",
+    ),
+    (
+        "give the two user names (e.g. SecretBinding::credential_sets)",
+        "give the two user names with `roles = [\"a\", \"b\"]` in the secret's postgres target",
+    ),
+];
+
+/// A rotation error's message in the configuration file's terms.
+pub fn rotation_message(e: &RotationError) -> String {
+    let mut m = e.to_string();
+    for (api, config) in IN_CONFIG_TERMS {
+        m = m.replace(api, config);
+    }
+    m
 }

@@ -11,27 +11,33 @@ mod config;
 mod daemon;
 mod error;
 mod integrations;
+mod logging;
 mod output;
 mod state;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::{Args, Parser, Subcommand};
 
 use crate::error::CliError;
+use crate::logging::LogFormat;
 
 const AFTER_HELP: &str = "\
 Exit codes:
-  0  success
+  0  success; also a rotation skipped (outside its window, in progress or
+     rotated elsewhere): the outcome says which
   1  a rotation (or rollback) failed
-  2  the configuration file or the command line is wrong; nothing ran
+  2  the configuration file or the command line is wrong, or a secret's
+     settings do not fit the stored value; nothing ran
   3  the store could not be reached or refused the credentials
   4  a secret does not exist in the store (or has no previous version)
+  Several secrets (rotate --all, check, status): the most severe code,
+  3 > 2 > 1 > 4 > 0.
 
 Credentials come only from the environment: VAULT_TOKEN/BAO_TOKEN (or
 VAULT_ROLE_ID + VAULT_SECRET_ID for AppRole), the AWS credential chain, and
-the variables a target's `url_env` or a webhook's `key_env` names.
+the variables a target's `url_env` or a webhook's `secret_env` names.
 
 Example:
   rekey -c rekey.toml check
@@ -48,17 +54,15 @@ struct Cli {
     /// Log format (logs go to stderr; the level comes from RUST_LOG).
     #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
     log_format: LogFormat,
-    /// Print machine-readable JSON on stdout instead of tables.
+    /// Print machine-readable JSON on stdout instead of tables: one line,
+    /// `{"version": 1, "ok": ..., "command": ..., ...}` (docs/cli.md).
     #[arg(long, global = true)]
     json: bool,
+    /// With --json: indent the JSON over several lines.
+    #[arg(long, global = true)]
+    pretty: bool,
     #[command(subcommand)]
     command: Command,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-enum LogFormat {
-    Text,
-    Json,
 }
 
 #[derive(Debug, Subcommand)]
@@ -92,7 +96,11 @@ enum Command {
     /// Run the daemon: rotate secrets as they come due, serve /healthz and /metrics.
     #[command(after_help = "Example:\n  RUST_LOG=info rekey -c /etc/rekey.toml run --log-format json\n\n\
 SIGTERM or SIGINT stops taking new work; rotations in flight may finish within\n\
-[daemon] shutdown_timeout, anything unfinished is cleaned up by the next run.")]
+[daemon] shutdown_timeout. A rotation cut off there leaves its journal; other\n\
+processes treat it as in progress elsewhere until it is stale, after\n\
+  2 x verification_timeout x (number of verification_tests + 1)\n\
+    + 2 x max_backoff + 60 s\n\
+(the secret's policy), then the next run takes it over and cleans it up.")]
     Run(RunArgs),
 }
 
@@ -142,35 +150,65 @@ struct PathArg {
     path: String,
 }
 
-fn init_logging(format: LogFormat, default_level: &str) {
-    use std::io::IsTerminal;
-    // The Vault client logs expected 404s (a missing staging candidate) as
-    // errors; keep them out unless RUST_LOG asks for them.
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(format!("{default_level},rustify=off,vaultrs=off")));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal());
-    let _ = match format {
-        LogFormat::Json => builder.json().try_init(),
-        LogFormat::Text => builder.try_init(),
-    };
+impl Command {
+    /// The command's name, as typed.
+    fn name(&self) -> &'static str {
+        match self {
+            Self::Check => "check",
+            Self::Plan(_) => "plan",
+            Self::Rotate(_) => "rotate",
+            Self::Emergency(_) => "emergency",
+            Self::Status => "status",
+            Self::History(_) => "history",
+            Self::Rollback(_) => "rollback",
+            Self::Resume(_) => "resume",
+            Self::Run(_) => "run",
+        }
+    }
+}
+
+const COMMANDS: [&str; 9] = ["check", "plan", "rotate", "emergency", "status", "history", "rollback", "resume", "run"];
+
+/// A command line clap refused: its text on stderr, and with `--json`
+/// anywhere on the line, the JSON envelope on stdout too. Exit 2 (help and
+/// version: 0).
+fn usage_error(e: &clap::Error) -> ExitCode {
+    use clap::error::ErrorKind;
+    let args: Vec<String> = std::env::args_os().skip(1).map(|a| a.to_string_lossy().into_owned()).collect();
+    let wants_json = args.iter().take_while(|a| *a != "--").any(|a| a == "--json");
+    let informational = matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion);
+    let _ = e.print();
+    if informational {
+        return error::exit(error::EXIT_OK);
+    }
+    if wants_json {
+        let command = args.iter().find_map(|a| COMMANDS.iter().find(|c| **c == a.as_str()).copied());
+        let text = e.render().to_string();
+        let message = text.lines().next().unwrap_or_default().trim_start_matches("error: ").trim().to_owned();
+        let body = serde_json::json!({
+            "error": { "kind": "usage", "message": message, "exit_code": error::EXIT_CONFIG },
+        });
+        let pretty = args.iter().any(|a| a == "--pretty");
+        output::print_json(&output::envelope(command, false, body), pretty);
+    }
+    error::exit(error::EXIT_CONFIG)
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => return usage_error(&e),
+    };
     let default_level = if matches!(cli.command, Command::Run(_)) { "info" } else { "warn" };
-    init_logging(cli.log_format, default_level);
+    logging::init(cli.log_format, default_level);
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(r) => r,
         Err(e) => {
-            eprintln!("error: cannot start the async runtime: {e}");
+            eprintln!("error: cannot start the async runtime: {}", output::escape(&e.to_string()));
             return error::exit(error::EXIT_FAILED);
         }
     };
-    let json = cli.json;
-    let out = output::Out { json };
+    let out = output::Out { json: cli.json, pretty: cli.pretty, command: cli.command.name() };
     match runtime.block_on(run(cli, out)) {
         Ok(code) => error::exit(code),
         Err(e) => {

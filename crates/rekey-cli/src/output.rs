@@ -1,60 +1,150 @@
 //! Tables for people, JSON for scripts. Nothing printed here ever holds a
 //! secret value: only paths, versions, times, outcomes and secret-free
 //! error texts reach this module.
+//!
+//! Every `--json` document is one envelope (see docs/cli.md, "JSON
+//! output"): `{"version": 1, "ok": <bool>, "command": "<name>", ...}`, one
+//! line unless `--pretty`. Its fields are built here and in the commands
+//! from the CLI's own values, never by serializing a library type, so a
+//! change in the library cannot silently change what scripts read.
+//!
+//! Text for a terminal passes through [`escape`]: control characters, and
+//! invisible characters that reorder or hide text (bidi controls), are
+//! shown as `\u{..}` escapes instead of acting on the terminal.
 
+use std::borrow::Cow;
 use std::io::Write;
+use std::time::Duration;
+
+use serde_json::{Map, Value};
 
 use crate::config::ConfigError;
 use crate::error::CliError;
+
+/// The version of the JSON envelope; raised on any incompatible change.
+pub const JSON_VERSION: u64 = 1;
 
 /// Where and how to print.
 #[derive(Debug, Clone, Copy)]
 pub struct Out {
     /// JSON on stdout instead of tables.
     pub json: bool,
+    /// Indented JSON instead of one line.
+    pub pretty: bool,
+    /// The command's name, for the envelope.
+    pub command: &'static str,
+}
+
+/// Whether a character must not reach a terminal as it is.
+fn unsafe_char(c: char) -> bool {
+    c.is_control()
+        || matches!(
+            c,
+            '\u{061C}' | '\u{200B}'..='\u{200F}' | '\u{2028}'..='\u{202E}' | '\u{2060}'..='\u{2069}' | '\u{FEFF}'
+        )
+}
+
+/// `s` with control and bidi characters shown as `\u{..}` escapes.
+pub fn escape(s: &str) -> Cow<'_, str> {
+    if !s.chars().any(unsafe_char) {
+        return Cow::Borrowed(s);
+    }
+    let mut out = String::with_capacity(s.len() + 8);
+    for c in s.chars() {
+        if unsafe_char(c) {
+            out.push_str(&format!("\\u{{{:x}}}", u32::from(c)));
+        } else {
+            out.push(c);
+        }
+    }
+    Cow::Owned(out)
+}
+
+/// The envelope around `body`'s fields.
+pub fn envelope(command: Option<&str>, ok: bool, body: Value) -> Value {
+    let mut m = Map::new();
+    m.insert("version".into(), Value::from(JSON_VERSION));
+    m.insert("ok".into(), Value::Bool(ok));
+    m.insert("command".into(), command.map_or(Value::Null, Value::from));
+    if let Value::Object(fields) = body {
+        for (k, v) in fields {
+            if !matches!(k.as_str(), "version" | "ok" | "command") {
+                m.insert(k, v);
+            }
+        }
+    }
+    Value::Object(m)
+}
+
+/// Prints one JSON document on stdout.
+pub fn print_json(v: &Value, pretty: bool) {
+    let mut o = std::io::stdout().lock();
+    let _ = if pretty { serde_json::to_writer_pretty(&mut o, v) } else { serde_json::to_writer(&mut o, v) };
+    let _ = writeln!(o);
 }
 
 impl Out {
-    /// Prints a JSON value on stdout (one document).
-    pub fn json_value(&self, v: &serde_json::Value) {
-        let mut o = std::io::stdout().lock();
-        let _ = serde_json::to_writer_pretty(&mut o, v);
-        let _ = writeln!(o);
+    /// Prints `body` in the envelope; `ok` is `body["ok"]` when it is a
+    /// boolean, else `true`.
+    pub fn json_value(&self, body: &Value) {
+        let ok = body.get("ok").and_then(Value::as_bool).unwrap_or(true);
+        self.emit(ok, body.clone());
     }
 
-    /// Prints a line on stdout.
+    /// Prints `body` in the envelope with `ok`.
+    pub fn emit(&self, ok: bool, body: Value) {
+        print_json(&envelope(Some(self.command), ok, body), self.pretty);
+    }
+
+    /// Prints a line of text on stdout (escaped: one line on the terminal).
     pub fn line(&self, s: &str) {
         let mut o = std::io::stdout().lock();
-        let _ = writeln!(o, "{s}");
+        let _ = writeln!(o, "{}", escape(s));
+    }
+
+    /// Prints a table on stdout.
+    pub fn table(&self, t: &Table) {
+        let mut o = std::io::stdout().lock();
+        let _ = write!(o, "{}", t.render());
     }
 
     /// Reports an error: JSON on stdout with `--json`, text on stderr always.
     pub fn error(&self, e: &CliError) {
+        let mut err = std::io::stderr().lock();
         let diagnostics = match e {
             CliError::Config(ConfigError::Invalid { path, diagnostics }) => {
-                let mut err = std::io::stderr().lock();
-                let _ = writeln!(err, "error: {e}; nothing was run:");
+                let _ = writeln!(err, "error: {}; nothing was run:", escape(&e.to_string()));
                 for d in diagnostics {
-                    let _ = writeln!(err, "{}:{d}", path.display());
+                    let _ = writeln!(err, "{}", escape(&format!("{}:{d}", path.display())));
                 }
-                Some(diagnostics.clone())
+                Some(diagnostics)
             }
             _ => {
-                eprintln!("error: {e}");
+                let _ = writeln!(err, "error: {}", escape(&e.to_string()));
                 None
             }
         };
         if self.json {
-            self.json_value(&serde_json::json!({
-                "ok": false,
+            let mut body = serde_json::json!({
                 "error": { "kind": e.kind(), "message": e.to_string(), "exit_code": e.exit_code() },
-                "diagnostics": diagnostics,
-            }));
+            });
+            if let (Some(d), Value::Object(m)) = (diagnostics, &mut body) {
+                let list: Vec<Value> = d
+                    .iter()
+                    .map(|d| {
+                        serde_json::json!({
+                            "line": d.line, "column": d.column, "field": d.field, "message": d.message,
+                        })
+                    })
+                    .collect();
+                m.insert("diagnostics".into(), Value::Array(list));
+            }
+            self.emit(false, body);
         }
     }
 }
 
-/// A text table with aligned columns.
+/// A text table with aligned columns; cells are escaped.
 #[derive(Debug, Default)]
 pub struct Table {
     head: Vec<String>,
@@ -69,7 +159,7 @@ impl Table {
 
     /// Adds a row.
     pub fn row(&mut self, cells: Vec<String>) {
-        self.rows.push(cells);
+        self.rows.push(cells.into_iter().map(|c| escape(&c).into_owned()).collect());
     }
 
     /// Renders it.
@@ -110,4 +200,41 @@ pub fn cell<T: std::fmt::Display>(v: Option<T>) -> String {
 /// A time for a table cell.
 pub fn when(t: Option<chrono::DateTime<chrono::Utc>>) -> String {
     cell(t.map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)))
+}
+
+/// A time for JSON: RFC 3339 in UTC with the store's full precision.
+pub fn time_json(t: Option<chrono::DateTime<chrono::Utc>>) -> Value {
+    t.map_or(Value::Null, |t| Value::from(t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)))
+}
+
+/// A duration for people, always with its unit (`250ms`, `1m 30s`).
+pub fn duration(d: Duration) -> String {
+    if d < Duration::from_secs(1) {
+        return format!("{}ms", d.as_millis());
+    }
+    // Whole milliseconds: humantime would print every nanosecond.
+    let ms = Duration::from_millis(u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+    humantime::format_duration(ms).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn control_and_bidi_characters_are_escaped() {
+        assert_eq!(escape("plain/path"), "plain/path");
+        assert_eq!(escape("a\u{1b}[31mb\rc\u{7}d\ne"), "a\\u{1b}[31mb\\u{d}c\\u{7}d\\u{a}e");
+        assert_eq!(escape("x\u{202e}y\u{2066}z\u{9b}"), "x\\u{202e}y\\u{2066}z\\u{9b}");
+        let mut t = Table::new(&["A"]);
+        t.row(vec!["\u{1b}]0;title\u{7}".into()]);
+        assert!(!t.render().contains('\u{1b}'));
+    }
+
+    #[test]
+    fn durations_have_units() {
+        assert_eq!(duration(Duration::from_millis(250)), "250ms");
+        assert_eq!(duration(Duration::from_secs(90)), "1m 30s");
+        assert_eq!(duration(Duration::from_micros(1_500_250)), "1s 500ms");
+    }
 }

@@ -12,6 +12,7 @@
 //! none holds a secret (outcomes, times, version ids, rotation ids and
 //! secret-free error texts only).
 
+use crate::error::rotation_message;
 use chrono::{DateTime, SecondsFormat, Utc};
 use rekey::{DynSecretStore, Metadata, RotationOutcome, RotationResult, RotationTrigger, SecretPath, StoreError};
 
@@ -201,9 +202,9 @@ pub async fn record(store: &DynSecretStore, r: &RotationResult, quarantine_after
     let trigger = trigger_name(&r.trigger);
     meta.insert(LAST.to_owned(), sanitize(&format!("{outcome} {at} {trigger}"), MAX_VALUE));
     let detail = match (&r.trigger, &r.error) {
-        (RotationTrigger::Emergency { reason }, Some(e)) => Some(format!("reason {reason}; {e}")),
+        (RotationTrigger::Emergency { reason }, Some(e)) => Some(format!("reason {reason}; {}", rotation_message(e))),
         (RotationTrigger::Emergency { reason }, None) => Some(format!("reason {reason}")),
-        (_, Some(e)) => Some(e.to_string()),
+        (_, Some(e)) => Some(rotation_message(e)),
         _ => None,
     };
     push_event(
@@ -226,7 +227,7 @@ pub async fn record(store: &DynSecretStore, r: &RotationResult, quarantine_after
         let failures = meta.get(FAILURES).and_then(|f| f.parse::<u32>().ok()).unwrap_or(0).saturating_add(1);
         meta.insert(FAILURES.to_owned(), failures.to_string());
         if failures >= quarantine_after && !meta.contains_key(QUARANTINE) {
-            let reason = r.error.as_ref().map(ToString::to_string).unwrap_or_else(|| outcome.to_owned());
+            let reason = r.error.as_ref().map(rotation_message).unwrap_or_else(|| outcome.to_owned());
             let q = sanitize(&format!("{at} {failures} failed rotations in a row: {reason}"), MAX_VALUE);
             meta.insert(QUARANTINE.to_owned(), q);
             push_event(

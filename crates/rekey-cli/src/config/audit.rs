@@ -33,8 +33,11 @@ pub(super) fn audit_config(
     let kind = match t.str("type") {
         Some(k) if types.contains(&k) => k,
         Some(k) => {
-            let msg =
-                format!("unknown audit sink type {k:?}{}; expected one of {}", suggest(k, types.iter().copied()), quoted(types));
+            let msg = format!(
+                "unknown audit sink type {k:?}{}; expected one of {}",
+                suggest(k, types.iter().copied()),
+                quoted(types)
+            );
             ctx.err(t.span_of("type"), t.field("type"), msg);
             return None;
         }
@@ -46,7 +49,9 @@ pub(super) fn audit_config(
     let type_key = [("type", Kind::Str)];
     let (allowed, required) = match kind {
         "tracing" => (keys::allowed(keys::fields::<TracingSinkConfig>(), &[], &[], &type_key), &[][..]),
-        "json_lines" => (keys::allowed(keys::fields::<JsonLinesConfig>(), JSON_LINES_KINDS, &[], &type_key), &["path"][..]),
+        "json_lines" => {
+            (keys::allowed(keys::fields::<JsonLinesConfig>(), JSON_LINES_KINDS, &[], &type_key), &["path"][..])
+        }
         _ => (keys::allowed(keys::fields::<WebhookConfig>(), WEBHOOK_KINDS, &[], &type_key), &["url"][..]),
     };
     if kind == "webhook" && t.item("key_env").is_some() {

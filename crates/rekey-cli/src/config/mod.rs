@@ -78,7 +78,11 @@ pub struct Config {
 
 /// Reads and validates a file.
 pub fn load(path: &Path) -> Result<Config, ConfigError> {
-    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.to_owned(), source })?;
+    let bytes = std::fs::read(path).map_err(|source| ConfigError::Read { path: path.to_owned(), source })?;
+    let text = String::from_utf8(bytes).map_err(|e| ConfigError::Invalid {
+        path: path.to_owned(),
+        diagnostics: vec![not_utf8(e.as_bytes(), e.utf8_error().valid_up_to())],
+    })?;
     parse(&text, &|k| std::env::var(k).ok().filter(|v| !v.is_empty()))
         .map_err(|mut diagnostics| {
             diagnostics.sort_by_key(|d| (d.line, d.column));
@@ -166,7 +170,9 @@ pub fn parse(src: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Config, 
         let plain_list = plain.get("secret").and_then(toml::Value::as_array);
         for (i, t) in list(item, "secret", root.span_of("secret")).into_iter().enumerate() {
             let plain_secret = plain_list.and_then(|a| a.get(i));
-            if let Some(s) = secret::secret_config(&mut ctx, &t, plain_secret, &policies, &declared, &verifier_names, env) {
+            if let Some(s) =
+                secret::secret_config(&mut ctx, &t, plain_secret, &policies, &declared, &verifier_names, env)
+            {
                 if secrets.iter().any(|o| o.path == s.path) {
                     ctx.err(t.span_of("path"), t.field("path"), format!("the secret {} is configured twice", s.path));
                     continue;
@@ -201,6 +207,20 @@ pub fn parse(src: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Config, 
             }
             Err(ctx.diags)
         }
+    }
+}
+
+/// Where a file stops being UTF-8: the line and column of the first bad byte.
+fn not_utf8(bytes: &[u8], valid_up_to: usize) -> Diagnostic {
+    let prefix = std::str::from_utf8(&bytes[..valid_up_to.min(bytes.len())]).unwrap_or_default();
+    let line = prefix.matches('\n').count() + 1;
+    let column = prefix.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    let byte = bytes.get(valid_up_to).copied().unwrap_or_default();
+    Diagnostic {
+        line,
+        column,
+        field: "(encoding)".to_owned(),
+        message: format!("not valid UTF-8 (byte 0x{byte:02x}); a configuration file must be UTF-8 text"),
     }
 }
 

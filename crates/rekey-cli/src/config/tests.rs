@@ -166,7 +166,12 @@ fn every_library_key_has_a_type_in_the_cli() {
             audit::JSON_LINES_KINDS,
             &[],
         ),
-        ("[[audit]] type = \"webhook\"", keys::fields::<rekey_integrations::WebhookConfig>(), audit::WEBHOOK_KINDS, &[]),
+        (
+            "[[audit]] type = \"webhook\"",
+            keys::fields::<rekey_integrations::WebhookConfig>(),
+            audit::WEBHOOK_KINDS,
+            &[],
+        ),
     ];
     if cfg!(feature = "vault") {
         sections.push(("[store] type = \"vault\"", store::vault_fields(), store::VAULT_KINDS, &[]));
@@ -188,4 +193,34 @@ fn every_library_key_has_a_type_in_the_cli() {
         }
     }
     assert_eq!(keys::variants::<rekey_integrations::VerifierConfig>("type"), ["http", "command"]);
+}
+
+#[test]
+fn invalid_utf8_is_reported_at_the_first_bad_byte() {
+    let text: Vec<u8> = b"[store]\ntype = \"memory\"\n# caf\xc3\xa9 \xff\xfe\n".to_vec();
+    let valid = String::from_utf8(text.clone()).expect_err("not UTF-8").utf8_error().valid_up_to();
+    let d = not_utf8(&text, valid);
+    assert_eq!((d.line, d.column, d.field.as_str()), (3, 8, "(encoding)"), "{d}");
+    assert!(d.message.contains("0xff"), "{d}");
+}
+
+#[test]
+fn malformed_urls_are_reported_at_their_value() {
+    let src = "[store]\ntype = \"vault\"\naddress = \"http//127.0.0.1:8200\"\n[policies.p]\n[[secret]]\npath = \"a\"\npolicy = \"p\"\n[[audit]]\ntype = \"webhook\"\nurl = \"ht!tp://x\"\n";
+    let d = parse(src, &env_with(&[("VAULT_TOKEN", "t"), ("REKEY_WEBHOOK_KEY", "k")])).expect_err("bad URLs");
+    let all: Vec<String> = d.iter().map(ToString::to_string).collect();
+    assert!(
+        all.iter().any(|l| l.starts_with("3:11: store.address: \"http//127.0.0.1:8200\" is not a valid URL")),
+        "{all:#?}"
+    );
+    assert!(all.iter().any(|l| l.starts_with("10:7: audit[1].url: \"ht!tp://x\" is not a valid URL")), "{all:#?}");
+}
+
+#[test]
+fn key_env_is_refused_with_the_right_name() {
+    let src = format!("{GOOD}\n[[audit]]\ntype = \"webhook\"\nurl = \"https://hooks.example/x\"\nkey_env = \"K\"\n");
+    let d = parse(&src, &env_with(&[("K", "k"), ("REKEY_WEBHOOK_KEY", "k")])).expect_err("key_env");
+    assert_eq!(d.len(), 1, "{d:?}");
+    assert_eq!((d[0].line, d[0].column), (17, 1), "{d:?}");
+    assert!(d[0].message.contains("`secret_env"), "{d:?}");
 }

@@ -93,7 +93,9 @@ pub(super) fn verifier_config(
     };
     let type_key = [("type", Kind::Str)];
     let (allowed, required) = match kind.as_deref() {
-        Some("http") => (keys::allowed(keys::fields::<HttpVerifierConfig>(), HTTP_KINDS, &[], &type_key), &["url", "placement"][..]),
+        Some("http") => {
+            (keys::allowed(keys::fields::<HttpVerifierConfig>(), HTTP_KINDS, &[], &type_key), &["url", "placement"][..])
+        }
         Some("command") => {
             (keys::allowed(keys::fields::<CommandVerifierConfig>(), COMMAND_KINDS, &[], &type_key), &["program"][..])
         }

@@ -1,0 +1,210 @@
+//! `rekey status` and `rekey history`: what the store says about each
+//! secret.
+
+use chrono::{DateTime, Utc};
+use futures::StreamExt;
+use rekey::{RotationStrategy, VersionMeta, jitter_key};
+use serde_json::{Value, json};
+
+use crate::app::{self, App};
+use crate::config::{Config, SecretConfig};
+use crate::error::{self, CliError, EXIT_OK};
+use crate::output::{Out, Table, cell, duration, time_json, when};
+use crate::state;
+
+struct StatusRow {
+    path: String,
+    policy: String,
+    strategy: RotationStrategy,
+    version: Option<String>,
+    last_rotated: Option<DateTime<Utc>>,
+    next_due: Option<DateTime<Utc>>,
+    state: state::SecretState,
+    error: Option<(String, u8)>,
+}
+
+async fn status_row(app: &App, s: &SecretConfig) -> Result<StatusRow, CliError> {
+    let mut row = StatusRow {
+        path: s.path.to_string(),
+        policy: s.policy_name.clone(),
+        strategy: s.policy.strategy(),
+        version: None,
+        last_rotated: None,
+        next_due: None,
+        state: state::SecretState::default(),
+        error: None,
+    };
+    match app.store.list_versions(&s.path).await {
+        Ok(vs) => {
+            if let Some(c) = vs.iter().find(|v| v.stages.current) {
+                row.version = Some(c.id.to_string());
+                row.last_rotated = Some(c.created_at);
+            }
+        }
+        Err(e) if error::unreachable(&e) => return Err(CliError::store(format!("reading {}", s.path), e)),
+        Err(e) => row.error = Some((e.to_string(), error::store_exit_code(&e))),
+    }
+    if row.error.is_none() {
+        match app.store.read_metadata(&s.path).await {
+            Ok(m) => row.state = state::read(&m),
+            Err(e) if error::unreachable(&e) => return Err(CliError::store(format!("reading {}", s.path), e)),
+            Err(e) => row.error = Some((e.to_string(), error::store_exit_code(&e))),
+        }
+    }
+    if row.state.quarantined.is_none() {
+        row.next_due = row.last_rotated.and_then(|l| s.policy.next_due(l, jitter_key(&s.path)));
+    }
+    Ok(row)
+}
+
+/// "in 5m 2s" / "5m 2s ago", always with units.
+fn relative(t: DateTime<Utc>, now: DateTime<Utc>) -> String {
+    match (t - now).to_std() {
+        Ok(d) => format!("in {}", duration(d)),
+        Err(_) => format!("{} ago", duration((now - t).to_std().unwrap_or_default())),
+    }
+}
+
+/// `rekey status`.
+pub async fn status(config: Config, out: Out) -> Result<u8, CliError> {
+    let app = app::build(config, None).await?;
+    let rows: Vec<Result<StatusRow, CliError>> =
+        futures::stream::iter(app.config.secrets.iter()).map(|s| status_row(&app, s)).buffered(16).collect().await;
+    let rows = rows.into_iter().collect::<Result<Vec<_>, _>>()?;
+    let code = rows.iter().filter_map(|r| r.error.as_ref().map(|e| e.1)).fold(EXIT_OK, error::worst);
+    let now = Utc::now();
+    if out.json {
+        let items: Vec<_> = rows
+            .iter()
+            .map(|r| {
+                json!({
+                    "path": r.path,
+                    "policy": r.policy,
+                    "strategy": r.strategy.as_str(),
+                    "current_version": r.version,
+                    "last_rotated": time_json(r.last_rotated),
+                    "next_due": time_json(r.next_due),
+                    "next_due_in_seconds": r.next_due.map(|t| (t - now).num_milliseconds() as f64 / 1000.0),
+                    "last_result": r.state.last_result,
+                    "last_attempt": r.state.last_attempt,
+                    "consecutive_failures": r.state.failures,
+                    "quarantined": r.state.quarantined.is_some(),
+                    "quarantine": r.state.quarantined,
+                    "rotation_in_progress": r.state.in_progress,
+                    "error": r.error.as_ref().map(|e| e.0.clone()),
+                })
+            })
+            .collect();
+        out.emit(code == EXIT_OK, json!({ "secrets": items, "exit_code": code }));
+    } else {
+        let mut t = Table::new(&[
+            "SECRET",
+            "POLICY",
+            "STRATEGY",
+            "VERSION",
+            "LAST ROTATED",
+            "NEXT DUE",
+            "LAST RESULT",
+            "QUARANTINED",
+        ]);
+        for r in &rows {
+            t.row(vec![
+                r.path.clone(),
+                r.policy.clone(),
+                r.strategy.to_string(),
+                cell(r.version.as_ref()),
+                r.last_rotated.map_or_else(|| "-".to_owned(), |l| format!("{} ({})", when(Some(l)), relative(l, now))),
+                match (r.state.quarantined.is_some(), r.next_due) {
+                    (false, Some(d)) => format!("{} ({})", when(Some(d)), relative(d, now)),
+                    _ => "-".into(),
+                },
+                match (&r.error, &r.state.last_result) {
+                    (Some((e, _)), _) => format!("error: {e}"),
+                    (None, Some(l)) if r.state.in_progress => format!("{l} (rotation in progress)"),
+                    (None, l) => cell(l.as_ref()),
+                },
+                if r.state.quarantined.is_some() { "yes".into() } else { "no".into() },
+            ]);
+        }
+        out.table(&t);
+    }
+    app.finish().await;
+    Ok(code)
+}
+
+fn version_json(v: &VersionMeta) -> Value {
+    json!({
+        "version": v.id.as_str(),
+        "created_at": time_json(Some(v.created_at)),
+        "current": v.stages.current,
+        "previous": v.stages.previous,
+        "pending": v.stages.pending,
+        "rotation_id": v.rotation_id.as_ref().map(ToString::to_string),
+    })
+}
+
+fn event_json(e: &state::Event) -> Value {
+    json!({
+        "at": e.at,
+        "event": e.event,
+        "trigger": e.trigger,
+        "old_version": e.old_version,
+        "new_version": e.new_version,
+        "rotation_id": e.rotation_id,
+        "detail": e.detail,
+    })
+}
+
+/// `rekey history`.
+pub async fn history(config: Config, out: Out, path: &str) -> Result<u8, CliError> {
+    let app = app::build(config, None).await?;
+    let s = app.secret(path)?.clone();
+    let versions =
+        app.store.list_versions(&s.path).await.map_err(|e| CliError::store(format!("reading {}", s.path), e))?;
+    let meta = app.store.read_metadata(&s.path).await.map_err(|e| CliError::store(format!("reading {}", s.path), e))?;
+    let st = state::read(&meta);
+    if out.json {
+        out.emit(
+            true,
+            json!({
+                "path": s.path.as_str(),
+                "versions": versions.iter().map(version_json).collect::<Vec<_>>(),
+                "events": st.history.iter().map(event_json).collect::<Vec<_>>(),
+                "quarantine": st.quarantined,
+            }),
+        );
+    } else {
+        out.line(&format!("{}: {} version(s) kept by the store", s.path, versions.len()));
+        let mut t = Table::new(&["VERSION", "CREATED", "STAGE", "ROTATION"]);
+        for v in versions.iter().rev() {
+            let stage = [(v.stages.current, "current"), (v.stages.previous, "previous"), (v.stages.pending, "pending")]
+                .iter()
+                .filter(|(b, _)| *b)
+                .map(|(_, n)| *n)
+                .collect::<Vec<_>>()
+                .join(",");
+            t.row(vec![
+                v.id.to_string(),
+                when(Some(v.created_at)),
+                if stage.is_empty() { "-".into() } else { stage },
+                cell(v.rotation_id.as_ref()),
+            ]);
+        }
+        out.table(&t);
+        out.line("");
+        out.line(&format!("rotation events (newest first, last {} kept):", state::HISTORY_KEPT));
+        let mut t = Table::new(&["TIME", "EVENT", "TRIGGER", "VERSIONS", "DETAIL"]);
+        for e in &st.history {
+            t.row(vec![
+                e.at.clone(),
+                e.event.clone(),
+                e.trigger.clone(),
+                format!("{} -> {}", cell(e.old_version.as_ref()), cell(e.new_version.as_ref())),
+                cell(e.detail.as_ref()),
+            ]);
+        }
+        out.table(&t);
+    }
+    app.finish().await;
+    Ok(EXIT_OK)
+}
