@@ -155,9 +155,17 @@ const IN_CONFIG_TERMS: [(&str, &str); 2] = [
 
 /// A rotation error's message in the configuration file's terms.
 pub fn rotation_message(e: &RotationError) -> String {
-    let mut m = e.to_string();
+    in_config_terms(&e.to_string()).into_owned()
+}
+
+/// A library message in the configuration file's terms (also applied to
+/// log lines, which carry the library's audit events).
+pub fn in_config_terms(s: &str) -> std::borrow::Cow<'_, str> {
+    let mut m = std::borrow::Cow::Borrowed(s);
     for (api, config) in IN_CONFIG_TERMS {
-        m = m.replace(api, config);
+        if m.contains(api) {
+            m = std::borrow::Cow::Owned(m.replace(api, config));
+        }
     }
     m
 }

@@ -5,6 +5,7 @@ use std::io::{self, Write};
 
 use tracing_subscriber::fmt::MakeWriter;
 
+use crate::error::in_config_terms;
 use crate::output::escape;
 
 /// The log format (`--log-format`).
@@ -17,7 +18,7 @@ pub enum LogFormat {
 }
 
 /// stderr, with every control character of a log line escaped except the
-/// newline that ends it. The text formatter writes each event with one
+/// newline that ends it, and the library's messages in config terms. The text formatter writes each event with one
 /// `write_all` of the whole line.
 #[derive(Debug, Clone, Copy, Default)]
 struct EscapedStderr;
@@ -30,7 +31,7 @@ impl Write for EscapedStderr {
             None => (&*text, ""),
         };
         let mut err = io::stderr().lock();
-        err.write_all(escape(body).as_bytes())?;
+        err.write_all(escape(&in_config_terms(body)).as_bytes())?;
         err.write_all(end.as_bytes())?;
         Ok(buf.len())
     }

@@ -76,11 +76,51 @@ pub fn envelope(command: Option<&str>, ok: bool, body: Value) -> Value {
     Value::Object(m)
 }
 
-/// Prints one JSON document on stdout.
+/// Prints one JSON document on stdout. JSON escapes control characters
+/// itself; the invisible ones it leaves (bidi controls and the like, only
+/// ever inside strings) are written as `\uXXXX` escapes too.
 pub fn print_json(v: &Value, pretty: bool) {
     let mut o = std::io::stdout().lock();
-    let _ = if pretty { serde_json::to_writer_pretty(&mut o, v) } else { serde_json::to_writer(&mut o, v) };
-    let _ = writeln!(o);
+    let _ = writeln!(o, "{}", json_text(v, pretty));
+}
+
+/// A document with the envelope's keys first (`version`, `ok`, `command`),
+/// then the others in order of name.
+struct EnvelopeFirst<'a>(&'a Value);
+
+impl serde::Serialize for EnvelopeFirst<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let Value::Object(m) = self.0 else { return self.0.serialize(s) };
+        const FIRST: [&str; 3] = ["version", "ok", "command"];
+        let mut map = s.serialize_map(Some(m.len()))?;
+        for k in FIRST {
+            if let Some(v) = m.get(k) {
+                map.serialize_entry(k, v)?;
+            }
+        }
+        for (k, v) in m.iter().filter(|(k, _)| !FIRST.contains(&k.as_str())) {
+            map.serialize_entry(k, v)?;
+        }
+        map.end()
+    }
+}
+
+/// The text of a JSON document, with no raw invisible characters.
+fn json_text(v: &Value, pretty: bool) -> String {
+    let v = EnvelopeFirst(v);
+    let text = if pretty { serde_json::to_string_pretty(&v) } else { serde_json::to_string(&v) }.unwrap_or_default();
+    let mut safe = String::with_capacity(text.len());
+    for c in text.chars() {
+        if unsafe_char(c) && !c.is_ascii() {
+            for unit in c.encode_utf16(&mut [0; 2]) {
+                safe.push_str(&format!("\\u{unit:04x}"));
+            }
+        } else {
+            safe.push(c);
+        }
+    }
+    safe
 }
 
 impl Out {
@@ -229,6 +269,14 @@ mod tests {
         let mut t = Table::new(&["A"]);
         t.row(vec!["\u{1b}]0;title\u{7}".into()]);
         assert!(!t.render().contains('\u{1b}'));
+    }
+
+    #[test]
+    fn json_escapes_bidi_characters_and_stays_json() {
+        let v = serde_json::json!({ "m": "a\u{202e}b\u{1b}c\u{85}" });
+        let safe = json_text(&v, false);
+        assert!(!safe.chars().any(unsafe_char), "{safe}");
+        assert_eq!(serde_json::from_str::<Value>(&safe).unwrap(), v);
     }
 
     #[test]

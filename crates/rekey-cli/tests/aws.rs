@@ -2,6 +2,7 @@
 //! value back over plain HTTP (Secrets Manager's JSON protocol, no rekey and
 //! no SDK code on the read-back path), status and history agree with the
 //! native stages, rollback — and no secret value in any output.
+#![cfg(feature = "aws")]
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
 mod common;

@@ -2,6 +2,7 @@
 //! SIGTERM in the middle of a rotation, and three daemons sharing one store
 //! (each due secret rotated exactly once per due time, counted in KV
 //! versions, with no lock beyond the store's compare-and-swap).
+#![cfg(feature = "vault")]
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
 mod common;

@@ -1,6 +1,7 @@
 //! `rekey` with a PostgreSQL credential target: the role's password changes
 //! on the server and in OpenBao together, and `rekey rollback` puts the old
 //! one back on both. Needs OpenBao and PostgreSQL.
+#![cfg(feature = "vault")]
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
 mod common;

@@ -2,6 +2,7 @@
 //! and history agree with the store, rollback, emergency, quarantine and
 //! resume, bad configurations, an unreachable store — and no secret value
 //! in any output.
+#![cfg(feature = "vault")]
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
 mod common;

@@ -8,18 +8,13 @@ use rekey::StoreConfig;
 use super::keys;
 use super::walker::{Ctx, Kind, Tbl, check, report_at_key, suggest, url_problem};
 
-/// Every store type a build of rekey can have, and the feature that adds it.
-const STORE_TYPES: [(&str, &str); 3] = [("memory", "memory"), ("vault", "vault"), ("aws", "aws")];
-
-/// Whether this build includes the store `kind`.
-fn compiled_in(kind: &str) -> bool {
-    match kind {
-        "memory" => cfg!(feature = "memory"),
-        "vault" => cfg!(feature = "vault"),
-        "aws" => cfg!(feature = "aws"),
-        _ => false,
-    }
-}
+/// Every store type a build of rekey can have, the feature that adds it,
+/// and whether this build has it.
+const STORE_TYPES: [(&str, &str, bool); 3] = [
+    ("memory", "memory", cfg!(feature = "memory")),
+    ("vault", "vault", cfg!(feature = "vault")),
+    ("aws", "aws", cfg!(feature = "aws")),
+];
 
 /// The types of the keys of `type = "vault"` (the keys themselves come from
 /// the library's `VaultConfig`).
@@ -76,9 +71,8 @@ pub(super) fn store_config(
         }
         return None;
     };
-    if STORE_TYPES.iter().any(|(k, _)| *k == kind) && !compiled_in(kind) {
-        let feature = STORE_TYPES.iter().find(|(k, _)| *k == kind).map_or(kind, |(_, f)| *f);
-        let built: Vec<&str> = STORE_TYPES.iter().map(|(k, _)| *k).filter(|k| compiled_in(k)).collect();
+    if let Some((_, feature, false)) = STORE_TYPES.iter().find(|(k, _, _)| *k == kind) {
+        let built: Vec<&str> = STORE_TYPES.iter().filter(|(_, _, has)| *has).map(|(k, _, _)| *k).collect();
         ctx.err(
             t.span_of("type"),
             t.field("type"),
@@ -219,7 +213,7 @@ pub(super) fn store_config(
                 t.field("type"),
                 format!(
                     "unknown store type {other:?}{}; expected `memory`, `vault` or `aws`",
-                    suggest(other, STORE_TYPES.iter().map(|(k, _)| *k))
+                    suggest(other, STORE_TYPES.iter().map(|(k, _, _)| *k))
                 ),
             );
             return None;

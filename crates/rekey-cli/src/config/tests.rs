@@ -21,6 +21,7 @@ policy = "fast"
 generator = { type = "random", length = 24 }
 "#;
 
+#[cfg(feature = "memory")] // its config uses the in-memory store
 #[test]
 fn good_config_loads() {
     let c = parse(GOOD, &env_with(&[])).expect("valid");
@@ -29,6 +30,7 @@ fn good_config_loads() {
     assert_eq!(c.store_kind, "memory");
 }
 
+#[cfg(all(feature = "memory", feature = "vault"))] // its configs use both stores
 #[test]
 fn every_problem_is_reported_with_position() {
     let src = r#"
@@ -68,6 +70,7 @@ colour = "blue"
     assert!(cron[0].message.contains("invalid cron"), "{cron:?}");
 }
 
+#[cfg(feature = "vault")] // its config uses the vault store
 #[test]
 fn token_in_file_is_refused() {
     let src = "[store]\ntype = \"vault\"\naddress = \"http://127.0.0.1:1\"\nauth = { method = \"token\", token = \"s3cr3t\" }\n[[secret]]\npath = \"a\"\npolicy = \"p\"\n";
@@ -77,6 +80,7 @@ fn token_in_file_is_refused() {
     assert!(!all.iter().any(|d| d.contains("s3cr3t")), "{all:?}");
 }
 
+#[cfg(feature = "vault")] // its config uses the vault store
 #[test]
 fn the_documented_example_is_valid() {
     let doc = include_str!("../../../../docs/cli.md");
@@ -94,6 +98,7 @@ fn the_documented_example_is_valid() {
     assert_eq!(c.secrets[1].policy.verification_tests(), ["api-whoami"]);
 }
 
+#[cfg(feature = "memory")] // its config uses the in-memory store
 #[test]
 fn non_loopback_listen_needs_opt_in() {
     let src = format!("{GOOD}\n[daemon]\nlisten = \"0.0.0.0:9464\"\n");
@@ -145,7 +150,9 @@ proptest::proptest! {
 /// CLI's tables are updated with it.
 #[test]
 fn every_library_key_has_a_type_in_the_cli() {
-    let mut sections: Vec<(&str, &[&str], &[(&str, Kind)], &[&str])> = vec![
+    /// A section's name, the library's keys, the CLI's types, keys to skip.
+    type Section = (&'static str, &'static [&'static str], &'static [(&'static str, Kind)], &'static [&'static str]);
+    let mut sections: Vec<Section> = vec![
         ("[policies.NAME]", keys::fields::<rekey::RotationPolicyConfig>(), policy::POLICY_KINDS, &["name"]),
         ("generator", keys::fields::<rekey::GeneratorConfig>(), generator::GENERATOR_KINDS, &[]),
         (
@@ -204,6 +211,7 @@ fn invalid_utf8_is_reported_at_the_first_bad_byte() {
     assert!(d.message.contains("0xff"), "{d}");
 }
 
+#[cfg(feature = "vault")] // its config uses the vault store
 #[test]
 fn malformed_urls_are_reported_at_their_value() {
     let src = "[store]\ntype = \"vault\"\naddress = \"http//127.0.0.1:8200\"\n[policies.p]\n[[secret]]\npath = \"a\"\npolicy = \"p\"\n[[audit]]\ntype = \"webhook\"\nurl = \"ht!tp://x\"\n";
@@ -216,6 +224,7 @@ fn malformed_urls_are_reported_at_their_value() {
     assert!(all.iter().any(|l| l.starts_with("10:7: audit[1].url: \"ht!tp://x\" is not a valid URL")), "{all:#?}");
 }
 
+#[cfg(feature = "memory")] // its config uses the in-memory store
 #[test]
 fn key_env_is_refused_with_the_right_name() {
     let src = format!("{GOOD}\n[[audit]]\ntype = \"webhook\"\nurl = \"https://hooks.example/x\"\nkey_env = \"K\"\n");
@@ -223,4 +232,23 @@ fn key_env_is_refused_with_the_right_name() {
     assert_eq!(d.len(), 1, "{d:?}");
     assert_eq!((d[0].line, d[0].column), (17, 1), "{d:?}");
     assert!(d[0].message.contains("`secret_env"), "{d:?}");
+}
+
+/// In a build without every store (`--no-default-features --features
+/// vault`, or `aws`), a config naming a missing one is refused at `type`.
+#[cfg(not(all(feature = "memory", feature = "vault", feature = "aws")))]
+#[test]
+fn a_store_not_compiled_in_is_refused_at_its_type() {
+    let missing = ["memory", "vault", "aws"]
+        .into_iter()
+        .find(|k| match *k {
+            "memory" => !cfg!(feature = "memory"),
+            "vault" => !cfg!(feature = "vault"),
+            _ => !cfg!(feature = "aws"),
+        })
+        .expect("a store is missing from this build");
+    let src = format!("[store]\ntype = \"{missing}\"\n[policies.p]\n[[secret]]\npath = \"a\"\npolicy = \"p\"\n");
+    let d = parse(&src, &env_with(&[("VAULT_TOKEN", "t"), ("AWS_ACCESS_KEY_ID", "k")])).expect_err("not compiled in");
+    assert_eq!((d[0].line, d[0].column, d[0].field.as_str()), (2, 8, "store.type"), "{d:?}");
+    assert!(d[0].message.contains(&format!("--features {missing}")), "{d:?}");
 }

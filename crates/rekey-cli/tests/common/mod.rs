@@ -10,7 +10,12 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde_json::{Value, json};
 
-pub const BIN: &str = env!("CARGO_BIN_EXE_rekey");
+/// The binary under test: this build's, or `REKEY_CLI_TEST_BIN` (to run the
+/// tests against another build, e.g. to see a regression test fail on the
+/// code before a fix).
+pub fn bin() -> String {
+    std::env::var("REKEY_CLI_TEST_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_rekey").to_owned())
+}
 
 /// OpenBao through plain HTTP.
 pub struct Bao {
@@ -178,7 +183,7 @@ pub async fn rekey(config: &std::path::Path, args: &[&str], env: &[(&str, &str)]
 
 /// The command, for spawning.
 pub fn command(config: &std::path::Path, args: &[&str], env: &[(&str, &str)]) -> tokio::process::Command {
-    let mut cmd = tokio::process::Command::new(BIN);
+    let mut cmd = tokio::process::Command::new(bin());
     cmd.arg("-c").arg(config).args(args);
     for k in ["VAULT_TOKEN", "BAO_TOKEN", "VAULT_ADDR", "BAO_ADDR", "REKEY_CONFIG", "RUST_LOG"] {
         cmd.env_remove(k);
@@ -220,4 +225,101 @@ pub fn write_config(dir: &std::path::Path, text: &str) -> PathBuf {
 /// `[store]` for the test OpenBao.
 pub fn vault_store(bao: &Bao) -> String {
     format!("[store]\ntype = \"vault\"\naddress = \"{}\"\nmount = \"secret\"\n", bao.addr)
+}
+
+/// Replaces what changes from run to run in a JSON document: RFC 3339 times
+/// (`<time>`), UUIDs (`<uuid>`), `prefix` (`<prefix>`), `dir` (`<dir>`),
+/// and the numbers of timing keys and of `store_calls` (the engine's cost,
+/// pinned by its own tests) (`0`).
+pub fn normalize(v: &Value, prefix: &str, dir: &str) -> Value {
+    const TIMINGS: [&str; 5] = ["duration_ms", "elapsed_ms", "per_second", "next_due_in_seconds", "store_calls"];
+    match v {
+        Value::String(s) => {
+            let mut s = s.clone();
+            for (from, to) in [(prefix, "<prefix>"), (dir, "<dir>")] {
+                if !from.is_empty() {
+                    s = s.replace(from, to);
+                }
+            }
+            Value::String(normalize_text(&s))
+        }
+        Value::Array(a) => Value::Array(a.iter().map(|x| normalize(x, prefix, dir)).collect()),
+        Value::Object(m) => Value::Object(
+            m.iter()
+                .map(|(k, x)| {
+                    let x = if TIMINGS.contains(&k.as_str()) && x.is_number() {
+                        json!(0)
+                    } else {
+                        normalize(x, prefix, dir)
+                    };
+                    (k.clone(), x)
+                })
+                .collect(),
+        ),
+        other => other.clone(),
+    }
+}
+
+/// Times and UUIDs in a text replaced by `<time>` and `<uuid>`.
+fn normalize_text(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = String::new();
+    let mut i = 0;
+    while i < b.len() {
+        // 2026-12-03T08:14:14[.123456]Z
+        if b.len() - i >= 20
+            && b[i..i + 4].iter().all(u8::is_ascii_digit)
+            && b[i + 4] == b'-'
+            && b[i + 10] == b'T'
+            && b[i + 13] == b':'
+        {
+            let mut j = i + 19;
+            while j < b.len() && (b[j] == b'.' || b[j].is_ascii_digit()) {
+                j += 1;
+            }
+            if j < b.len() && (b[j] == b'Z' || b[j] == b'+') {
+                j += if b[j] == b'Z' { 1 } else { 6.min(b.len() - j) };
+                out.push_str("<time>");
+                i = j;
+                continue;
+            }
+        }
+        // 8-4-4-4-12 hex
+        if b.len() - i >= 36 {
+            let cand = &s[i..i + 36];
+            let shape = cand
+                .char_indices()
+                .all(|(k, c)| if [8, 13, 18, 23].contains(&k) { c == '-' } else { c.is_ascii_hexdigit() });
+            if shape {
+                out.push_str("<uuid>");
+                i += 36;
+                continue;
+            }
+        }
+        let c = s[i..].chars().next().unwrap();
+        out.push(c);
+        i += c.len_utf8();
+    }
+    out
+}
+
+/// Compares `actual` with `tests/golden/NAME.json`; `REKEY_UPDATE_GOLDEN=1`
+/// writes the file instead.
+pub fn assert_golden(name: &str, actual: &Value) {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden").join(format!("{name}.json"));
+    let text = serde_json::to_string_pretty(actual).unwrap() + "\n";
+    if std::env::var("REKEY_UPDATE_GOLDEN").is_ok_and(|v| v == "1") {
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, &text).unwrap();
+        return;
+    }
+    let expected = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("{}: {e} (REKEY_UPDATE_GOLDEN=1 writes it)", path.display()));
+    let expected: Value = serde_json::from_str(&expected).unwrap();
+    assert_eq!(&expected, actual, "the JSON of `{name}` changed shape:\n{text}");
+}
+
+/// A config with the in-memory store.
+pub fn memory_store() -> String {
+    "[store]\ntype = \"memory\"\n".to_owned()
 }
