@@ -38,9 +38,24 @@ pub enum CliError {
     /// An operation failed (already reported).
     #[error("{0}")]
     Failed(String),
+    /// The engine refused or failed an operation.
+    #[error("{context}: {message}")]
+    Engine {
+        /// What was being done.
+        context: String,
+        /// The engine's message, in config terms.
+        message: String,
+        /// Its exit code.
+        code: u8,
+    },
 }
 
 impl CliError {
+    /// An engine error with context.
+    pub fn engine(context: impl Into<String>, e: &RotationError) -> Self {
+        Self::Engine { context: context.into(), message: rotation_message(e), code: rotation_error_exit_code(e) }
+    }
+
     /// A store error with context.
     pub fn store(context: impl Into<String>, source: StoreError) -> Self {
         Self::Store { context: context.into(), source }
@@ -54,6 +69,7 @@ impl CliError {
             Self::Store { source: StoreError::NotFound { .. }, .. } => EXIT_NOT_FOUND,
             Self::Store { source, .. } => store_exit_code(source),
             Self::Failed(_) => EXIT_FAILED,
+            Self::Engine { code, .. } => *code,
         }
     }
 
@@ -65,7 +81,9 @@ impl CliError {
             Self::Store { source, .. } if unreachable(source) => "store_unreachable",
             Self::Store { source: StoreError::NotFound { .. }, .. } => "not_found",
             Self::Store { .. } => "store",
-            Self::Failed(_) => "failed",
+            Self::Engine { code: EXIT_UNREACHABLE, .. } => "store_unreachable",
+            Self::Engine { code: EXIT_NOT_FOUND, .. } => "not_found",
+            Self::Engine { .. } | Self::Failed(_) => "failed",
         }
     }
 }
@@ -109,11 +127,16 @@ pub fn store_exit_code(e: &StoreError) -> u8 {
 }
 
 /// The exit code of one rotation: 0 when it rotated or was skipped (outside
-/// its window, rotated or in progress elsewhere, already rotating: not a
-/// failure, the outcome says which); 3 when the store could not be reached;
+/// its window, rotated or in progress elsewhere, already rotating, deferred:
+/// not a failure, the outcome says which); 3 when the store could not be
+/// reached (outcome `store_unavailable`, or a failure caused by the store);
 /// 4 when the secret does not exist; 2 when its settings do not fit the
 /// stored value (nothing was written); 1 for every other failure.
 pub fn rotation_exit_code(r: &RotationResult) -> u8 {
+    if r.outcome == RotationOutcome::StoreUnavailable {
+        // Not a failure of the secret, but nothing could be done: the store.
+        return EXIT_UNREACHABLE;
+    }
     if !r.outcome.is_failure() {
         return EXIT_OK;
     }
@@ -128,13 +151,16 @@ fn rotation_error_exit_code(e: &RotationError) -> u8 {
     match e {
         RotationError::Store { step, source } => match &**source {
             s if unreachable(s) => EXIT_UNREACHABLE,
-            StoreError::NotFound { .. } if *step == RotationStep::Prepare => EXIT_NOT_FOUND,
+            StoreError::NotFound { .. } if matches!(step, RotationStep::Prepare | RotationStep::Rollback) => {
+                EXIT_NOT_FOUND
+            }
             _ => EXIT_FAILED,
         },
         RotationError::UndoFailed { cause, .. } => match rotation_error_exit_code(cause) {
             EXIT_UNREACHABLE => EXIT_UNREACHABLE,
             _ => EXIT_FAILED,
         },
+        RotationError::NothingToRollBack { .. } => EXIT_NOT_FOUND,
         RotationError::InvalidBinding { .. } | RotationError::UnknownVerifier { .. } => EXIT_CONFIG,
         _ => EXIT_FAILED,
     }
@@ -142,7 +168,11 @@ fn rotation_error_exit_code(e: &RotationError) -> u8 {
 
 /// Phrases of the library's messages that name its API, and what they
 /// mean in the configuration file's terms.
-const IN_CONFIG_TERMS: [(&str, &str); 2] = [
+const IN_CONFIG_TERMS: [(&str, &str); 3] = [
+    (
+        "name the one to rotate (the binding's field)",
+        "set `field = \"NAME\"` in the secret's [[secret]] table to the field to rotate",
+    ),
     (
         "bind the field to rotate with SecretBinding::field",
         "set `field = \"NAME\"` in the secret's [[secret]] table to the field to rotate",

@@ -107,6 +107,9 @@ pub fn outcome_name(o: RotationOutcome) -> &'static str {
         RotationOutcome::InProgressElsewhere => "in_progress_elsewhere",
         RotationOutcome::RotatedElsewhere => "rotated_elsewhere",
         RotationOutcome::OutsideWindow => "outside_window",
+        RotationOutcome::StoreUnavailable => "store_unavailable",
+        RotationOutcome::Deferred => "deferred",
+        RotationOutcome::Quarantined => "quarantined",
         _ => "other",
     }
 }

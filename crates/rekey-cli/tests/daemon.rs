@@ -323,6 +323,8 @@ quarantine_after = 2
 max_retries = 0
 initial_backoff = "100ms"
 max_backoff = "200ms"
+failure_backoff = "200ms"
+max_failure_backoff = "400ms"
 
 [[verifier]]
 name = "never"

@@ -167,6 +167,30 @@ async fn exit_4_when_the_secret_or_its_previous_version_is_missing() {
     let r = rekey(&cfg, &["rollback", &path], &[("VAULT_TOKEN", bao.token.as_str())]).await;
     assert_eq!(r.code, 4, "{}{}", r.stdout, r.stderr);
     assert_eq!(bao.read(&path).await["value"], "exit4-initial-s3cr3t");
+
+    // An immediate rotation whose verifier refuses the candidate is rolled
+    // back by the engine; the candidate is still a version in the store. A
+    // manual rollback must not bring it back: nothing earlier was good, so
+    // it is refused with 4 (the old command restored the failed value).
+    let imm = format!("{}/immediate", unique("exit4"));
+    bao.put(&imm, json!({ "value": "exit4-imm-initial-s3cr3t" })).await;
+    let cfg = write_config(
+        &dir,
+        &format!(
+            "{}[policies.imm]\nstrategy = \"immediate\"\nrequire_verification = true\nverification_tests = [\"no\"]\n\
+             max_retries = 0\n[[verifier]]\nname = \"no\"\ntype = \"command\"\nprogram = \"/bin/false\"\n\
+             [[secret]]\npath = \"{imm}\"\npolicy = \"imm\"\n",
+            vault_store(&bao)
+        ),
+    );
+    let env = [("VAULT_TOKEN", bao.token.as_str())];
+    let r = rekey(&cfg, &["rotate", &imm], &env).await;
+    assert_eq!(r.code, 1, "{}{}", r.stdout, r.stderr);
+    assert_eq!(bao.read(&imm).await["value"], "exit4-imm-initial-s3cr3t", "rolled back by the engine");
+    let r = rekey(&cfg, &["rollback", &imm, "--json"], &env).await;
+    assert_eq!(r.code, 4, "{}{}", r.stdout, r.stderr);
+    assert_eq!(r.json()["error"]["kind"], "not_found", "{}", r.stdout);
+    assert_eq!(bao.read(&imm).await["value"], "exit4-imm-initial-s3cr3t", "the failed candidate is not restored");
 }
 
 /// `rotate --all` with mixed results exits with the most severe code:

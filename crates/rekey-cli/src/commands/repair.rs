@@ -1,49 +1,26 @@
 //! `rekey rollback` and `rekey resume`: putting a secret back the way it
 //! was.
 
-use rekey::SecretStoreExt;
 use serde_json::json;
 
 use crate::app;
 use crate::config::Config;
 use crate::error::{CliError, EXIT_OK};
-use crate::output::Out;
+use crate::output::{Out, time_json, when};
 use crate::state;
 
-/// `rekey rollback`.
+/// `rekey rollback`: the engine's rollback — the last value that was
+/// current and good becomes current again (never a candidate that failed),
+/// on the credential target first.
 pub async fn rollback(config: Config, out: Out, path: &str) -> Result<u8, CliError> {
     let app = app::build(config, None).await?;
     let s = app.secret(path)?.clone();
-    let ctx = |what: &str| format!("{what} {}", s.path);
-    let current = app.store.current(&s.path).await.map_err(|e| CliError::store(ctx("reading"), e))?;
-    let previous =
-        app.store.previous(&s.path).await.map_err(|e| CliError::store(ctx("reading the previous version of"), e))?;
-    // The system that checks the credential must accept the old value again
-    // before consumers read it.
-    let target = match &s.target {
-        Some(t) => Some(app::target(t).map_err(CliError::Usage)?),
-        None => None,
-    };
-    if let Some(t) = &target {
-        t.apply(&previous.data, Some(&current.data))
-            .await
-            .map_err(|e| CliError::Failed(format!("re-applying the previous value to the {} target: {e}", t.name())))?;
-    }
-    let promoted = match app.store.promote(&s.path, &previous.meta.id, &current.meta.id).await {
-        Ok(m) => m,
-        Err(e) => {
-            if let Some(t) = &target
-                && let Err(te) = t.apply(&current.data, Some(&previous.data)).await
-            {
-                tracing::error!(path = %s.path, error = %te, "rollback failed and the target could not be restored to the current value");
-            }
-            return Err(CliError::store(ctx("rolling back"), e));
-        }
-    };
+    let rb =
+        app.manager.rollback(&s.path).await.map_err(|e| CliError::engine(format!("rolling back {}", s.path), &e))?;
     let mut ev = state::event_now("rollback", "cli");
-    ev.old_version = Some(current.meta.id.to_string());
-    ev.new_version = Some(promoted.id.to_string());
-    ev.detail = Some(format!("restored the value of version {}", previous.meta.id));
+    ev.old_version = Some(rb.replaced.to_string());
+    ev.new_version = Some(rb.current.id.to_string());
+    ev.detail = Some(format!("restored the value of version {}", rb.restored));
     if let Err(e) = state::record_event(&*app.store, &s.path, ev, false).await {
         tracing::warn!(path = %s.path, error = %e, "could not record the rollback beside the secret");
     }
@@ -52,15 +29,18 @@ pub async fn rollback(config: Config, out: Out, path: &str) -> Result<u8, CliErr
             true,
             json!({
                 "path": s.path.as_str(),
-                "replaced_version": current.meta.id.as_str(),
-                "restored_from": previous.meta.id.as_str(),
-                "current_version": promoted.id.as_str(),
+                "replaced_version": rb.replaced.as_str(),
+                "restored_from": rb.restored.as_str(),
+                "restored_was_current_since": time_json(rb.restored_was_current_since),
+                "current_version": rb.current.id.as_str(),
             }),
         );
     } else {
+        let since =
+            rb.restored_was_current_since.map(|t| format!(", current since {}", when(Some(t)))).unwrap_or_default();
         out.line(&format!(
-            "{}: rolled back; version {} (the value of {}) is current, replacing {}",
-            s.path, promoted.id, previous.meta.id, current.meta.id
+            "{}: rolled back; version {} (the value of version {}{since}) is current, replacing {}",
+            s.path, rb.current.id, rb.restored, rb.replaced
         ));
     }
     app.finish().await;
@@ -73,8 +53,12 @@ pub async fn resume(config: Config, out: Out, path: &str) -> Result<u8, CliError
     let s = app.secret(path)?.clone();
     let meta = app.store.read_metadata(&s.path).await.map_err(|e| CliError::store(format!("reading {}", s.path), e))?;
     let st = state::read(&meta);
-    let was = st.quarantined.is_some() || st.failures > 0;
-    if was {
+    // The engine's own record (held in the store, seen by every process)
+    // and this command's record beside it are both lifted.
+    let engine_quarantined = rekey::SecretRecord::read(&meta).quarantine.is_some();
+    app.manager.resume(&s.path).await.map_err(|e| CliError::engine(format!("resuming {}", s.path), &e))?;
+    let was_quarantined = st.quarantined.is_some() || engine_quarantined;
+    if st.quarantined.is_some() || st.failures > 0 {
         let mut ev = state::event_now("resumed", "cli");
         ev.detail = st.quarantined.as_deref().map(|q| format!("quarantine since {q}"));
         state::record_event(&*app.store, &s.path, ev, true)
@@ -82,8 +66,8 @@ pub async fn resume(config: Config, out: Out, path: &str) -> Result<u8, CliError
             .map_err(|e| CliError::store(format!("updating {}", s.path), e))?;
     }
     if out.json {
-        out.emit(true, json!({ "path": s.path.as_str(), "was_quarantined": st.quarantined.is_some() }));
-    } else if st.quarantined.is_some() {
+        out.emit(true, json!({ "path": s.path.as_str(), "was_quarantined": was_quarantined }));
+    } else if was_quarantined {
         out.line(&format!("{}: quarantine lifted; the daemon rotates it again when it is due", s.path));
     } else {
         out.line(&format!("{}: was not quarantined", s.path));

@@ -22,6 +22,8 @@ pub(super) const POLICY_KINDS: &[(&str, Kind)] = &[
     ("grace_period", Kind::Str),
     ("verification_timeout", Kind::Str),
     ("quarantine_after", Kind::Int),
+    ("failure_backoff", Kind::Str),
+    ("max_failure_backoff", Kind::Str),
 ];
 
 pub(super) fn policy_config(
