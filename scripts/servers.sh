@@ -78,7 +78,7 @@ tls_material() {
   openssl req -x509 "${ec[@]}" -keyout "$dir/ca.key" -out "$dir/ca.pem" -days 30 \
     -subj "/CN=rekey test CA" "${ca_ext[@]}" 2>/dev/null
   openssl req -x509 "${ec[@]}" -keyout "$dir/other-ca.key" -out "$dir/other-ca.pem" -days 30 \
-    -subj "/CN=rekey test CA" "${ca_ext[@]}" 2>/dev/null
+    -subj "/CN=rekey other test CA" "${ca_ext[@]}" 2>/dev/null
   openssl req -new "${ec[@]}" -keyout "$dir/server.key" -out "$dir/server.csr" -subj "/CN=localhost" 2>/dev/null
   printf '%s\n' "subjectAltName=DNS:localhost" "basicConstraints=critical,CA:FALSE" \
     "keyUsage=critical,digitalSignature" "extendedKeyUsage=serverAuth" >"$dir/server.ext"

@@ -92,7 +92,10 @@ impl ClientTls {
                 let inner = WebPkiServerVerifier::builder_with_provider(roots, provider)
                     .build()
                     .map_err(|e| TlsSetupError::new(format!("cannot verify with {trust}: {e}")))?;
-                builder.dangerous().with_custom_certificate_verifier(Arc::new(ChainOnly { inner })).with_no_client_auth()
+                builder
+                    .dangerous()
+                    .with_custom_certificate_verifier(Arc::new(ChainOnly { inner }))
+                    .with_no_client_auth()
             }
         };
         config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
@@ -115,6 +118,7 @@ impl ClientTls {
         let name = ServerName::try_from(bare.to_owned()).map_err(|_| {
             HandshakeError::from_io(
                 std::io::Error::other(rustls::Error::InvalidCertificate(CertificateError::NotValidForName)),
+                bare,
                 server,
                 &self.trust.to_string(),
             )
@@ -122,7 +126,7 @@ impl ClientTls {
         TlsConnector::from(self.config.clone())
             .connect(name, stream)
             .await
-            .map_err(|e| HandshakeError::from_io(e, server, &self.trust.to_string()))
+            .map_err(|e| HandshakeError::from_io(e, bare, server, &self.trust.to_string()))
     }
 }
 

@@ -54,7 +54,7 @@ pub enum HandshakeFailure {
 /// problem, a server without TLS and a refused handshake into
 /// [`TargetError::Other`] (a configuration or security problem: retrying will
 /// not help) and a broken connection into [`TargetError::Unavailable`].
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct HandshakeError {
     failure: HandshakeFailure,
     message: String,
@@ -73,9 +73,10 @@ impl HandshakeError {
         }
     }
 
-    /// Classifies the error of a handshake with `server`; `trust` names the
-    /// trusted roots for the message ("the CA file /etc/ca.pem").
-    pub(crate) fn from_io(err: io::Error, server: &str, trust: &str) -> Self {
+    /// Classifies the error of a handshake with `host` (the name its
+    /// certificate must carry), shown as `server` (`host:port`); `trust`
+    /// names the trusted roots ("the CA file /etc/ca.pem").
+    pub(crate) fn from_io(err: io::Error, host: &str, server: &str, trust: &str) -> Self {
         let Some(tls) = err.get_ref().and_then(|e| e.downcast_ref::<rustls::Error>()) else {
             let hint = if err.kind() == io::ErrorKind::UnexpectedEof {
                 " (the server closed the connection: is TLS enabled on this port?)"
@@ -89,7 +90,7 @@ impl HandshakeError {
         };
         use HandshakeFailure::*;
         let (failure, what) = match tls {
-            rustls::Error::InvalidCertificate(c) => (Certificate, certificate_problem(c, server, trust)),
+            rustls::Error::InvalidCertificate(c) => (Certificate, certificate_problem(c, host, trust)),
             rustls::Error::NoCertificatesPresented => (Certificate, "it presented no certificate".to_owned()),
             rustls::Error::InvalidMessage(_)
             | rustls::Error::InappropriateMessage { .. }
@@ -128,29 +129,45 @@ impl fmt::Display for HandshakeError {
 
 impl std::error::Error for HandshakeError {}
 
-fn certificate_problem(c: &CertificateError, server: &str, trust: &str) -> String {
+fn certificate_problem(c: &CertificateError, host: &str, trust: &str) -> String {
     match c {
         CertificateError::UnknownIssuer => {
             format!("its certificate is not signed by a trusted CA (trusted: {trust})")
         }
-        CertificateError::NotValidForName => format!("its certificate is not valid for the host name {server}"),
+        CertificateError::NotValidForName => format!("its certificate is not valid for the host name {host}"),
         CertificateError::NotValidForNameContext { presented, .. } => format!(
-            "its certificate is not valid for the host name {server} (it names {})",
-            if presented.is_empty() { "no host".to_owned() } else { presented.join(", ") }
+            "its certificate is not valid for the host name {host} (it names {})",
+            if presented.is_empty() {
+                "no host".to_owned()
+            } else {
+                presented.iter().map(|n| bare_name(n)).collect::<Vec<_>>().join(", ")
+            }
         ),
-        CertificateError::Expired | CertificateError::ExpiredContext { .. } => {
-            "its certificate has expired".to_owned()
-        }
+        CertificateError::Expired | CertificateError::ExpiredContext { .. } => "its certificate has expired".to_owned(),
         CertificateError::NotValidYet | CertificateError::NotValidYetContext { .. } => {
             "its certificate is not valid yet (check this machine's clock)".to_owned()
         }
         CertificateError::Revoked => "its certificate is revoked".to_owned(),
-        CertificateError::BadSignature => "its certificate has a bad signature".to_owned(),
+        CertificateError::BadSignature => format!(
+            "its certificate is not signed by a trusted CA: its signature does not verify with the key of \
+             a trusted CA of the same name (trusted: {trust})"
+        ),
         CertificateError::InvalidPurpose | CertificateError::InvalidPurposeContext { .. } => {
             "its certificate is not meant for a TLS server".to_owned()
         }
         other => format!("its certificate was refused ({other})"),
     }
+}
+
+/// `localhost` out of rustls' `DnsName("localhost")` (`127.0.0.1` out of
+/// `IpAddress(127.0.0.1)`), with control characters escaped: the name comes
+/// from the server.
+fn bare_name(presented: &str) -> String {
+    let inner = match (presented.find('('), presented.rfind(')')) {
+        (Some(open), Some(close)) if open < close => presented[open + 1..close].trim_matches('"'),
+        _ => presented,
+    };
+    inner.chars().flat_map(|c| if c.is_control() { c.escape_default().collect() } else { vec![c] }).collect()
 }
 
 #[cfg(test)]
@@ -176,8 +193,11 @@ mu0AMSZcT64yC1sCIQD0GLjUcKHuzmA6kMhR0VVEKRZMe8yZlRC3uhMRpiwaJA==
     pub(crate) fn temp_file(name: &str, contents: &[u8]) -> std::path::PathBuf {
         use std::sync::atomic::{AtomicU32, Ordering};
         static N: AtomicU32 = AtomicU32::new(0);
-        let dir = std::env::temp_dir()
-            .join(format!("rekey-tls-test-{}-{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed)));
+        let dir = std::env::temp_dir().join(format!(
+            "rekey-tls-test-{}-{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed)
+        ));
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join(name);
         std::fs::write(&path, contents).unwrap();
@@ -192,6 +212,7 @@ mu0AMSZcT64yC1sCIQD0GLjUcKHuzmA6kMhR0VVEKRZMe8yZlRC3uhMRpiwaJA==
     fn certificate_problems_are_named() {
         let e = HandshakeError::from_io(
             wrapped(rustls::Error::InvalidCertificate(CertificateError::UnknownIssuer)),
+            "db",
             "db:5432",
             "the CA file /ca.pem",
         );
@@ -207,15 +228,20 @@ mu0AMSZcT64yC1sCIQD0GLjUcKHuzmA6kMhR0VVEKRZMe8yZlRC3uhMRpiwaJA==
         let e = HandshakeError::from_io(
             wrapped(rustls::Error::InvalidCertificate(CertificateError::NotValidForNameContext {
                 expected: rustls::pki_types::ServerName::try_from("127.0.0.1").unwrap(),
-                presented: vec!["DnsName(\"localhost\")".into()],
+                presented: vec!["DnsName(\"localhost\")".into(), "IpAddress(10.0.0.1)".into(), "odd\u{1b}[0m".into()],
             })),
+            "127.0.0.1",
             "127.0.0.1:1",
             "x",
         );
-        assert!(e.to_string().contains("not valid for the host name 127.0.0.1:1"), "{e}");
-        assert!(e.to_string().contains("localhost"), "{e}");
+        assert!(
+            e.to_string().ends_with(
+                "its certificate is not valid for the host name 127.0.0.1 (it names localhost, 10.0.0.1, odd\\u{1b}[0m)"
+            ),
+            "{e}"
+        );
         for c in [CertificateError::Expired, CertificateError::NotValidYet, CertificateError::BadSignature] {
-            let e = HandshakeError::from_io(wrapped(rustls::Error::InvalidCertificate(c)), "h", "x");
+            let e = HandshakeError::from_io(wrapped(rustls::Error::InvalidCertificate(c)), "h", "h:1", "x");
             assert_eq!(e.failure(), HandshakeFailure::Certificate);
         }
     }
@@ -224,6 +250,7 @@ mu0AMSZcT64yC1sCIQD0GLjUcKHuzmA6kMhR0VVEKRZMe8yZlRC3uhMRpiwaJA==
     fn a_server_without_tls_and_a_broken_connection_are_told_apart() {
         let e = HandshakeError::from_io(
             wrapped(rustls::Error::InvalidMessage(rustls::InvalidMessage::InvalidContentType)),
+            "h",
             "h:1",
             "x",
         );
@@ -231,7 +258,7 @@ mu0AMSZcT64yC1sCIQD0GLjUcKHuzmA6kMhR0VVEKRZMe8yZlRC3uhMRpiwaJA==
         assert!(e.to_string().contains("did not answer in TLS"), "{e}");
         assert!(matches!(e.into_target_error("x"), TargetError::Other { .. }));
 
-        let e = HandshakeError::from_io(io::Error::new(io::ErrorKind::UnexpectedEof, "eof"), "h:1", "x");
+        let e = HandshakeError::from_io(io::Error::new(io::ErrorKind::UnexpectedEof, "eof"), "h", "h:1", "x");
         assert_eq!(e.failure(), HandshakeFailure::Io);
         assert!(e.into_target_error("x").is_retryable());
 

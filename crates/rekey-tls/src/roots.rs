@@ -42,7 +42,10 @@ pub(crate) fn ca_file_roots(path: &Path) -> Result<RootCertStore, TlsSetupError>
     for (i, cert) in CertificateDer::pem_slice_iter(&bytes).enumerate() {
         let cert = cert.map_err(|e| TlsSetupError::new(format!("the CA file {shown} is not valid PEM: {e}")))?;
         store.add(cert).map_err(|e| {
-            TlsSetupError::new(format!("certificate {} of the CA file {shown} is not a usable CA certificate: {e}", i + 1))
+            TlsSetupError::new(format!(
+                "certificate {} of the CA file {shown} is not a usable CA certificate: {e}",
+                i + 1
+            ))
         })?;
     }
     if store.is_empty() {
@@ -82,16 +85,19 @@ mod tests {
         let e = ca_file_roots(&empty).unwrap_err().to_string();
         assert!(e.contains("holds no PEM certificate"), "{e}");
 
-        let key_only = temp_file("key.pem", b"-----BEGIN PRIVATE KEY-----\nMC4CAQAwBQYDK2VwBCIEIBvY\n-----END PRIVATE KEY-----\n");
+        let key_only =
+            temp_file("key.pem", b"-----BEGIN PRIVATE KEY-----\nMC4CAQAwBQYDK2VwBCIEIBvY\n-----END PRIVATE KEY-----\n");
         let e = ca_file_roots(&key_only).unwrap_err().to_string();
         assert!(e.contains("holds no PEM certificate"), "{e}");
         assert!(!e.contains("MC4CAQ"), "file contents never appear: {e}");
 
-        let garbage = temp_file("garbage.pem", b"-----BEGIN CERTIFICATE-----\n!!!not base64!!!\n-----END CERTIFICATE-----\n");
+        let garbage =
+            temp_file("garbage.pem", b"-----BEGIN CERTIFICATE-----\n!!!not base64!!!\n-----END CERTIFICATE-----\n");
         let e = ca_file_roots(&garbage).unwrap_err().to_string();
         assert!(e.contains("not valid PEM"), "{e}");
 
-        let not_x509 = temp_file("notx509.pem", b"-----BEGIN CERTIFICATE-----\naGVsbG8gd29ybGQ=\n-----END CERTIFICATE-----\n");
+        let not_x509 =
+            temp_file("notx509.pem", b"-----BEGIN CERTIFICATE-----\naGVsbG8gd29ybGQ=\n-----END CERTIFICATE-----\n");
         let e = ca_file_roots(&not_x509).unwrap_err().to_string();
         assert!(e.contains("certificate 1 of the CA file") && e.contains("not a usable CA certificate"), "{e}");
     }
