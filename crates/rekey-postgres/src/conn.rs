@@ -37,7 +37,10 @@ pub(crate) async fn connect(
             client
         }
         Some(tls) => {
-            let (client, conn) = cfg.connect(MakeRekeyTls::new(tls, server.clone())).await.map_err(map)?;
+            // Half the time limit, so that a stuck handshake is reported as
+            // such rather than as the operation's timeout.
+            let make = MakeRekeyTls::new(tls, server.clone(), endpoint.timeout / 2);
+            let (client, conn) = cfg.connect(make).await.map_err(map)?;
             tokio::spawn(async move {
                 let _ = conn.await;
             });

@@ -7,6 +7,7 @@ use std::future::Future;
 use std::io;
 use std::pin::Pin;
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use rekey_tls::{ClientTls, HandshakeError, TlsStream};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
@@ -16,12 +17,14 @@ use tokio_postgres::tls::{ChannelBinding, MakeTlsConnect, TlsConnect};
 pub(crate) struct MakeRekeyTls {
     tls: ClientTls,
     server: String,
+    limit: Duration,
 }
 
 impl MakeRekeyTls {
-    /// `server` names the server in error messages (`host:port`).
-    pub(crate) fn new(tls: ClientTls, server: String) -> Self {
-        Self { tls, server }
+    /// `server` names the server in error messages (`host:port`); the
+    /// handshake must finish within `limit`.
+    pub(crate) fn new(tls: ClientTls, server: String, limit: Duration) -> Self {
+        Self { tls, server, limit }
     }
 }
 
@@ -37,7 +40,12 @@ where
     /// path) fails in the handshake, after the server has said whether it
     /// offers TLS at all.
     fn make_tls_connect(&mut self, host: &str) -> Result<RekeyTlsConnect, HandshakeError> {
-        Ok(RekeyTlsConnect { tls: self.tls.clone(), host: host.to_owned(), server: self.server.clone() })
+        Ok(RekeyTlsConnect {
+            tls: self.tls.clone(),
+            host: host.to_owned(),
+            server: self.server.clone(),
+            limit: self.limit,
+        })
     }
 }
 
@@ -46,6 +54,7 @@ pub(crate) struct RekeyTlsConnect {
     tls: ClientTls,
     host: String,
     server: String,
+    limit: Duration,
 }
 
 impl<S> TlsConnect<S> for RekeyTlsConnect
@@ -57,7 +66,9 @@ where
     type Future = Pin<Box<dyn Future<Output = Result<RekeyTlsStream<S>, HandshakeError>> + Send>>;
 
     fn connect(self, stream: S) -> Self::Future {
-        Box::pin(async move { self.tls.handshake(&self.host, &self.server, stream).await.map(RekeyTlsStream) })
+        Box::pin(
+            async move { self.tls.handshake(&self.host, &self.server, stream, self.limit).await.map(RekeyTlsStream) },
+        )
     }
 }
 

@@ -4,6 +4,7 @@
 use std::fmt;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use rustls::client::WebPkiServerVerifier;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
@@ -108,9 +109,15 @@ impl ClientTls {
     }
 
     /// Runs the TLS handshake over `stream` with the server `host` (a DNS
-    /// name or an IP address, the name its certificate must carry); `server`
-    /// is how error messages name it (e.g. `host:port`).
-    pub async fn handshake<S>(&self, host: &str, server: &str, stream: S) -> Result<TlsStream<S>, HandshakeError>
+    /// name or an IP address, the name its certificate must carry), within
+    /// `limit`; `server` is how error messages name it (e.g. `host:port`).
+    pub async fn handshake<S>(
+        &self,
+        host: &str,
+        server: &str,
+        stream: S,
+        limit: Duration,
+    ) -> Result<TlsStream<S>, HandshakeError>
     where
         S: AsyncRead + AsyncWrite + Unpin,
     {
@@ -123,10 +130,11 @@ impl ClientTls {
                 &self.trust.to_string(),
             )
         })?;
-        TlsConnector::from(self.config.clone())
-            .connect(name, stream)
-            .await
-            .map_err(|e| HandshakeError::from_io(e, bare, server, &self.trust.to_string()))
+        let handshake = TlsConnector::from(self.config.clone()).connect(name, stream);
+        match tokio::time::timeout(limit, handshake).await {
+            Err(_) => Err(HandshakeError::timed_out(server, limit)),
+            Ok(r) => r.map_err(|e| HandshakeError::from_io(e, bare, server, &self.trust.to_string())),
+        }
     }
 }
 
@@ -219,7 +227,21 @@ mod tests {
         });
         let tls = ClientTls::new(&Trust::Platform, Verify::Full, &[]).unwrap();
         let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
-        let e = tls.handshake("localhost", &addr.to_string(), tcp).await.map(drop).unwrap_err();
+        let e = tls.handshake("localhost", &addr.to_string(), tcp, Duration::from_secs(5)).await.map(drop).unwrap_err();
         assert_eq!(e.failure(), crate::error::HandshakeFailure::NotTls, "{e}");
+    }
+
+    /// A server that never answers (a Redis port without TLS waits for the
+    /// end of a line that a ClientHello may not contain) is a timeout.
+    #[tokio::test]
+    async fn a_silent_server_is_a_handshake_timeout() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let server = tokio::spawn(async move { listener.accept().await.unwrap() });
+        let tls = ClientTls::new(&Trust::Platform, Verify::Full, &[]).unwrap();
+        let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let e = tls.handshake("localhost", "silent", tcp, Duration::from_millis(200)).await.map(drop).unwrap_err();
+        assert_eq!(e.failure(), crate::error::HandshakeFailure::TimedOut, "{e}");
+        drop(server.await.unwrap());
     }
 }

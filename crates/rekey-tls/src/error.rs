@@ -46,6 +46,9 @@ pub enum HandshakeFailure {
     Refused,
     /// The connection broke during the handshake.
     Io,
+    /// The server did not complete the handshake in time (a busy server, or
+    /// a plaintext one waiting for more input, as Redis does).
+    TimedOut,
 }
 
 /// A failed TLS handshake with a server, classified ([`failure`](Self::failure)).
@@ -53,7 +56,8 @@ pub enum HandshakeFailure {
 /// [`into_target_error`](Self::into_target_error) turns a certificate
 /// problem, a server without TLS and a refused handshake into
 /// [`TargetError::Other`] (a configuration or security problem: retrying will
-/// not help) and a broken connection into [`TargetError::Unavailable`].
+/// not help) and a broken connection or a handshake that did not finish in
+/// time into [`TargetError::Unavailable`].
 #[derive(Debug, Clone)]
 pub struct HandshakeError {
     failure: HandshakeFailure,
@@ -69,6 +73,17 @@ impl HandshakeError {
             message: format!(
                 "TLS is required but the server {server} does not offer it \
                  (enable TLS on the server, or connect without TLS where that is allowed)"
+            ),
+        }
+    }
+
+    /// The handshake with `server` did not finish within `limit`.
+    pub(crate) fn timed_out(server: &str, limit: std::time::Duration) -> Self {
+        Self {
+            failure: HandshakeFailure::TimedOut,
+            message: format!(
+                "no TLS answer from {server} within {limit:?} (a busy server, or no TLS on this port: is TLS \
+                 enabled there?)"
             ),
         }
     }
@@ -115,7 +130,7 @@ impl HandshakeError {
     pub fn into_target_error(self, doing: &str) -> TargetError {
         let message = format!("{doing}: {}", self.message);
         match self.failure {
-            HandshakeFailure::Io => TargetError::Unavailable { message },
+            HandshakeFailure::Io | HandshakeFailure::TimedOut => TargetError::Unavailable { message },
             _ => TargetError::Other { message },
         }
     }
@@ -260,6 +275,11 @@ mu0AMSZcT64yC1sCIQD0GLjUcKHuzmA6kMhR0VVEKRZMe8yZlRC3uhMRpiwaJA==
 
         let e = HandshakeError::from_io(io::Error::new(io::ErrorKind::UnexpectedEof, "eof"), "h", "h:1", "x");
         assert_eq!(e.failure(), HandshakeFailure::Io);
+        assert!(e.into_target_error("x").is_retryable());
+
+        let e = HandshakeError::timed_out("h:1", std::time::Duration::from_secs(2));
+        assert_eq!(e.failure(), HandshakeFailure::TimedOut);
+        assert!(e.to_string().contains("no TLS answer from h:1 within 2s"), "{e}");
         assert!(e.into_target_error("x").is_retryable());
 
         let e = HandshakeError::not_offered("h:1");

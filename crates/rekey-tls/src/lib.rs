@@ -42,7 +42,8 @@
 //! let tcp = tokio::net::TcpStream::connect(("db.internal", 5432)).await.map_err(|e| {
 //!     rekey_core::TargetError::Unavailable { message: format!("connecting: {e}") }
 //! })?;
-//! let stream = tls.handshake("db.internal", "db.internal:5432", tcp).await.map_err(|e| e.into_target_error("connecting"))?;
+//! let limit = std::time::Duration::from_secs(5);
+//! let stream = tls.handshake("db.internal", "db.internal:5432", tcp, limit).await.map_err(|e| e.into_target_error("connecting"))?;
 //! # drop(stream); Ok(()) }
 //! ```
 #![deny(missing_docs, rustdoc::broken_intra_doc_links)]
