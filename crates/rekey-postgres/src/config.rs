@@ -37,8 +37,9 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
 /// # TLS
 ///
 /// Connections are TLS with certificate and host-name verification, except
-/// to a local host (see [`SslMode`] for every mode). A private CA is given
-/// with `sslrootcert` in the URL or [`with_ca_file`](Self::with_ca_file);
+/// to a local host (see [`SslMode`] for every mode), against the platform's
+/// root certificates plus, for a private CA, a PEM CA file given with
+/// `sslrootcert` in the URL or [`with_ca_file`](Self::with_ca_file);
 /// plaintext to a remote host needs
 /// [`with_plaintext_allowed`](Self::with_plaintext_allowed), and
 /// [`transport_warning`](Self::transport_warning) then says so:
@@ -123,8 +124,9 @@ impl PostgresConfig {
     /// percent-encoded) or a `key=value` connection string. The user is
     /// required; the port defaults to 5432 and the database, as in libpq, to
     /// the user name. `sslmode` (see [`SslMode`]; `prefer` and `allow` are
-    /// refused) and `sslrootcert` (a PEM CA file, read now; `system` for the
-    /// platform's roots) set up TLS.
+    /// refused) and `sslrootcert` (a PEM CA file, read now, trusted besides
+    /// the platform's roots — alone for `verify-ca`; `system` for the
+    /// platform's roots only) set up TLS.
     ///
     /// A malformed URL, an unusable `sslmode` or CA file is
     /// [`TargetError::InvalidInput`]; the message never repeats the URL (it
@@ -197,14 +199,14 @@ impl PostgresConfig {
         self
     }
 
-    /// Trusts exactly the CA certificates of the PEM file at `path` (one or
-    /// several) instead of the platform's roots, like `sslrootcert`. The
-    /// file is read now (and again at each connection, so a renewed CA file
-    /// is picked up): one that cannot be read or holds no certificate is
-    /// [`TargetError::InvalidInput`].
+    /// Trusts the CA certificates of the PEM file at `path` (one or several)
+    /// besides the platform's roots (alone with [`SslMode::VerifyCa`]), like
+    /// `sslrootcert`. The file is read now (and again at each connection, so
+    /// a renewed CA file is picked up): one that cannot be read or holds no
+    /// certificate is [`TargetError::InvalidInput`].
     pub fn with_ca_file(mut self, path: impl Into<PathBuf>) -> Result<Self, TargetError> {
         let path = path.into();
-        rekey_tls::Trust::CaFile(path.clone()).check().map_err(|e| e.into_target_error("PostgreSQL CA file"))?;
+        rekey_tls::Trust::CaFileOnly(path.clone()).check().map_err(|e| e.into_target_error("PostgreSQL CA file"))?;
         self.endpoint.transport.ca_file = Some(path);
         Ok(self)
     }

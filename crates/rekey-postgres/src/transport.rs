@@ -16,8 +16,8 @@ use rekey_tls::{ClientTls, Trust, Verify, is_local_host};
 /// | `disable` | [`Disable`](Self::Disable) | no TLS. Only to a local host (loopback address, `localhost`, Unix socket), or with [plaintext allowed](crate::PostgresConfig::with_plaintext_allowed) (then [`transport_warning`](crate::PostgresConfig::transport_warning) says so) |
 /// | `allow`, `prefer` | — | refused: they fall back to plaintext without telling |
 /// | `require` | [`VerifyFull`](Self::VerifyFull) | as `verify-full`: rekey never trusts an unverified certificate (libpq's `require` does not verify) |
-/// | `verify-ca` | [`VerifyCa`](Self::VerifyCa) | TLS; the certificate must be signed by the CA file (required: with the platform's roots any public certificate would do), whatever host it names |
-/// | `verify-full` | [`VerifyFull`](Self::VerifyFull) | TLS; the certificate must be signed by the CA file (or, without one, a platform root) and name the host connected to |
+/// | `verify-ca` | [`VerifyCa`](Self::VerifyCa) | TLS; the certificate must be signed by the CA file alone (required: with the platform's roots any public certificate would do), whatever host it names |
+/// | `verify-full` | [`VerifyFull`](Self::VerifyFull) | TLS; the certificate must be signed by a platform root or the CA file, and name the host connected to |
 /// | (none) | | `verify-full`, except to a local host without a CA file: `disable` |
 ///
 /// A server that does not offer TLS when it is required is refused (never a
@@ -95,11 +95,7 @@ impl Transport {
     /// cannot be used ([`TargetError::InvalidInput`]). Reads the CA file.
     pub fn client_tls(&self, host: &str, port: u16) -> Result<Option<ClientTls>, TargetError> {
         let invalid = |m: String| TargetError::InvalidInput { message: format!("PostgreSQL {host}:{port}: {m}") };
-        let trust = match &self.ca_file {
-            Some(path) => Trust::CaFile(path.clone()),
-            None => Trust::Platform,
-        };
-        let verify = match self.effective_mode(host) {
+        let (trust, verify) = match self.effective_mode(host) {
             SslMode::Disable if self.ca_file.is_some() => {
                 return Err(invalid(
                     "sslmode=disable with a CA file: the CA file would be ignored; \
@@ -116,15 +112,17 @@ impl Transport {
                 ));
             }
             SslMode::Disable => return Ok(None),
-            SslMode::VerifyCa if self.ca_file.is_none() => {
-                return Err(invalid(
-                    "sslmode=verify-ca needs a CA file (sslrootcert): against the platform's roots it would \
-                     accept any publicly trusted certificate"
-                        .into(),
-                ));
-            }
-            SslMode::VerifyCa => Verify::ChainOnly,
-            SslMode::VerifyFull => Verify::Full,
+            SslMode::VerifyCa => match &self.ca_file {
+                Some(path) => (Trust::CaFileOnly(path.clone()), Verify::ChainOnly),
+                None => {
+                    return Err(invalid(
+                        "sslmode=verify-ca needs a CA file (sslrootcert): against the platform's roots it \
+                         would accept any publicly trusted certificate"
+                            .into(),
+                    ));
+                }
+            },
+            SslMode::VerifyFull => (Trust::platform_and(self.ca_file.clone()), Verify::Full),
         };
         // ALPN as libpq 17 sends it; servers before 17 ignore it.
         ClientTls::new(&trust, verify, &[b"postgresql"]).map(Some).map_err(|e| invalid(e.to_string()))

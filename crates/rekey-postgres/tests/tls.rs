@@ -81,9 +81,13 @@ async fn a_certificate_another_ca_signed_is_refused_naming_the_problem() {
     let admin_pw = std::env::var("REKEY_TEST_PG_ADMIN_PASSWORD").unwrap();
     let role = unique("rk_tls_ca");
     let wrong_ca = PostgresConfig::from_url(&url).unwrap().with_ca_file(&other_ca).unwrap();
-    for m in refusals(wrong_ca, &role).await {
+    for m in refusals(wrong_ca.clone(), &role).await {
         assert!(m.contains("not signed by a trusted CA") && m.contains(&other_ca), "{m}");
         assert!(!m.contains(&admin_pw), "{m}");
+    }
+    // verify-ca skips the host name, never the chain.
+    for m in refusals(wrong_ca.with_ssl_mode(SslMode::VerifyCa), &role).await {
+        assert!(m.contains(&format!("not signed by a trusted CA (trusted: the CA file {other_ca})")), "{m}");
     }
     // Without a CA file the platform's roots are used: a private CA's
     // certificate is refused the same way.

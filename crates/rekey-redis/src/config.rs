@@ -20,9 +20,9 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
 /// # TLS
 ///
 /// A `rediss://` URL is TLS with certificate and host-name verification,
-/// against the platform's root certificates or, with
-/// [`with_ca_file`](Self::with_ca_file), exactly the CA certificates of a PEM
-/// file. A `redis://` URL is plaintext, which is allowed to a local host
+/// against the platform's root certificates plus, with
+/// [`with_ca_file`](Self::with_ca_file), the CA certificates of a PEM file
+/// (for a private CA). A `redis://` URL is plaintext, which is allowed to a local host
 /// (`localhost`, a loopback address; `unix://` sockets) and, to any other
 /// host, only with [`with_plaintext_allowed`](Self::with_plaintext_allowed) —
 /// then [`transport_warning`](Self::transport_warning) says so. A URL
@@ -77,14 +77,14 @@ impl RedisConfig {
         Ok(Self { info, tls, ca_file: None, allow_plaintext: false, timeout: DEFAULT_TIMEOUT })
     }
 
-    /// Trusts exactly the CA certificates of the PEM file at `path` (one or
-    /// several) instead of the platform's roots. The file is read now (and
+    /// Trusts the CA certificates of the PEM file at `path` (one or several)
+    /// besides the platform's roots. The file is read now (and
     /// again at each connection, so a renewed CA file is picked up): one that
     /// cannot be read or holds no certificate is
     /// [`TargetError::InvalidInput`]. Only for `rediss://` URLs.
     pub fn with_ca_file(mut self, path: impl Into<PathBuf>) -> Result<Self, TargetError> {
         let path = path.into();
-        Trust::CaFile(path.clone()).check().map_err(|e| e.into_target_error("Redis CA file"))?;
+        Trust::CaFileOnly(path.clone()).check().map_err(|e| e.into_target_error("Redis CA file"))?;
         self.ca_file = Some(path);
         Ok(self)
     }
@@ -183,8 +183,9 @@ impl RedisConfig {
             }
             return Ok(None);
         }
-        let trust = self.ca_file.clone().map_or(Trust::Platform, Trust::CaFile);
-        ClientTls::new(&trust, Verify::Full, &[]).map(Some).map_err(|e| invalid(e.to_string()))
+        ClientTls::new(&Trust::platform_and(self.ca_file.clone()), Verify::Full, &[])
+            .map(Some)
+            .map_err(|e| invalid(e.to_string()))
     }
 
     /// The address part: host and port, or the socket.

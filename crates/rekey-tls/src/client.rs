@@ -22,25 +22,42 @@ use crate::roots::{ca_file_roots, check_ca_file, platform_roots};
 pub enum Trust {
     /// The platform's root certificates (loaded once per process).
     Platform,
-    /// Exactly the certificates of this PEM file (one or several
-    /// `CERTIFICATE` blocks), instead of the platform's.
-    CaFile(PathBuf),
+    /// The platform's root certificates and those of this PEM file (one or
+    /// several `CERTIFICATE` blocks): a private CA beside the public ones.
+    /// A machine without platform roots trusts the file alone.
+    PlatformAndCaFile(PathBuf),
+    /// Only the certificates of this PEM file: what
+    /// [`Verify::ChainOnly`] needs, since with the platform's roots any
+    /// publicly trusted certificate would pass.
+    CaFileOnly(PathBuf),
 }
 
 impl Trust {
+    /// The platform's roots, and `ca_file`'s certificates if given.
+    pub fn platform_and(ca_file: Option<PathBuf>) -> Self {
+        ca_file.map_or(Trust::Platform, Trust::PlatformAndCaFile)
+    }
+
     /// Checks that the trust roots can be loaded (for a CA file: it is
     /// readable and holds at least one usable certificate).
     pub fn check(&self) -> Result<(), TlsSetupError> {
         match self {
             Trust::Platform => platform_roots().map(drop),
-            Trust::CaFile(path) => check_ca_file(path).map(drop),
+            Trust::PlatformAndCaFile(path) | Trust::CaFileOnly(path) => check_ca_file(path).map(drop),
         }
     }
 
     fn roots(&self) -> Result<Arc<RootCertStore>, TlsSetupError> {
         match self {
             Trust::Platform => platform_roots(),
-            Trust::CaFile(path) => ca_file_roots(path).map(Arc::new),
+            Trust::PlatformAndCaFile(path) => {
+                let mut roots = ca_file_roots(path)?;
+                if let Ok(platform) = platform_roots() {
+                    roots.extend(platform.roots.iter().cloned());
+                }
+                Ok(Arc::new(roots))
+            }
+            Trust::CaFileOnly(path) => ca_file_roots(path).map(Arc::new),
         }
     }
 }
@@ -49,7 +66,10 @@ impl fmt::Display for Trust {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Trust::Platform => f.write_str("the platform's root certificates"),
-            Trust::CaFile(path) => write!(f, "the CA file {}", path.display()),
+            Trust::PlatformAndCaFile(path) => {
+                write!(f, "the platform's root certificates and the CA file {}", path.display())
+            }
+            Trust::CaFileOnly(path) => write!(f, "the CA file {}", path.display()),
         }
     }
 }
@@ -63,7 +83,7 @@ pub enum Verify {
     #[default]
     Full,
     /// Only the chain: any certificate the trusted roots signed is accepted,
-    /// whatever host it names. Only sensible with a private CA file.
+    /// whatever host it names. Only with [`Trust::CaFileOnly`].
     ChainOnly,
 }
 
@@ -81,7 +101,16 @@ impl ClientTls {
     /// `b"postgresql"`; none for Redis). Uses the aws-lc-rs provider
     /// explicitly, so it works whatever process-wide rustls provider is (or
     /// is not) installed.
+    ///
+    /// [`Verify::ChainOnly`] with the platform's roots is refused.
     pub fn new(trust: &Trust, verify: Verify, alpn: &[&[u8]]) -> Result<Self, TlsSetupError> {
+        if verify == Verify::ChainOnly && !matches!(trust, Trust::CaFileOnly(_)) {
+            return Err(TlsSetupError::new(
+                "verifying the certificate chain without the host name needs a CA file alone: with the \
+                 platform's roots any publicly trusted certificate would pass"
+                    .into(),
+            ));
+        }
         let roots = trust.roots()?;
         let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
         let builder = ClientConfig::builder_with_provider(provider.clone())
@@ -204,12 +233,29 @@ mod tests {
         let tls = ClientTls::new(&Trust::Platform, Verify::Full, &[]).unwrap();
         assert_eq!(tls.trust(), &Trust::Platform);
         let ca = temp_file("ca.pem", TEST_CA_PEM.as_bytes());
-        let tls = ClientTls::new(&Trust::CaFile(ca.clone()), Verify::ChainOnly, &[b"postgresql"]).unwrap();
+        let tls = ClientTls::new(&Trust::CaFileOnly(ca.clone()), Verify::ChainOnly, &[b"postgresql"]).unwrap();
         assert_eq!(tls.config.alpn_protocols, [b"postgresql".to_vec()]);
         assert!(format!("{tls:?}").contains("ca.pem"));
-        assert!(Trust::CaFile(ca).check().is_ok());
-        let e = ClientTls::new(&Trust::CaFile("/nonexistent/ca.pem".into()), Verify::Full, &[]).unwrap_err();
+        assert!(Trust::CaFileOnly(ca.clone()).check().is_ok());
+        let e = ClientTls::new(&Trust::CaFileOnly("/nonexistent/ca.pem".into()), Verify::Full, &[]).unwrap_err();
         assert!(e.to_string().contains("/nonexistent/ca.pem"), "{e}");
+        // Chain-only verification against public roots is refused.
+        for trust in [Trust::Platform, Trust::platform_and(Some(ca.clone()))] {
+            let e = ClientTls::new(&trust, Verify::ChainOnly, &[]).unwrap_err();
+            assert!(e.to_string().contains("needs a CA file alone"), "{e}");
+        }
+    }
+
+    #[test]
+    fn a_ca_file_adds_to_the_platform_roots_or_stands_alone() {
+        let ca = temp_file("ca.pem", TEST_CA_PEM.as_bytes());
+        let platform = platform_roots().unwrap().len();
+        assert_eq!(Trust::platform_and(Some(ca.clone())).roots().unwrap().len(), platform + 1);
+        assert_eq!(Trust::platform_and(None).roots().unwrap().len(), platform);
+        assert_eq!(Trust::CaFileOnly(ca.clone()).roots().unwrap().len(), 1);
+        assert!(
+            Trust::platform_and(Some(ca.clone())).to_string().contains("platform's root certificates and the CA file")
+        );
     }
 
     /// A server that answers a ClientHello with plain text (a Redis port

@@ -15,14 +15,14 @@
 //! # Concepts
 //!
 //! * **Trust roots** ([`Trust`]): the platform's root certificates (what
-//!   `/etc/ssl/certs` holds, loaded once per process), or exactly the
-//!   certificates of a PEM CA file. A CA file *replaces* the platform roots,
-//!   as libpq's `sslrootcert` and `redis-cli --cacert` do: a private CA then
-//!   vouches for the server, and no public CA can stand in for it.
+//!   `/etc/ssl/certs` holds, loaded once per process) plus, optionally, the
+//!   certificates of a PEM CA file for a private CA — the same rule as the
+//!   Vault store's `ca_cert`.
 //! * **Verification** ([`Verify`]): the certificate chain always; the host
 //!   name too ([`Verify::Full`], the default everywhere), or not
 //!   ([`Verify::ChainOnly`], PostgreSQL's `sslmode=verify-ca`, which this
-//!   crate only allows with a CA file).
+//!   crate only allows against a CA file alone: with the platform's roots,
+//!   any publicly trusted certificate would pass).
 //! * **Typed failures**: a CA file that cannot be read or holds no
 //!   certificate is [`TlsSetupError`] (→ `TargetError::InvalidInput`); a
 //!   certificate the trusted CAs did not sign, one for another host name, or a
@@ -37,7 +37,7 @@
 //! # async fn demo() -> Result<(), rekey_core::TargetError> {
 //! use rekey_tls::{ClientTls, Trust, Verify};
 //!
-//! let tls = ClientTls::new(&Trust::CaFile("/etc/rekey/db-ca.pem".into()), Verify::Full, &[])
+//! let tls = ClientTls::new(&Trust::platform_and(Some("/etc/rekey/db-ca.pem".into())), Verify::Full, &[])
 //!     .map_err(|e| e.into_target_error("PostgreSQL TLS"))?;
 //! let tcp = tokio::net::TcpStream::connect(("db.internal", 5432)).await.map_err(|e| {
 //!     rekey_core::TargetError::Unavailable { message: format!("connecting: {e}") }
