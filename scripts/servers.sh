@@ -10,6 +10,17 @@
 # `start` writes $REKEY_TEST_STATE/env with the variables tests read
 # (REKEY_TEST_VAULT_ADDR, REKEY_TEST_AWS_ENDPOINT, ...); `stop` ends exactly
 # the processes `start` recorded, by their pid, and nothing else.
+#
+# PostgreSQL and Redis also serve TLS, with a throw-away CA made by `openssl`
+# under $REKEY_TEST_STATE/tls (removed by `stop`): PostgreSQL on its one port
+# (plaintext stays accepted, for the loopback tests), Redis on a second port.
+# The server certificate names only `localhost`, so that a connection to
+# 127.0.0.1 is a host-name mismatch the tests can provoke on one machine.
+#   REKEY_TEST_TLS_CA        PEM of the CA that signed both servers' certificates
+#   REKEY_TEST_TLS_OTHER_CA  PEM of a second CA that signed nothing we serve
+#   REKEY_TEST_PG_TLS_URL    postgres://...@localhost:PORT/postgres?sslmode=verify-full (no CA in it)
+#   REKEY_TEST_PG_SOCKET_DIR the Unix-socket directory (PostgreSQL never offers TLS there)
+#   REKEY_TEST_REDIS_TLS_URL rediss://default:...@localhost:TLS_PORT
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -49,6 +60,38 @@ apt_install() {
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
   [ "$added_policy" = 1 ] && rm -f /usr/sbin/policy-rc.d
   return 0
+}
+
+# tls_material: the throw-away CA, a server certificate for `localhost`
+# signed by it, and an unrelated second CA, made once and shared by the
+# servers (reused while still valid for a day).
+tls_material() {
+  local dir=$STATE/tls
+  if [ -s "$dir/server.pem" ] && openssl x509 -checkend 86400 -noout -in "$dir/server.pem" >/dev/null 2>&1; then
+    return 0
+  fi
+  command -v openssl >/dev/null 2>&1 || apt_install openssl
+  rm -rf "$dir"; mkdir -p "$dir"
+  echo "$dir" >"$STATE/tls.dir"
+  local ec=(-newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes)
+  local ca_ext=(-addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign,cRLSign")
+  openssl req -x509 "${ec[@]}" -keyout "$dir/ca.key" -out "$dir/ca.pem" -days 30 \
+    -subj "/CN=rekey test CA" "${ca_ext[@]}" 2>/dev/null
+  openssl req -x509 "${ec[@]}" -keyout "$dir/other-ca.key" -out "$dir/other-ca.pem" -days 30 \
+    -subj "/CN=rekey other test CA" "${ca_ext[@]}" 2>/dev/null
+  openssl req -new "${ec[@]}" -keyout "$dir/server.key" -out "$dir/server.csr" -subj "/CN=localhost" 2>/dev/null
+  printf '%s\n' "subjectAltName=DNS:localhost" "basicConstraints=critical,CA:FALSE" \
+    "keyUsage=critical,digitalSignature" "extendedKeyUsage=serverAuth" >"$dir/server.ext"
+  openssl x509 -req -in "$dir/server.csr" -CA "$dir/ca.pem" -CAkey "$dir/ca.key" -CAcreateserial \
+    -out "$dir/server.pem" -days 30 -extfile "$dir/server.ext" 2>/dev/null
+  rm -f "$dir/ca.key" "$dir/other-ca.key" "$dir/server.csr" "$dir/server.ext" "$dir/ca.srl"
+  chmod 600 "$dir/server.key"
+  [ -s "$dir/server.pem" ] || die "could not make the test TLS certificates in $dir"
+  cat >"$STATE/tls.env" <<ENV
+export REKEY_TEST_TLS_CA=$dir/ca.pem
+export REKEY_TEST_TLS_OTHER_CA=$dir/other-ca.pem
+ENV
+  log "test CA and a server certificate for localhost in $dir"
 }
 
 record() { # NAME PID: remember a process we started
@@ -122,6 +165,11 @@ start_postgres() {
   su postgres -s /bin/sh -c "'$bin/initdb' -D '$dir/data' -U postgres --pwfile='$dir/pwfile' -A scram-sha-256 >'$dir/initdb.log' 2>&1" \
     || die "initdb failed: $dir/initdb.log"
   rm -f "$dir/pwfile"
+  tls_material
+  # PostgreSQL wants its key owned by its user and unreadable by others.
+  install -o postgres -m 600 "$STATE/tls/server.key" "$dir/data/server.key"
+  install -o postgres -m 644 "$STATE/tls/server.pem" "$dir/data/server.crt"
+  printf '%s\n' "ssl = on" "ssl_cert_file = 'server.crt'" "ssl_key_file = 'server.key'" >>"$dir/data/postgresql.conf"
   su postgres -s /bin/sh -c "'$bin/pg_ctl' -D '$dir/data' -l '$dir/postgres.log' -o \"-p $port -k '$dir' -c listen_addresses=127.0.0.1\" -w start >/dev/null" \
     || die "PostgreSQL did not start: $dir/postgres.log"
   head -1 "$dir/data/postmaster.pid" >"$STATE/postgres.pid"
@@ -132,16 +180,22 @@ export REKEY_TEST_PG_HOST=127.0.0.1
 export REKEY_TEST_PG_PORT=$port
 export REKEY_TEST_PG_ADMIN_USER=postgres
 export REKEY_TEST_PG_ADMIN_PASSWORD=$admin_pw
+export REKEY_TEST_PG_TLS_URL='postgres://postgres:$admin_pw@localhost:$port/postgres?sslmode=verify-full'
+export REKEY_TEST_PG_SOCKET_DIR=$dir
 ENV
-  log "PostgreSQL up on 127.0.0.1:$port"
+  log "PostgreSQL up on 127.0.0.1:$port (plaintext and TLS)"
 }
 
 start_redis() {
   command -v redis-server >/dev/null 2>&1 || apt_install redis-server
   local dir; dir=$(mktemp -d /tmp/rekey-redis.XXXXXX)
   local port; port=$(free_port)
+  local tls_port; tls_port=$(free_port)
   local admin_pw; admin_pw=$(python3 -c 'import secrets; print(secrets.token_hex(16))')
+  tls_material
   redis-server --port "$port" --bind 127.0.0.1 --dir "$dir" --save '' --appendonly no \
+    --tls-port "$tls_port" --tls-cert-file "$STATE/tls/server.pem" --tls-key-file "$STATE/tls/server.key" \
+    --tls-ca-cert-file "$STATE/tls/ca.pem" --tls-auth-clients no \
     --requirepass "$admin_pw" >"$STATE/redis.log" 2>&1 &
   record redis $!
   wait_for redis 30 redis-cli -p "$port" -a "$admin_pw" --no-auth-warning ping
@@ -149,8 +203,10 @@ start_redis() {
   cat >"$STATE/redis.env" <<ENV
 export REKEY_TEST_REDIS_URL=redis://default:$admin_pw@127.0.0.1:$port
 export REKEY_TEST_REDIS_PORT=$port
+export REKEY_TEST_REDIS_TLS_URL=rediss://default:$admin_pw@localhost:$tls_port
+export REKEY_TEST_REDIS_TLS_PORT=$tls_port
 ENV
-  log "Redis up on 127.0.0.1:$port"
+  log "Redis up on 127.0.0.1:$port, TLS on 127.0.0.1:$tls_port"
 }
 
 stop_all() {

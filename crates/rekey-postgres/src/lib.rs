@@ -23,6 +23,10 @@
 //! * **Alternating users** ([`PostgresTarget::alternating`]): two login roles
 //!   in one group role that holds the grants; blue-green re-keys the role not
 //!   in use, so the one in use never breaks.
+//! * **TLS by default**: connections are TLS with certificate and host-name
+//!   verification (rustls; the platform's roots or a CA file), except to a
+//!   local host; plaintext to a remote host needs an explicit opt-out, which
+//!   [`PostgresConfig::transport_warning`] reports. See [`SslMode`].
 //! * **Typed errors without secrets**: see [`PostgresTarget`] for the mapping.
 //!
 //! # Usage
@@ -42,15 +46,30 @@
 //! # Ok(()) }
 //! ```
 //!
-//! Connections use no TLS: run rekey next to the database or on a private
-//! network.
+//! Over the network, with a private CA:
+//!
+//! ```no_run
+//! # fn demo() -> Result<(), rekey_core::TargetError> {
+//! use rekey_postgres::{PostgresConfig, SslMode};
+//! let admin = PostgresConfig::from_url(
+//!     "postgres://rekey:admin-pw@db.internal:5432/postgres?sslmode=verify-full&sslrootcert=/etc/rekey/db-ca.pem",
+//! )?;
+//! assert_eq!(admin.ssl_mode(), SslMode::VerifyFull);
+//! # Ok(()) }
+//! ```
 #![deny(missing_docs, rustdoc::broken_intra_doc_links)]
 
 mod config;
+mod conn;
+mod conninfo;
+mod error;
 mod sql;
 mod target;
+mod tls;
+mod transport;
 mod verifier;
 
 pub use config::{DEFAULT_TIMEOUT, PostgresConfig};
 pub use target::{PASSWORD_FIELD, PostgresTarget, USERNAME_FIELD};
+pub use transport::SslMode;
 pub use verifier::PostgresVerifier;

@@ -1,15 +1,15 @@
 //! [`PostgresTarget`]: role passwords as a [`CredentialTarget`].
 
-use std::future::Future;
-
 use async_trait::async_trait;
 use rand::RngCore;
 use rekey_core::{CredentialTarget, SecretData, TargetCapabilities, TargetError};
 use secrecy::{ExposeSecret, SecretString};
-use tokio_postgres::{Client, NoTls};
+use tokio_postgres::Client;
 
-use crate::config::{Endpoint, PostgresConfig};
-use crate::sql::{Side, check_role_name, map_error, quote_ident, quote_literal};
+use crate::config::PostgresConfig;
+use crate::conn::{connect, login, within};
+use crate::error::{Side, map_error};
+use crate::sql::{check_role_name, quote_ident, quote_literal};
 use crate::verifier::PostgresVerifier;
 
 pub use rekey_core::verify::{PASSWORD_FIELD, USERNAME_FIELD};
@@ -49,7 +49,13 @@ pub use rekey_core::verify::{PASSWORD_FIELD, USERNAME_FIELD};
 /// `CREATEROLE`) is [`TargetError::PermissionDenied`]; no answer (refused,
 /// reset, time limit) is [`TargetError::Unavailable`]; a bad role name, an
 /// unknown role or a secret of the wrong shape is [`TargetError::InvalidInput`].
-/// No message contains a password or a verifier.
+/// A server certificate that the trusted CAs did not sign or that names
+/// another host, or a server that does not offer TLS when it is required, is
+/// [`TargetError::Other`] (retrying will not help). No message contains a
+/// password or a verifier.
+///
+/// The admin connection and test logins use the TLS settings of the
+/// [`PostgresConfig`] (verified TLS except to a local host by default).
 ///
 /// Must be used inside a Tokio runtime.
 ///
@@ -83,15 +89,19 @@ enum Mode {
 impl PostgresTarget {
     /// Rotates the password of one role, `role`, administered through
     /// `config`. A role name that PostgreSQL cannot hold unchanged (empty,
-    /// with a NUL, longer than 63 bytes) is [`TargetError::InvalidInput`].
+    /// with a NUL, longer than 63 bytes) and TLS settings that
+    /// [`check_transport`](PostgresConfig::check_transport) refuses are
+    /// [`TargetError::InvalidInput`].
     pub fn single_user(config: PostgresConfig, role: impl Into<String>) -> Result<Self, TargetError> {
         let role = role.into();
         check_role_name(&role)?;
+        config.check_transport()?;
         Ok(Self { config, mode: Mode::Single { role } })
     }
 
     /// Alternates between two login roles, `roles`, both members of `group`
-    /// (which holds the grants). The three names must be valid and distinct.
+    /// (which holds the grants). The three names must be valid and distinct,
+    /// and the TLS settings usable, as for [`single_user`](Self::single_user).
     pub fn alternating(
         config: PostgresConfig,
         roles: [impl Into<String>; 2],
@@ -107,6 +117,7 @@ impl PostgresTarget {
                 message: "the two alternating roles and the group role must be three different roles".into(),
             });
         }
+        config.check_transport()?;
         Ok(Self { config, mode: Mode::Alternating { roles: [a, b], group } })
     }
 
@@ -256,18 +267,11 @@ impl PostgresTarget {
         let mut all = vec![admin_pw];
         all.extend_from_slice(secrets);
         let endpoint = &self.config.endpoint;
-        let admin_cfg = self.config.admin_config();
         within(endpoint, doing, async {
-            let (client, conn) = admin_cfg
-                .connect(NoTls)
-                .await
-                .map_err(|e| map_error(&e, Side::Admin, &format!("{doing}: admin login"), &all))?;
-            tokio::spawn(async move {
-                // Ends when `client` is dropped; its errors reach `work`.
-                let _ = conn.await;
-            });
+            let login = format!("{doing}: admin login");
+            let client = connect(endpoint, self.config.user(), admin_pw.as_bytes(), Side::Admin, &login, &all).await?;
             work(&client).await.map_err(|f| match f {
-                Failure::Pg(e) => map_error(&e, Side::Admin, doing, &all),
+                Failure::Pg(e) => map_error(&e, Side::Admin, doing, &endpoint.server(), &all),
                 Failure::Target(e) => e,
             })
         })
@@ -277,23 +281,9 @@ impl PostgresTarget {
 
 /// A failure inside an admin session: a driver error (mapped afterwards) or
 /// an already typed one.
-pub(crate) enum Failure {
+enum Failure {
     Pg(tokio_postgres::Error),
     Target(TargetError),
-}
-
-/// Runs `fut` within `endpoint`'s time limit; past it, `Unavailable`.
-async fn within<T>(
-    endpoint: &Endpoint,
-    doing: &str,
-    fut: impl Future<Output = Result<T, TargetError>>,
-) -> Result<T, TargetError> {
-    match tokio::time::timeout(endpoint.timeout, fut).await {
-        Ok(r) => r,
-        Err(_) => {
-            Err(TargetError::Unavailable { message: format!("{doing}: no answer within {:?}", endpoint.timeout) })
-        }
-    }
 }
 
 /// `CREATE ROLE <name> <attrs>` unless it exists; whether it was created.
@@ -313,19 +303,6 @@ async fn create_role_if_missing(client: &Client, name: &str, attrs: &str) -> Res
         Err(e) if e.code() == Some(&tokio_postgres::error::SqlState::DUPLICATE_OBJECT) => Ok(false),
         Err(e) => Err(Failure::Pg(e)),
     }
-}
-
-/// Logs in as `role` with `password` and runs `SELECT 1`.
-pub(crate) async fn login(endpoint: &Endpoint, role: &str, password: &SecretString) -> Result<(), TargetError> {
-    let pw = password.expose_secret();
-    let doing = format!("logging in as role `{role}`");
-    let cfg = endpoint.login_config(role, pw.as_bytes());
-    let (client, conn) = cfg.connect(NoTls).await.map_err(|e| map_error(&e, Side::Login, &doing, &[pw]))?;
-    tokio::spawn(async move {
-        let _ = conn.await;
-    });
-    client.simple_query("SELECT 1").await.map_err(|e| map_error(&e, Side::Login, &doing, &[pw]))?;
-    Ok(())
 }
 
 #[async_trait]

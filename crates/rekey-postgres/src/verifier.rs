@@ -4,8 +4,8 @@ use async_trait::async_trait;
 use rekey_core::{SecretData, SecretString, TargetError, Verifier, VerifyContext, VerifyError};
 
 use crate::config::{Endpoint, PostgresConfig};
+use crate::conn::login;
 use crate::sql::check_role_name;
-use crate::target::login;
 
 /// A [`Verifier`] that logs in to PostgreSQL with the candidate credential and
 /// runs `SELECT 1`.
@@ -18,7 +18,10 @@ use crate::target::login;
 /// A refused login (or any answer from the server saying no) is
 /// [`VerifyError::Failed`]; no answer is [`VerifyError::Unavailable`]; the
 /// time limit of the [`PostgresConfig`] is [`VerifyError::TimedOut`]. It holds
-/// no admin credential.
+/// no admin credential. It logs in with the TLS settings of the
+/// [`PostgresConfig`]; settings that
+/// [`check_transport`](PostgresConfig::check_transport) refuses, and a server
+/// certificate that does not verify, fail the check ([`VerifyError::Failed`]).
 ///
 /// ```no_run
 /// # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
@@ -37,8 +40,9 @@ pub struct PostgresVerifier {
 }
 
 impl PostgresVerifier {
-    /// A verifier for the server (host, port, database, time limit) of
-    /// `config`; its admin user and password are not kept. Named `"postgres"`.
+    /// A verifier for the server (host, port, database, time limit, TLS
+    /// settings) of `config`; its admin user and password are not kept.
+    /// Named `"postgres"`.
     pub fn new(config: &PostgresConfig) -> Self {
         Self { endpoint: config.endpoint.clone(), role: None, name: "postgres".into() }
     }
@@ -59,6 +63,12 @@ impl PostgresVerifier {
     pub fn with_name(mut self, name: impl Into<String>) -> Self {
         self.name = name.into();
         self
+    }
+
+    /// A warning when the TLS settings are weaker than the default (see
+    /// [`PostgresConfig::transport_warning`]).
+    pub fn transport_warning(&self) -> Option<String> {
+        self.endpoint.transport.warning(&self.endpoint.host, self.endpoint.port)
     }
 
     fn credential<'d>(

@@ -1,88 +1,69 @@
-//! Connections, hashing, and mapping driver errors to [`TargetError`] without
-//! leaking a secret.
+//! Opening connections (admin sessions and test logins) over the configured
+//! transport, within the time limit: the one place the target and the
+//! verifier both use.
 
 use std::future::Future;
 use std::time::Duration;
 
 use redis::aio::MultiplexedConnection;
-use redis::{AsyncConnectionConfig, Client, ConnectionInfo, ErrorKind, RedisConnectionInfo, ServerErrorKind};
+use redis::{AsyncConnectionConfig, Client, ConnectionAddr, RedisConnectionInfo};
 use rekey_core::TargetError;
-use sha2::{Digest, Sha256};
 
-/// The default time limit of one operation (connect, authenticate, run the
-/// commands): 10 seconds.
-pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
+use crate::config::RedisConfig;
+use crate::error::{Side, map_error};
 
-/// Lower-case hex SHA-256 of `password`: how Redis stores ACL passwords, and
-/// what the `#<hash>` / `!<hash>` rules take.
-pub(crate) fn sha256_hex(password: &str) -> String {
-    Sha256::digest(password.as_bytes()).iter().map(|b| format!("{b:02x}")).collect()
+/// Connects to the server of `config` and authenticates with `settings`
+/// (user, password, database), over TLS for a `rediss://` URL. The time
+/// limit applies to every reply. Errors are mapped for `side`, prefixed with
+/// `doing`, with `secrets` removed.
+pub(crate) async fn connect(
+    config: &RedisConfig,
+    settings: RedisConnectionInfo,
+    side: Side,
+    doing: &str,
+    secrets: &[&str],
+) -> Result<MultiplexedConnection, TargetError> {
+    let map = |e: redis::RedisError| map_error(&e, side, doing, secrets);
+    let timeout = config.timeout();
+    let Some(tls) = config.client_tls()? else {
+        let client = Client::open(config.info_with(settings)).map_err(map)?;
+        let cfg =
+            AsyncConnectionConfig::new().set_connection_timeout(Some(timeout)).set_response_timeout(Some(timeout));
+        return client.get_multiplexed_async_connection_with_config(&cfg).await.map_err(map);
+    };
+    let ConnectionAddr::Tcp(host, port) = config.addr() else {
+        // `RedisConfig::from_url` accepts TLS only with a host and port.
+        return Err(TargetError::InvalidInput { message: format!("{doing}: TLS needs a host and port") });
+    };
+    let server = config.server();
+    let tcp = tokio::net::TcpStream::connect((host.as_str(), *port))
+        .await
+        .map_err(|e| TargetError::Unavailable { message: format!("{doing}: connecting to {server}: {e}") })?;
+    // As redis-rs does for its own TCP connections.
+    let _ = tcp.set_nodelay(true);
+    // Half the time limit, so that a stuck handshake (a plaintext Redis
+    // waits for a line end a ClientHello may not contain) is reported as such
+    // rather than as the operation's timeout.
+    let stream = tls.handshake(host, &server, tcp, timeout / 2).await.map_err(|e| e.into_target_error(doing))?;
+    let cfg = AsyncConnectionConfig::new().set_response_timeout(Some(timeout));
+    let (conn, driver) = MultiplexedConnection::new_with_config(&settings, stream, cfg).await.map_err(map)?;
+    // Ends when the last handle of `conn` is dropped.
+    tokio::spawn(driver);
+    Ok(conn)
 }
 
-/// Replaces every occurrence of each (non-empty) secret in `message`.
-pub(crate) fn redact(mut message: String, secrets: &[&str]) -> String {
-    for s in secrets.iter().filter(|s| !s.is_empty()) {
-        if message.contains(s) {
-            message = message.replace(s, "[REDACTED]");
-        }
-    }
-    message
-}
-
-/// Who was authenticating when an error happened (see `map_error`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Side {
-    Admin,
-    Login,
-}
-
-/// Maps a driver error, in one place. `doing` says what failed (no secret).
-///
-/// The server's own text is used only where it cannot echo an argument:
-/// Redis answers a bad `ACL SETUSER` rule with "Error in ACL SETUSER modifier
-/// '<the rule>'", and a rule can carry a password, so an error reply that
-/// could hold a password rule is reduced to its code. `secrets` are removed
-/// from whatever remains.
-pub(crate) fn map_error(err: &redis::RedisError, side: Side, doing: &str, secrets: &[&str]) -> TargetError {
-    let kind = err.kind();
-    let code = err.code().unwrap_or("");
-    let message = |what: &str| redact(format!("{doing}: {what}"), secrets);
-    match kind {
-        ErrorKind::AuthenticationFailed => match side {
-            Side::Admin => TargetError::PermissionDenied {
-                message: message("the admin login was refused (wrong user or password, or user disabled)"),
-            },
-            Side::Login => TargetError::Rejected {
-                message: message("authentication failed (wrong password, unknown or disabled user)"),
-            },
-        },
-        ErrorKind::Server(ServerErrorKind::NoPerm) => {
-            // NOPERM names the user and the command, never an argument.
-            let detail = err.detail().unwrap_or("no permission");
-            TargetError::PermissionDenied { message: message(&format!("NOPERM {detail}")) }
-        }
-        ErrorKind::Server(
-            ServerErrorKind::BusyLoading
-            | ServerErrorKind::TryAgain
-            | ServerErrorKind::ClusterDown
-            | ServerErrorKind::MasterDown,
-        ) => TargetError::Unavailable { message: message(&format!("server busy ({code})")) },
-        ErrorKind::InvalidClientConfig => {
-            TargetError::InvalidInput { message: message("invalid client configuration") }
-        }
-        _ if err.is_timeout() => TargetError::Unavailable { message: message("timed out") },
-        _ if err.is_io_error() || err.is_connection_refusal() || err.is_connection_dropped() => {
-            // I/O errors describe the socket ("Connection refused"), not a command.
-            TargetError::Unavailable { message: message(&format!("I/O error: {err}")) }
-        }
-        ErrorKind::Server(_) => {
-            // Keep the server's text only when it cannot be echoing a
-            // password rule (`>pw`, `<pw`, `#hash`, `!hash`).
-            let detail = err.detail().filter(|d| !d.contains(['>', '<', '#', '!'])).unwrap_or("(details withheld)");
-            TargetError::Other { message: message(&format!("the server answered {code} {detail}")) }
-        }
-        _ => TargetError::Other { message: message(&format!("client error: {}", err.category())) },
-    }
+/// Authenticates as `user` with `password` on a fresh connection and PINGs.
+pub(crate) async fn login(config: &RedisConfig, user: &str, password: &str) -> Result<(), TargetError> {
+    let doing = format!("logging in as ACL user `{user}`");
+    let settings = RedisConnectionInfo::default()
+        .set_db(config.redis_settings().db())
+        .set_username(user)
+        .set_password(password)
+        .set_skip_set_lib_name();
+    let mut conn = connect(config, settings, Side::Login, &doing, &[password]).await?;
+    let _: String =
+        redis::cmd("PING").query_async(&mut conn).await.map_err(|e| map_error(&e, Side::Login, &doing, &[password]))?;
+    Ok(())
 }
 
 /// Runs `fut` within `timeout`; past it, `Unavailable`.
@@ -97,57 +78,18 @@ pub(crate) async fn within<T>(
     }
 }
 
-/// Opens a connection with the time limits applied to connecting and to
-/// every reply.
-pub(crate) async fn connect(client: &Client, timeout: Duration) -> redis::RedisResult<MultiplexedConnection> {
-    let cfg = AsyncConnectionConfig::new().set_connection_timeout(Some(timeout)).set_response_timeout(Some(timeout));
-    client.get_multiplexed_async_connection_with_config(&cfg).await
-}
-
-/// A client for the server of `info` that authenticates as `user` with
-/// `password` (and selects the same database).
-pub(crate) fn login_client(info: &ConnectionInfo, user: &str, password: &str) -> redis::RedisResult<Client> {
-    let settings = RedisConnectionInfo::default()
-        .set_db(info.redis_settings().db())
-        .set_username(user)
-        .set_password(password)
-        .set_skip_set_lib_name();
-    Client::open(info.clone().set_redis_settings(settings))
-}
-
-/// Authenticates as `user` with `password` on a fresh connection and PINGs.
-pub(crate) async fn login(
-    info: &ConnectionInfo,
-    timeout: Duration,
-    user: &str,
-    password: &str,
-) -> Result<(), TargetError> {
-    let doing = format!("logging in as ACL user `{user}`");
-    let map = |e: redis::RedisError| map_error(&e, Side::Login, &doing, &[password]);
-    let client = login_client(info, user, password).map_err(map)?;
-    let mut conn = connect(&client, timeout).await.map_err(map)?;
-    let _: String = redis::cmd("PING").query_async(&mut conn).await.map_err(map)?;
-    Ok(())
-}
-
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn hashes_like_redis() {
-        // `ACL SETUSER u >foobar` then `ACL GETUSER u` shows this hash.
-        assert_eq!(sha256_hex("foobar"), "c3ab8ff13720e8ad9047dd39466b3c8974e592c2fa383d4a3960714caef0c4f2");
-    }
 
     /// Redis echoes a refused rule in its reply; the mapping must withhold
     /// it even when it is not told which secrets to redact.
     #[tokio::test]
     async fn echoed_password_rules_are_withheld() {
         let Some(url) = rekey_testkit::env::require("REKEY_TEST_REDIS_URL", "Redis") else { return };
-        let client = Client::open(url).unwrap();
-        let mut conn = connect(&client, DEFAULT_TIMEOUT).await.unwrap();
+        let config = RedisConfig::from_url(&url).unwrap();
+        let mut conn = connect(&config, config.redis_settings().clone(), Side::Admin, "x", &[]).await.unwrap();
         for rule in ["<never-set-s3cr3t", "#s3cr3t-not-a-hash", "!s3cr3t-not-a-hash"] {
             let r: redis::RedisResult<()> =
                 redis::cmd("ACL").arg("SETUSER").arg("rk-echo-test").arg(rule).query_async(&mut conn).await;
@@ -158,10 +100,5 @@ mod tests {
             assert!(!shown.contains("s3cr3t"), "{shown}");
             assert!(matches!(mapped, TargetError::Other { .. }), "{mapped:?}");
         }
-    }
-
-    #[test]
-    fn redact_removes_every_secret() {
-        assert_eq!(redact("x s3 y s3".into(), &["s3", ""]), "x [REDACTED] y [REDACTED]");
     }
 }

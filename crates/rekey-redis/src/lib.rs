@@ -21,6 +21,10 @@
 //!   never passes such replies on.
 //! * **Converging, idempotent operations**: each reads the user first and
 //!   sends only the rules still needed.
+//! * **TLS** ([`RedisConfig`]): `rediss://` URLs with certificate and
+//!   host-name verification (rustls; the platform's roots or a CA file);
+//!   `redis://` only to a local host, or with an explicit opt-out that
+//!   [`RedisConfig::transport_warning`] reports.
 //!
 //! # Usage
 //!
@@ -36,12 +40,26 @@
 //! target.revoke(&old, &new).await?;       // only new works
 //! # Ok(()) }
 //! ```
+//!
+//! Over the network, with a private CA:
+//!
+//! ```no_run
+//! # fn demo() -> Result<(), rekey_core::TargetError> {
+//! use rekey_redis::{RedisAclTarget, RedisConfig};
+//! let admin = RedisConfig::from_url("rediss://rekey:admin-pw@cache.internal:6380")?
+//!     .with_ca_file("/etc/rekey/cache-ca.pem")?;
+//! let target = RedisAclTarget::from_config(admin, "app")?;
+//! # Ok(()) }
+//! ```
 #![deny(missing_docs, rustdoc::broken_intra_doc_links)]
 
+mod acl;
+mod config;
 mod conn;
+mod error;
 mod target;
 mod verifier;
 
-pub use conn::DEFAULT_TIMEOUT;
+pub use config::{DEFAULT_TIMEOUT, RedisConfig};
 pub use target::{DEFAULT_CREATION_RULES, PASSWORD_FIELD, PasswordMode, RedisAclTarget, USERNAME_FIELD};
 pub use verifier::RedisVerifier;

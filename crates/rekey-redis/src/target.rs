@@ -4,11 +4,14 @@ use std::fmt;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use redis::{Client, ErrorKind, ServerErrorKind, Value};
+use redis::{ErrorKind, ServerErrorKind, Value};
 use rekey_core::{CredentialTarget, SecretData, TargetCapabilities, TargetError};
 use secrecy::ExposeSecret;
 
-use crate::conn::{DEFAULT_TIMEOUT, Side, connect, login, map_error, sha256_hex, within};
+use crate::acl::{UserState, check_user_name, parse_user, sha256_hex};
+use crate::config::RedisConfig;
+use crate::conn::{connect, login, within};
+use crate::error::{Side, map_error};
 use crate::verifier::RedisVerifier;
 
 pub use rekey_core::verify::{PASSWORD_FIELD, USERNAME_FIELD};
@@ -63,7 +66,14 @@ pub enum PasswordMode {
 /// ACL file needs [`with_acl_save`](Self::with_acl_save) for them to survive
 /// a restart.
 ///
-/// Must be used inside a Tokio runtime. No TLS (`rediss://` is refused).
+/// The admin connection and test logins use the TLS settings of the
+/// [`RedisConfig`]: `rediss://` with certificate and host-name verification,
+/// plaintext only to a local host or with an explicit opt-out. A server
+/// certificate that the trusted CAs did not sign or that names another
+/// host, or a server that does not answer in TLS, is [`TargetError::Other`]
+/// (retrying will not help).
+///
+/// Must be used inside a Tokio runtime.
 ///
 /// ```no_run
 /// # async fn demo() -> Result<(), rekey_core::TargetError> {
@@ -81,50 +91,45 @@ pub enum PasswordMode {
 /// ```
 #[derive(Clone)]
 pub struct RedisAclTarget {
-    admin: Client,
+    admin: RedisConfig,
     user: String,
     creation_rules: Vec<String>,
     mode: PasswordMode,
-    timeout: Duration,
     acl_save: bool,
-}
-
-/// What `ACL GETUSER` says about the user.
-struct UserState {
-    on: bool,
-    hashes: Vec<String>,
 }
 
 impl RedisAclTarget {
     /// A target for ACL user `user`, administered through `admin_url`
-    /// (`redis://[admin-user]:admin-password@host:port[/db]`; without a user
-    /// name the admin is the `default` user).
+    /// (`redis://[admin-user]:admin-password@host:port[/db]` or `rediss://`
+    /// for TLS; without a user name the admin is the `default` user), with
+    /// the default TLS settings (see [`RedisConfig`]; use
+    /// [`from_config`](Self::from_config) for a CA file or the plaintext
+    /// opt-out).
     ///
     /// A malformed URL, a user name Redis cannot hold (empty, with spaces or
     /// control characters) and a target user that is the admin itself (its
     /// password rotation would lock rekey out) are
-    /// [`TargetError::InvalidInput`]; the message never repeats the URL.
+    /// [`TargetError::InvalidInput`]; the message never repeats the URL. So
+    /// is plaintext to a host that is not local.
     pub fn new(admin_url: &str, user: impl Into<String>) -> Result<Self, TargetError> {
-        let admin = Client::open(admin_url).map_err(|_| TargetError::InvalidInput {
-            message: "Redis admin URL: not a valid redis:// or unix:// URL (TLS is not supported)".into(),
-        })?;
+        Self::from_config(RedisConfig::from_url(admin_url)?, user)
+    }
+
+    /// A target for ACL user `user`, administered through `admin` (server,
+    /// admin credentials, time limit, TLS). Refuses what [`new`](Self::new)
+    /// refuses, and TLS settings that
+    /// [`check_transport`](RedisConfig::check_transport) refuses.
+    pub fn from_config(admin: RedisConfig, user: impl Into<String>) -> Result<Self, TargetError> {
         let user = user.into();
         check_user_name(&user)?;
-        let admin_user = admin.get_connection_info().redis_settings().username().unwrap_or("default");
-        if admin_user == user {
+        admin.check_transport()?;
+        if admin.user() == user {
             return Err(TargetError::InvalidInput {
                 message: format!("`{user}` is the admin user rekey logs in as; rotate it with another admin"),
             });
         }
         let creation_rules = DEFAULT_CREATION_RULES.iter().map(|r| (*r).to_owned()).collect();
-        Ok(Self {
-            admin,
-            user,
-            creation_rules,
-            mode: PasswordMode::default(),
-            timeout: DEFAULT_TIMEOUT,
-            acl_save: false,
-        })
+        Ok(Self { admin, user, creation_rules, mode: PasswordMode::default(), acl_save: false })
     }
 
     /// The ACL rules the user gets if [`apply`](CredentialTarget::apply) has
@@ -169,7 +174,7 @@ impl RedisAclTarget {
     /// running its commands; default [`DEFAULT_TIMEOUT`]). Past it the
     /// operation fails with [`TargetError::Unavailable`].
     pub fn with_timeout(mut self, timeout: Duration) -> Self {
-        self.timeout = timeout;
+        self.admin = self.admin.with_timeout(timeout);
         self
     }
 
@@ -182,6 +187,11 @@ impl RedisAclTarget {
     pub fn with_acl_save(mut self, save: bool) -> Self {
         self.acl_save = save;
         self
+    }
+
+    /// The admin connection settings.
+    pub fn config(&self) -> &RedisConfig {
+        &self.admin
     }
 
     /// The ACL user whose passwords this target manages.
@@ -202,8 +212,7 @@ impl RedisAclTarget {
     /// A [`RedisVerifier`] for the same server and user (no admin credentials
     /// in it).
     pub fn verifier(&self) -> RedisVerifier {
-        RedisVerifier::from_connection_info(self.admin.get_connection_info(), self.timeout)
-            .with_user_unchecked(self.user.clone())
+        RedisVerifier::from_checked_config(&self.admin).with_user_unchecked(self.user.clone())
     }
 
     /// How many passwords the user has now (`None` if it does not exist).
@@ -211,7 +220,7 @@ impl RedisAclTarget {
     /// returned.
     pub async fn password_count(&self) -> Result<Option<usize>, TargetError> {
         let doing = format!("reading ACL user `{}`", self.user);
-        within(self.timeout, &doing, async {
+        within(self.admin.timeout(), &doing, async {
             let mut conn = self.admin_conn(&doing).await?;
             Ok(self.read_user(&mut conn, &doing).await?.map(|u| u.hashes.len()))
         })
@@ -240,13 +249,12 @@ impl RedisAclTarget {
     }
 
     fn admin_password(&self) -> &str {
-        self.admin.get_connection_info().redis_settings().password().unwrap_or("")
+        self.admin.password()
     }
 
     async fn admin_conn(&self, doing: &str) -> Result<redis::aio::MultiplexedConnection, TargetError> {
-        connect(&self.admin, self.timeout)
-            .await
-            .map_err(|e| map_error(&e, Side::Admin, &format!("{doing}: admin login"), &[self.admin_password()]))
+        let settings = self.admin.redis_settings().clone();
+        connect(&self.admin, settings, Side::Admin, &format!("{doing}: admin login"), &[self.admin_password()]).await
     }
 
     async fn read_user(
@@ -271,7 +279,7 @@ impl RedisAclTarget {
         let mut secrets = vec![self.admin_password()];
         secrets.extend(add.iter().chain(remove.iter()).copied());
         secrets.extend(add_hash.iter().chain(remove_hash.iter()).map(String::as_str));
-        within(self.timeout, doing, async {
+        within(self.admin.timeout(), doing, async {
             let mut conn = self.admin_conn(doing).await?;
             let state = self.read_user(&mut conn, doing).await?;
             let rules =
@@ -339,67 +347,13 @@ impl RedisAclTarget {
     }
 }
 
-/// Checks that Redis can hold `user` as an ACL user name.
-pub(crate) fn check_user_name(user: &str) -> Result<(), TargetError> {
-    if user.is_empty() || user.chars().any(|c| c.is_whitespace() || c.is_control()) {
-        return Err(TargetError::InvalidInput {
-            message: "an ACL user name must be non-empty, without spaces or control characters".into(),
-        });
-    }
-    Ok(())
-}
-
-fn text(v: &Value) -> Option<String> {
-    match v {
-        Value::BulkString(b) => String::from_utf8(b.clone()).ok(),
-        Value::SimpleString(s) => Some(s.clone()),
-        Value::VerbatimString { text, .. } => Some(text.clone()),
-        _ => None,
-    }
-}
-
-fn texts(v: &Value) -> Option<Vec<String>> {
-    match v {
-        Value::Array(items) | Value::Set(items) => items.iter().map(text).collect(),
-        _ => None,
-    }
-}
-
-/// Reads the `flags` and `passwords` of an `ACL GETUSER` reply (RESP2 array
-/// of key/value pairs or RESP3 map; nil when the user does not exist).
-fn parse_user(reply: &Value) -> Result<Option<UserState>, &'static str> {
-    let pairs: Vec<(&Value, &Value)> = match reply {
-        Value::Nil => return Ok(None),
-        Value::Array(items) => items.chunks(2).filter_map(|c| Some((c.first()?, c.get(1)?))).collect(),
-        Value::Map(items) => items.iter().map(|(k, v)| (k, v)).collect(),
-        _ => return Err("unexpected ACL GETUSER reply"),
-    };
-    let mut flags = None;
-    let mut hashes = None;
-    for (k, v) in pairs {
-        match text(k).as_deref() {
-            Some("flags") => flags = texts(v),
-            Some("passwords") => hashes = texts(v),
-            _ => {}
-        }
-    }
-    match (flags, hashes) {
-        (Some(flags), Some(hashes)) => Ok(Some(UserState { on: flags.iter().any(|f| f == "on"), hashes })),
-        _ => Err("ACL GETUSER reply without flags or passwords"),
-    }
-}
-
 impl fmt::Debug for RedisAclTarget {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let info = self.admin.get_connection_info();
         f.debug_struct("RedisAclTarget")
-            .field("server", &info.addr().to_string())
-            .field("admin_user", &info.redis_settings().username().unwrap_or("default"))
-            .field("admin_password", &"[REDACTED]")
+            .field("admin", &self.admin)
             .field("user", &self.user)
             .field("creation_rules", &self.creation_rules)
             .field("mode", &self.mode)
-            .field("timeout", &self.timeout)
             .field("acl_save", &self.acl_save)
             .finish()
     }
@@ -423,7 +377,7 @@ impl CredentialTarget for RedisAclTarget {
     async fn test(&self, credential: &SecretData) -> Result<(), TargetError> {
         let pw = self.password(credential)?;
         let doing = format!("logging in as ACL user `{}`", self.user);
-        within(self.timeout, &doing, login(self.admin.get_connection_info(), self.timeout, &self.user, pw)).await
+        within(self.admin.timeout(), &doing, login(&self.admin, &self.user, pw)).await
     }
 
     async fn revoke(&self, revoked: &SecretData, keep: &SecretData) -> Result<(), TargetError> {
@@ -439,32 +393,6 @@ impl CredentialTarget for RedisAclTarget {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
-
-    fn bulk(s: &str) -> Value {
-        Value::BulkString(s.as_bytes().to_vec())
-    }
-
-    #[test]
-    fn parses_getuser_replies() {
-        assert!(parse_user(&Value::Nil).unwrap().is_none());
-        let resp2 = Value::Array(vec![
-            bulk("flags"),
-            Value::Array(vec![bulk("on"), bulk("sanitize-payload")]),
-            bulk("passwords"),
-            Value::Array(vec![bulk("aa"), bulk("bb")]),
-            bulk("commands"),
-            bulk("+ping"),
-        ]);
-        let u = parse_user(&resp2).unwrap().unwrap();
-        assert!(u.on);
-        assert_eq!(u.hashes, ["aa", "bb"]);
-        let resp3 =
-            Value::Map(vec![(bulk("flags"), Value::Set(vec![bulk("off")])), (bulk("passwords"), Value::Array(vec![]))]);
-        let u = parse_user(&resp3).unwrap().unwrap();
-        assert!(!u.on && u.hashes.is_empty());
-        assert!(parse_user(&Value::Int(3)).is_err());
-        assert!(parse_user(&Value::Array(vec![bulk("flags")])).is_err());
-    }
 
     fn target() -> RedisAclTarget {
         RedisAclTarget::new("redis://:adminpw@127.0.0.1:1", "app").unwrap()
@@ -490,16 +418,28 @@ mod tests {
 
     #[test]
     fn construction_checks_input_without_echoing_the_url() {
-        for url in ["http://:s3cr3t@h", "redis://:s3cr3t@h:notaport", "rediss://:s3cr3t@h:1", ""] {
+        for url in [
+            "http://:s3cr3t@h",
+            "redis://:s3cr3t@h:notaport",
+            "rediss://:s3cr3t@h:1/#insecure",
+            "redis://:s3cr3t@cache.example:1",
+            "",
+        ] {
             let e = RedisAclTarget::new(url, "app").unwrap_err();
             assert!(matches!(e, TargetError::InvalidInput { .. }), "{url}: {e:?}");
             assert!(!format!("{e} {e:?}").contains("s3cr3t"));
         }
+        assert!(RedisAclTarget::new("rediss://:pw@cache.example:1", "app").is_ok());
+        let opted = RedisConfig::from_url("redis://:pw@cache.example:1").unwrap().with_plaintext_allowed(true);
+        assert!(RedisAclTarget::from_config(opted, "app").unwrap().config().transport_warning().is_some());
         for user in ["", "a b", "a\nb"] {
-            assert!(RedisAclTarget::new("redis://:pw@h:1", user).is_err(), "{user:?}");
+            let e = RedisAclTarget::new("redis://:pw@127.0.0.1:1", user).unwrap_err();
+            assert!(e.to_string().contains("ACL user name"), "{user:?}: {e}");
         }
-        assert!(RedisAclTarget::new("redis://:pw@h:1", "default").is_err());
-        assert!(RedisAclTarget::new("redis://boss:pw@h:1", "boss").is_err());
+        for (url, user) in [("redis://:pw@127.0.0.1:1", "default"), ("redis://boss:pw@127.0.0.1:1", "boss")] {
+            let e = RedisAclTarget::new(url, user).unwrap_err();
+            assert!(e.to_string().contains("is the admin user"), "{e}");
+        }
         for rule in [">pw", "<pw", "#ab", "!ab", "nopass", "RESETPASS", "reset", "off", "on", "", "a b"] {
             assert!(target().with_creation_rules([rule]).is_err(), "{rule}");
         }

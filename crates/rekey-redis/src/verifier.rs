@@ -3,12 +3,12 @@
 use std::time::Duration;
 
 use async_trait::async_trait;
-use redis::{ConnectionInfo, IntoConnectionInfo, RedisConnectionInfo};
 use rekey_core::{SecretData, SecretString, TargetError, Verifier, VerifyContext, VerifyError};
 use secrecy::ExposeSecret;
 
-use crate::conn::{DEFAULT_TIMEOUT, login};
-use crate::target::check_user_name;
+use crate::acl::check_user_name;
+use crate::config::RedisConfig;
+use crate::conn::login;
 
 /// A [`Verifier`] that authenticates to Redis as an ACL user with the
 /// candidate password on a fresh connection and sends `PING`.
@@ -20,7 +20,9 @@ use crate::target::check_user_name;
 ///
 /// A refused login is [`VerifyError::Failed`]; no answer is
 /// [`VerifyError::Unavailable`]; the time limit is [`VerifyError::TimedOut`].
-/// It holds no admin credential.
+/// It holds no admin credential. It connects with the TLS settings of its
+/// [`RedisConfig`]; a server certificate that does not verify fails the check
+/// ([`VerifyError::Failed`]).
 ///
 /// ```no_run
 /// # fn demo() -> Result<(), rekey_core::TargetError> {
@@ -31,26 +33,32 @@ use crate::target::check_user_name;
 /// ```
 #[derive(Debug, Clone)]
 pub struct RedisVerifier {
-    info: ConnectionInfo,
-    timeout: Duration,
+    config: RedisConfig,
     user: Option<String>,
     name: String,
 }
 
 impl RedisVerifier {
-    /// A verifier for the server of `url` (`redis://host:port[/db]`); any
-    /// credentials in the URL are dropped. Named `"redis"`.
+    /// A verifier for the server of `url` (`redis://host:port[/db]`, or
+    /// `rediss://` for TLS) with the default TLS settings (see
+    /// [`RedisConfig`]); any credentials in the URL are dropped. Named
+    /// `"redis"`. A malformed URL, or plaintext to a host that is not local,
+    /// is [`TargetError::InvalidInput`].
     pub fn new(url: &str) -> Result<Self, TargetError> {
-        let info = url.into_connection_info().map_err(|_| TargetError::InvalidInput {
-            message: "Redis URL: not a valid redis:// or unix:// URL (TLS is not supported)".into(),
-        })?;
-        Ok(Self::from_connection_info(&info, DEFAULT_TIMEOUT))
+        Self::from_config(&RedisConfig::from_url(url)?)
     }
 
-    pub(crate) fn from_connection_info(info: &ConnectionInfo, timeout: Duration) -> Self {
-        let db = info.redis_settings().db();
-        let info = info.clone().set_redis_settings(RedisConnectionInfo::default().set_db(db));
-        Self { info, timeout, user: None, name: "redis".into() }
+    /// A verifier for the server (address, database, time limit, TLS
+    /// settings) of `config`; its user and password are not kept. TLS
+    /// settings that [`check_transport`](RedisConfig::check_transport)
+    /// refuses are [`TargetError::InvalidInput`].
+    pub fn from_config(config: &RedisConfig) -> Result<Self, TargetError> {
+        config.check_transport()?;
+        Ok(Self::from_checked_config(config))
+    }
+
+    pub(crate) fn from_checked_config(config: &RedisConfig) -> Self {
+        Self { config: config.without_credentials(), user: None, name: "redis".into() }
     }
 
     /// Authenticates as `user` when the candidate has no `username` field.
@@ -73,8 +81,14 @@ impl RedisVerifier {
 
     /// Sets the time limit of one check (default 10 s).
     pub fn with_timeout(mut self, timeout: Duration) -> Self {
-        self.timeout = timeout;
+        self.config = self.config.with_timeout(timeout);
         self
+    }
+
+    /// A warning when the TLS settings are weaker than the default (see
+    /// [`RedisConfig::transport_warning`]).
+    pub fn transport_warning(&self) -> Option<String> {
+        self.config.transport_warning()
     }
 
     fn credential<'d>(
@@ -96,8 +110,9 @@ impl Verifier for RedisVerifier {
         let (user, password) = self.credential(ctx.candidate, ctx.field)?;
         check_user_name(user).map_err(|e| VerifyError::Failed(format!("the user name is not valid: {e}")))?;
         let pw = password.expose_secret();
-        match tokio::time::timeout(self.timeout, login(&self.info, self.timeout, user, pw)).await {
-            Err(_) => Err(VerifyError::TimedOut(self.timeout)),
+        let timeout = self.config.timeout();
+        match tokio::time::timeout(timeout, login(&self.config, user, pw)).await {
+            Err(_) => Err(VerifyError::TimedOut(timeout)),
             Ok(Ok(())) => Ok(()),
             Ok(Err(TargetError::Unavailable { message })) => Err(VerifyError::Unavailable(message)),
             Ok(Err(TargetError::Rejected { message } | TargetError::InvalidInput { message })) => {
