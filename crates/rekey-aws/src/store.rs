@@ -8,8 +8,8 @@ use aws_sdk_secretsmanager::primitives::DateTime as AwsDateTime;
 use aws_sdk_secretsmanager::types::Tag;
 use chrono::{DateTime, Utc};
 use rekey_core::{
-    ExposeSecret, Metadata, PutMode, PutOptions, RotationId, SecretData, SecretPath, SecretStore, SecretVersion,
-    Stages, StoreError, VersionId, VersionMeta, VersionSelector,
+    ExposeSecret, Metadata, MetadataPatch, PutMode, PutOptions, RotationId, SecretData, SecretPath, SecretStore,
+    SecretVersion, Stages, StoreError, VersionId, VersionMeta, VersionSelector,
 };
 use tracing::{debug, warn};
 
@@ -810,6 +810,45 @@ impl SecretStore for AwsSecretsStore {
                 .send()
                 .await
                 .map_err(|e| map_sdk(e, Ctx::new("TagResource", name)))?;
+        }
+        Ok(())
+    }
+
+    /// `TagResource` for the keys set, `UntagResource` for the keys removed
+    /// (one call each, only when needed); other tags are left alone.
+    async fn update_metadata(&self, path: &SecretPath, patch: MetadataPatch) -> Result<(), StoreError> {
+        rekey_core::check_metadata_patch(&patch)?;
+        let name = path.as_str();
+        let mut set = Vec::new();
+        for (k, v) in patch.sets() {
+            check_metadata_key(k)?;
+            set.push(Tag::builder().key(k).value(encode_tag_value(k, v)?).build());
+        }
+        let mut remove = Vec::new();
+        for k in patch.removals() {
+            check_metadata_key(k)?;
+            remove.push(k.to_owned());
+        }
+        if set.is_empty() && remove.is_empty() {
+            return self.describe(path).await.map(|_| ());
+        }
+        if !set.is_empty() {
+            self.client
+                .tag_resource()
+                .secret_id(name)
+                .set_tags(Some(set))
+                .send()
+                .await
+                .map_err(|e| map_sdk(e, Ctx::new("TagResource", name)))?;
+        }
+        if !remove.is_empty() {
+            self.client
+                .untag_resource()
+                .secret_id(name)
+                .set_tag_keys(Some(remove))
+                .send()
+                .await
+                .map_err(|e| map_sdk(e, Ctx::new("UntagResource", name)))?;
         }
         Ok(())
     }

@@ -29,8 +29,8 @@ pub use path::{PathError, SecretPath};
 pub use record::{RollbackPlan, SecretRecord, rollback_plan};
 pub use store::{
     DynSecretStore, MAX_METADATA_ENTRIES, MAX_METADATA_KEY_BYTES, MAX_METADATA_VALUE_BYTES, METADATA_KEY_PREFIX,
-    Metadata, PutMode, PutOptions, RotationId, SecretStore, SecretStoreExt, SecretVersion, Stages, VersionId,
-    VersionMeta, VersionSelector, check_metadata,
+    Metadata, MetadataPatch, PutMode, PutOptions, RotationId, SecretStore, SecretStoreExt, SecretVersion, Stages,
+    VersionId, VersionMeta, VersionSelector, check_metadata, check_metadata_patch,
 };
 pub use value::SecretData;
 

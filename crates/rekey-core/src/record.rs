@@ -57,6 +57,10 @@ pub struct SecretRecord {
     pub quarantine: Option<QuarantineRecord>,
     /// The last events, newest first.
     pub history: Vec<HistoryEvent>,
+    /// The rotation whose journal is present: one in progress, or one that
+    /// crashed and awaits recovery. What it wrote is never restored by a
+    /// rollback.
+    pub unfinished: Option<RotationId>,
 }
 
 /// One rotation attempt, as recorded.
@@ -267,12 +271,19 @@ impl SecretRecord {
         let history = (0..HISTORY_KEPT)
             .filter_map(|i| meta.get(&format!("{HISTORY_PREFIX}{i}")).and_then(|s| decode_event(s)))
             .collect();
-        Self { last, good, failed, failures, quarantine, history }
+        let unfinished = crate::engine::journal::RotationJournal::read(meta).and_then(|j| j.rotation_id);
+        Self { last, good, failed, failures, quarantine, history, unfinished }
     }
 
     /// Whether `version` is recorded as failed.
     pub fn is_failed(&self, version: &VersionId) -> bool {
         self.failed.contains(version)
+    }
+
+    /// Whether `version` may not be restored by a rollback: recorded as
+    /// failed, or written by a rotation that has not finished.
+    fn never_restore(&self, version: &VersionMeta) -> bool {
+        self.is_failed(&version.id) || (self.unfinished.is_some() && version.rotation_id == self.unfinished)
     }
 }
 
@@ -290,6 +301,14 @@ pub(crate) struct RecordUpdate {
 }
 
 impl RecordUpdate {
+    /// The metadata patch that makes these changes to `snapshot` (the
+    /// metadata as read): only the record's keys.
+    pub(crate) fn patch(&self, snapshot: &Metadata) -> crate::MetadataPatch {
+        let mut after = snapshot.clone();
+        self.apply(&mut after);
+        crate::MetadataPatch::diff(snapshot, &after)
+    }
+
     /// Writes the changes into `meta` (the other keys are kept).
     pub(crate) fn apply(&self, meta: &mut Metadata) {
         if let Some(a) = &self.last {
@@ -406,8 +425,10 @@ pub fn rollback_plan(path: &str, versions: &[VersionMeta], record: &SecretRecord
         versions.iter().find(|v| v.stages.current).ok_or_else(|| refuse("the secret has no current version"))?;
     let live = |id: &VersionId| versions.iter().any(|v| &v.id == id && !v.stages.pending);
     if let Some(g) = record.good.as_ref().filter(|g| g.version == current.id) {
+        let unfinished = |p: &VersionId| versions.iter().any(|v| &v.id == p && record.never_restore(v));
         return match &g.previous {
             Some(p) if record.is_failed(p) => Err(refuse(&format!("version {p} failed since"))),
+            Some(p) if unfinished(p) => Err(refuse(&format!("version {p} belongs to an unfinished rotation"))),
             Some(p) if !live(p) => Err(refuse(&format!("version {p} is no longer kept by the store"))),
             Some(p) => Ok(RollbackPlan {
                 replace: current.id.clone(),
@@ -424,6 +445,12 @@ pub fn rollback_plan(path: &str, versions: &[VersionMeta], record: &SecretRecord
     let previous = versions.iter().find(|v| v.stages.previous).ok_or_else(|| refuse("there is no previous version"))?;
     if record.is_failed(&previous.id) {
         return Err(refuse(&format!("the previous version {} is a candidate that failed", previous.id)));
+    }
+    if record.never_restore(previous) {
+        return Err(refuse(&format!(
+            "the previous version {} was written by a rotation that has not finished (recover it first)",
+            previous.id
+        )));
     }
     Ok(RollbackPlan { replace: current.id.clone(), restore: previous.id.clone(), restore_was_current_since: None })
 }
@@ -460,11 +487,11 @@ pub async fn rollback_to_last_good<S: crate::SecretStore + ?Sized>(
     trigger: &str,
 ) -> Result<Rollback, StoreError> {
     let versions = store.list_versions(path).await?;
-    let mut meta = store.read_metadata(path).await?;
+    let meta = store.read_metadata(path).await?;
     let plan = rollback_plan(path.as_str(), &versions, &SecretRecord::read(&meta))?;
     let current = store.promote(path, &plan.restore, &plan.replace).await?;
-    after_rollback(&plan, &current.id, now, trigger).apply(&mut meta);
-    if let Err(e) = store.write_metadata(path, meta).await {
+    let patch = after_rollback(&plan, &current.id, now, trigger).patch(&meta);
+    if let Err(e) = store.update_metadata(path, patch).await {
         tracing::warn!(path = path.as_str(), error = %e, "rolled back, but could not record it beside the secret");
     }
     Ok(Rollback {
@@ -510,16 +537,16 @@ pub async fn lift_quarantine(
     now: DateTime<Utc>,
     trigger: &str,
 ) -> Result<Option<QuarantineRecord>, StoreError> {
-    let mut meta = store.read_metadata(path).await?;
+    let meta = store.read_metadata(path).await?;
     let rec = SecretRecord::read(&meta);
     if rec.quarantine.is_none() && rec.failures == 0 {
         return Ok(None);
     }
     let mut e = HistoryEvent::new(now, "resumed", trigger);
     e.detail = rec.quarantine.as_ref().map(|q| sanitize(&format!("quarantined since {}", time(q.since)), 120));
-    RecordUpdate { failures: Some(0), quarantine: Some(None), events: vec![e], ..RecordUpdate::default() }
-        .apply(&mut meta);
-    store.write_metadata(path, meta).await?;
+    let patch = RecordUpdate { failures: Some(0), quarantine: Some(None), events: vec![e], ..RecordUpdate::default() }
+        .patch(&meta);
+    store.update_metadata(path, patch).await?;
     Ok(rec.quarantine)
 }
 

@@ -305,6 +305,120 @@ pub fn check_metadata(metadata: &Metadata) -> Result<(), StoreError> {
     Ok(())
 }
 
+/// Changes to the metadata kept beside a secret: keys to set and keys to
+/// remove; every other key is left alone. What
+/// [`update_metadata`](SecretStore::update_metadata) takes.
+///
+/// Writers that change different keys of one secret at the same time do
+/// not undo each other's changes (last writer wins per key, not for the
+/// whole map), which is why the engine writes metadata only as patches.
+///
+/// ```
+/// use rekey_core::{Metadata, MetadataPatch};
+/// let mut m: Metadata = [("rekey.a".to_owned(), "1".to_owned()), ("rekey.b".to_owned(), "2".to_owned())].into();
+/// let mut p = MetadataPatch::new();
+/// p.set("rekey.c", "3").remove("rekey.a");
+/// p.apply(&mut m);
+/// assert_eq!(m.keys().collect::<Vec<_>>(), ["rekey.b", "rekey.c"]);
+/// ```
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct MetadataPatch {
+    changes: BTreeMap<String, Option<String>>,
+}
+
+impl MetadataPatch {
+    /// No changes.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Sets `key` to `value` (replacing an earlier change of the key).
+    pub fn set(&mut self, key: impl Into<String>, value: impl Into<String>) -> &mut Self {
+        self.changes.insert(key.into(), Some(value.into()));
+        self
+    }
+
+    /// Removes `key` (replacing an earlier change of the key).
+    pub fn remove(&mut self, key: impl Into<String>) -> &mut Self {
+        self.changes.insert(key.into(), None);
+        self
+    }
+
+    /// Whether there is nothing to change.
+    pub fn is_empty(&self) -> bool {
+        self.changes.is_empty()
+    }
+
+    /// How many keys change.
+    pub fn len(&self) -> usize {
+        self.changes.len()
+    }
+
+    /// The changes: each key with its new value, or `None` to remove it.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, Option<&str>)> {
+        self.changes.iter().map(|(k, v)| (k.as_str(), v.as_deref()))
+    }
+
+    /// The keys to set, with their values.
+    pub fn sets(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.changes.iter().filter_map(|(k, v)| Some((k.as_str(), v.as_deref()?)))
+    }
+
+    /// The keys to remove.
+    pub fn removals(&self) -> impl Iterator<Item = &str> {
+        self.changes.iter().filter(|(_, v)| v.is_none()).map(|(k, _)| k.as_str())
+    }
+
+    /// Applies the changes to `metadata`.
+    pub fn apply(&self, metadata: &mut Metadata) {
+        for (k, v) in &self.changes {
+            match v {
+                Some(v) => {
+                    metadata.insert(k.clone(), v.clone());
+                }
+                None => {
+                    metadata.remove(k);
+                }
+            }
+        }
+    }
+
+    /// The changes that turn `before` into `after`: keys added or changed
+    /// in `after` are set, keys missing from it are removed.
+    pub fn diff(before: &Metadata, after: &Metadata) -> Self {
+        let mut p = Self::new();
+        for (k, v) in after {
+            if before.get(k) != Some(v) {
+                p.set(k.clone(), v.clone());
+            }
+        }
+        for k in before.keys().filter(|k| !after.contains_key(*k)) {
+            p.remove(k.clone());
+        }
+        p
+    }
+
+    /// Adds `other`'s changes (its changes win for keys both change).
+    pub fn extend(&mut self, other: MetadataPatch) {
+        self.changes.extend(other.changes);
+    }
+}
+
+/// Checks a patch against the rules every store enforces for metadata
+/// ([`check_metadata`]): each key (set or removed) and each value set.
+/// Whether the result stays within [`MAX_METADATA_ENTRIES`] depends on the
+/// keys already there; stores check that when they apply the patch.
+pub fn check_metadata_patch(patch: &MetadataPatch) -> Result<(), StoreError> {
+    let as_map: Metadata = patch.iter().map(|(k, v)| (k.to_owned(), v.unwrap_or("").to_owned())).collect();
+    if as_map.len() > MAX_METADATA_ENTRIES {
+        return Err(StoreError::invalid(format!(
+            "a metadata patch changes {} keys; a secret holds at most {MAX_METADATA_ENTRIES}",
+            as_map.len()
+        )));
+    }
+    check_metadata(&as_map)
+}
+
 /// A secret backend. See the [module docs](self) for the semantics every
 /// implementation shares; `rekey-testkit`'s conformance suite checks them.
 ///
@@ -360,8 +474,27 @@ pub trait SecretStore: fmt::Debug + Send + Sync + 'static {
     async fn read_metadata(&self, path: &SecretPath) -> Result<Metadata, StoreError>;
 
     /// Replaces the metadata kept beside the secret. Last writer wins: put
-    /// nothing here that needs compare-and-swap.
+    /// nothing here that needs compare-and-swap. Prefer
+    /// [`update_metadata`](Self::update_metadata), which does not undo a
+    /// concurrent writer's changes to other keys.
     async fn write_metadata(&self, path: &SecretPath, metadata: Metadata) -> Result<(), StoreError>;
+
+    /// Sets and removes the keys `patch` names, leaving every other key
+    /// alone: concurrent updates of different keys all survive (last writer
+    /// wins per key). [`StoreError::NotFound`] if the secret does not exist;
+    /// [`StoreError::InvalidInput`] (nothing changed) for a key or value the
+    /// rules of [`check_metadata_patch`] refuse, or a result over a store's
+    /// limit on entries.
+    ///
+    /// The default reads the metadata and writes it back merged (two calls,
+    /// not atomic); stores that can apply a patch in one call (Vault's
+    /// merge-patch, AWS tags, memory) override it.
+    async fn update_metadata(&self, path: &SecretPath, patch: MetadataPatch) -> Result<(), StoreError> {
+        check_metadata_patch(&patch)?;
+        let mut metadata = self.read_metadata(path).await?;
+        patch.apply(&mut metadata);
+        self.write_metadata(path, metadata).await
+    }
 
     /// Deletes the secret with all its versions and metadata.
     async fn delete(&self, path: &SecretPath) -> Result<(), StoreError>;
@@ -449,6 +582,9 @@ impl<T: SecretStore + ?Sized> SecretStore for std::sync::Arc<T> {
     }
     async fn write_metadata(&self, path: &SecretPath, metadata: Metadata) -> Result<(), StoreError> {
         (**self).write_metadata(path, metadata).await
+    }
+    async fn update_metadata(&self, path: &SecretPath, patch: MetadataPatch) -> Result<(), StoreError> {
+        (**self).update_metadata(path, patch).await
     }
     async fn delete(&self, path: &SecretPath) -> Result<(), StoreError> {
         (**self).delete(path).await

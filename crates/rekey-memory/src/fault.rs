@@ -48,8 +48,8 @@ use chrono::{DateTime, Utc};
 use futures::future::BoxFuture;
 use parking_lot::Mutex;
 use rekey_core::{
-    Metadata, PutOptions, RotationId, SecretData, SecretPath, SecretStore, SecretVersion, StoreError, VersionId,
-    VersionMeta, VersionSelector,
+    Metadata, MetadataPatch, PutOptions, RotationId, SecretData, SecretPath, SecretStore, SecretVersion, StoreError,
+    VersionId, VersionMeta, VersionSelector,
 };
 
 /// One method of [`SecretStore`].
@@ -69,7 +69,8 @@ pub enum Method {
     ListVersions,
     /// [`SecretStore::read_metadata`].
     ReadMetadata,
-    /// [`SecretStore::write_metadata`].
+    /// [`SecretStore::write_metadata`] and
+    /// [`SecretStore::update_metadata`]: every metadata write.
     WriteMetadata,
     /// [`SecretStore::delete`].
     Delete,
@@ -622,6 +623,9 @@ impl<S: SecretStore> SecretStore for FaultInjectingStore<S> {
     }
     async fn write_metadata(&self, path: &SecretPath, metadata: Metadata) -> Result<(), StoreError> {
         self.run(Method::WriteMetadata, path, || self.inner.write_metadata(path, metadata)).await
+    }
+    async fn update_metadata(&self, path: &SecretPath, patch: MetadataPatch) -> Result<(), StoreError> {
+        self.run(Method::WriteMetadata, path, || self.inner.update_metadata(path, patch)).await
     }
     async fn delete(&self, path: &SecretPath) -> Result<(), StoreError> {
         self.run(Method::Delete, path, || self.inner.delete(path)).await

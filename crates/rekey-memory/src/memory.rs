@@ -10,8 +10,8 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use parking_lot::Mutex;
 use rekey_core::{
-    Metadata, PutMode, PutOptions, RotationId, SecretData, SecretPath, SecretStore, SecretVersion, Stages, StoreError,
-    VersionId, VersionMeta, VersionSelector,
+    Metadata, MetadataPatch, PutMode, PutOptions, RotationId, SecretData, SecretPath, SecretStore, SecretVersion,
+    Stages, StoreError, VersionId, VersionMeta, VersionSelector,
 };
 
 /// The source of "now" for version creation times.
@@ -31,6 +31,7 @@ pub const MAX_VALUE_BYTES: usize = 65_536;
 
 pub use rekey_core::store::{
     MAX_METADATA_ENTRIES, MAX_METADATA_KEY_BYTES, MAX_METADATA_VALUE_BYTES, METADATA_KEY_PREFIX, check_metadata,
+    check_metadata_patch,
 };
 
 /// Number of independently locked shards. Every operation touches one secret,
@@ -464,6 +465,18 @@ impl SecretStore for MemoryStore {
         let mut shard = self.shard(path);
         let secret = shard.get_mut(path).ok_or_else(|| missing(path))?;
         secret.metadata = metadata;
+        Ok(())
+    }
+
+    async fn update_metadata(&self, path: &SecretPath, patch: MetadataPatch) -> Result<(), StoreError> {
+        check_metadata_patch(&patch)?;
+        let mut shard = self.shard(path);
+        let secret = shard.get_mut(path).ok_or_else(|| missing(path))?;
+        let mut next = secret.metadata.clone();
+        patch.apply(&mut next);
+        // The whole result within the limits, or nothing changes.
+        check_metadata(&next)?;
+        secret.metadata = next;
         Ok(())
     }
 

@@ -5,12 +5,15 @@
 //!   runs whole ([`conformance::run_all`]) or case by case
 //!   ([`conformance_tests!`]).
 //! * [`env`](mod@env) — finding the test servers (`REKEY_TEST_*` variables).
+//! * [`model`] — the model-based test of the rotation engine, run against
+//!   any store.
 //! * [`unique_prefix`] — a fresh path prefix, so suites can run repeatedly and
 //!   concurrently against one shared server.
 #![deny(missing_docs, rustdoc::broken_intra_doc_links)]
 
 pub mod conformance;
 pub mod env;
+pub mod model;
 
 #[doc(hidden)]
 pub use rekey_core as __rekey_core;

@@ -8,8 +8,8 @@ use std::sync::{Arc, RwLock};
 
 use async_trait::async_trait;
 use rekey_core::{
-    Metadata, PutMode, PutOptions, RotationId, SecretData, SecretPath, SecretStore, SecretVersion, Stages, StoreError,
-    VersionId, VersionMeta, VersionSelector,
+    Metadata, MetadataPatch, PutMode, PutOptions, RotationId, SecretData, SecretPath, SecretStore, SecretVersion,
+    Stages, StoreError, VersionId, VersionMeta, VersionSelector,
 };
 use secrecy::ExposeSecret;
 use serde_json::{Map, Value};
@@ -895,6 +895,25 @@ impl SecretStore for VaultStore {
             return Ok(());
         }
         self.update_custom_metadata(path.as_str(), patch).await.map_err(|f| self.err(&f, path.as_str()))
+    }
+
+    /// One JSON merge-patch of `custom_metadata` (read + POST where the
+    /// server refuses PATCH): keys not named are left alone.
+    async fn update_metadata(&self, path: &SecretPath, patch: MetadataPatch) -> Result<(), StoreError> {
+        self.staging(path)?;
+        rekey_core::check_metadata_patch(&patch)?;
+        let changes: Map<String, Value> =
+            patch.iter().map(|(k, v)| (k.to_owned(), v.map_or(Value::Null, |v| Value::String(v.to_owned())))).collect();
+        if changes.is_empty() {
+            return self.metadata_of(path).await.map(|_| ());
+        }
+        let p = path.as_str();
+        match self.update_custom_metadata(p, changes).await {
+            Ok(()) => Ok(()),
+            // A PATCH of a path with no metadata: the secret does not exist.
+            Err(f) if f.is_status(404) => Err(StoreError::not_found(p, None)),
+            Err(f) => Err(self.err(&f, p)),
+        }
     }
 
     async fn delete(&self, path: &SecretPath) -> Result<(), StoreError> {

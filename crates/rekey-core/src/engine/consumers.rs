@@ -72,7 +72,7 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 
 use super::journal::JOURNAL_KEY;
-use crate::{DynSecretStore, Metadata, RotationId, SecretPath, SecretStoreExt, StoreError, VersionId};
+use crate::{DynSecretStore, Metadata, MetadataPatch, RotationId, SecretPath, SecretStoreExt, StoreError, VersionId};
 
 /// Prefix of the consumer keys.
 pub const CONSUMER_PREFIX: &str = "rekey.consumer.";
@@ -512,12 +512,14 @@ impl ConsumerRegistry {
         let key = consumer_key(name);
         let mut found = false;
         for _ in 0..WRITE_ATTEMPTS {
-            let mut meta = self.store.read_metadata(&self.path).await?;
-            if meta.remove(&key).is_none() {
+            let meta = self.store.read_metadata(&self.path).await?;
+            if !meta.contains_key(&key) {
                 return Ok(found);
             }
             found = true;
-            self.store.write_metadata(&self.path, meta).await?;
+            let mut patch = MetadataPatch::new();
+            patch.remove(key.clone());
+            self.store.update_metadata(&self.path, patch).await?;
         }
         Err(ConsumerError::Contended { name: clip(name) })
     }
@@ -540,11 +542,12 @@ impl ConsumerRegistry {
         let key = consumer_key(name);
         let mut wrote = false;
         for _ in 0..WRITE_ATTEMPTS {
-            let mut meta = self.store.read_metadata(&self.path).await?;
+            let before = self.store.read_metadata(&self.path).await?;
+            let mut meta = before.clone();
             let Some(value) = change(&mut meta)? else {
                 return Ok(wrote);
             };
-            self.store.write_metadata(&self.path, meta).await?;
+            self.store.update_metadata(&self.path, MetadataPatch::diff(&before, &meta)).await?;
             wrote = true;
             // A concurrent writer may have replaced the metadata after our
             // read: check that our value is there.

@@ -55,6 +55,7 @@ pub use health::StoreHealth;
 pub use journal::{RecoveryDecision, RotationJournal, recovery_decision};
 pub use machine::{ActionOutcome, FailurePoint, RotationAction, RotationState, RotationVerdict};
 pub use manager::RotationManager;
+pub use recover::Recovery;
 pub use request::RotationRequest;
 pub use result::{RotationOutcome, RotationResult};
 pub use schedule::{Quarantine, ScheduleInfo};

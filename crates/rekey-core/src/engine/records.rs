@@ -83,8 +83,11 @@ impl Inner {
                 run.quarantined = false;
             }
             Some(f) => {
-                // A candidate that failed is never restored by a rollback.
-                if s.written {
+                // A candidate that failed and had been current (so it is now
+                // the store's previous version) is never restored by a
+                // rollback. One that was discarded before it went current
+                // cannot be restored anyway and takes no room in the list.
+                if s.candidate_went_current() {
                     u.failed = run.new_version.clone();
                 }
                 // A rollback on a store that promotes by copying made a new

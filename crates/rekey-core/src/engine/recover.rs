@@ -5,11 +5,58 @@ use super::consumers::RetireRecord;
 use super::context::{Exec, Run};
 use super::error::{RotationError, RotationStep};
 use super::journal::{RecoveryDecision, RotationJournal, recovery_decision};
+use super::manager::RotationManager;
 use super::result::RotationOutcome;
 use super::shared::{Inner, fresh_rotation_id};
 use crate::policy::RotationStrategy;
 use crate::record::{HistoryEvent, RecordUpdate};
-use crate::{Metadata, SecretVersion, StoreError, VersionSelector};
+use crate::{Metadata, MetadataPatch, SecretVersion, StoreError, VersionSelector};
+
+/// What [`RotationManager::recover`] found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Recovery {
+    /// No rotation journal: nothing to do.
+    Nothing,
+    /// A crashed rotation was cleaned up (its candidate discarded, an
+    /// unchecked immediate value rolled back, the target brought back).
+    CleanedUp,
+    /// A live rotation of another process holds the journal; nothing was
+    /// touched.
+    InProgressElsewhere,
+}
+
+impl RotationManager {
+    /// Cleans up after a rotation of `path` that crashed (this process's, or
+    /// another's whose journal is stale): what every rotation does first,
+    /// without rotating. A daemon can call it at start-up for every secret
+    /// it schedules. Uses the secret's binding (for the target) and its
+    /// scheduled policy, else the default policy, else the defaults, for the
+    /// stale limit and retries.
+    pub async fn recover(&self, path: &crate::SecretPath) -> Result<Recovery, RotationError> {
+        let inner = &*self.inner;
+        let Some(_guard) = inner.try_guard(path) else {
+            return Ok(Recovery::InProgressElsewhere);
+        };
+        let policy = inner.policy_for(path);
+        let mut run = inner.detached_run(path, &policy);
+        let step = RotationStep::Recover;
+        let mut current = inner
+            .retry_store(&mut run, step, || inner.store.read(path, &VersionSelector::Current))
+            .await
+            .map_err(|e| RotationError::store(step, e))?;
+        let mut meta = inner
+            .retry_store(&mut run, step, || inner.store.read_metadata(path))
+            .await
+            .map_err(|e| RotationError::store(step, e))?;
+        let Some(journal) = RotationJournal::read(&meta) else { return Ok(Recovery::Nothing) };
+        let target = self.binding(path).and_then(|b| b.target_ref().cloned());
+        match inner.recover(&mut run, &journal, &mut current, &mut meta, target.as_deref()).await? {
+            Some(_) => Ok(Recovery::InProgressElsewhere),
+            None => Ok(Recovery::CleanedUp),
+        }
+    }
+}
 
 impl Inner {
     /// Deals with a journal found at the start: `Ok(Some(_))` ends the
@@ -58,6 +105,7 @@ impl Inner {
                             .map_err(|e| RotationError::target(RotationStep::Recover, t.name(), e))?;
                     }
                 }
+                let before = meta.clone();
                 RotationJournal::clear(meta);
                 // An immediate rotation that crashed after its write, with
                 // checks still to pass: its value is current but never
@@ -74,13 +122,18 @@ impl Inner {
                     let step = RotationStep::Recover;
                     let candidate = current.clone();
                     let expected = candidate.meta.id.clone();
-                    self.retry_store(run, step, || self.store.promote(path, &base, &expected))
-                        .await
-                        .map_err(|e| RotationError::store(step, e))?;
+                    let promoted = self.retry_store(run, step, || self.store.promote(path, &base, &expected)).await;
+                    // Settle a lost or conflicting answer by looking: the base
+                    // value current again is what was wanted.
                     *current = self
                         .retry_store(run, step, || self.store.read(path, &VersionSelector::Current))
                         .await
                         .map_err(|e| RotationError::store(step, e))?;
+                    if let Err(e) = promoted
+                        && current.meta.id == expected
+                    {
+                        return Err(RotationError::store(step, e));
+                    }
                     if let Some(t) = target {
                         let secrets = [candidate.data.secret_parts(), current.data.secret_parts()].concat();
                         let keep = &current.data;
@@ -99,6 +152,25 @@ impl Inner {
                     run.old_version = Some(current.meta.id.clone());
                     rolled_back = Some(expected);
                 }
+                // Whatever the crashed rotation wrote that is not current now
+                // (an immediate candidate that was rolled back, a staged one
+                // that was discarded but is still listed) never passed its
+                // checks as far as anyone knows: a rollback must never
+                // restore it.
+                if let Some(rid) = rotation_id {
+                    let step = RotationStep::Recover;
+                    let versions = self
+                        .retry_store(run, step, || self.store.list_versions(path))
+                        .await
+                        .map_err(|e| RotationError::store(step, e))?;
+                    // Only the previous version can be restored; a discarded
+                    // candidate (still listed on AWS) cannot.
+                    for v in versions.iter().filter(|v| v.rotation_id == Some(rid) && v.stages.previous) {
+                        if rolled_back.as_ref() != Some(&v.id) {
+                            RecordUpdate { failed: Some(v.id.clone()), ..RecordUpdate::default() }.apply(meta);
+                        }
+                    }
+                }
                 if went_current
                     && rolled_back.is_none()
                     && journal.strategy.as_deref() == Some(RotationStrategy::DualWrite.as_str())
@@ -116,8 +188,8 @@ impl Inner {
                     let rid = rotation_id.unwrap_or_else(fresh_rotation_id);
                     RetireRecord::new(base.clone(), current.meta.id.clone(), deadline, rid).write_into(meta);
                 }
-                let m = meta.clone();
-                self.retry_store(run, RotationStep::Recover, || self.store.write_metadata(path, m.clone()))
+                let patch = MetadataPatch::diff(&before, meta);
+                self.retry_store(run, RotationStep::Recover, || self.store.update_metadata(path, patch.clone()))
                     .await
                     .map_err(|e| RotationError::store(RotationStep::Recover, e))?;
                 let detail = format!(

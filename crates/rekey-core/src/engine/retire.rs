@@ -12,7 +12,7 @@ use super::error::{RotationError, RotationStep};
 use super::manager::RotationManager;
 use super::shared::{Inner, lock};
 use crate::policy::{RotationPolicy, RotationStrategy};
-use crate::{Metadata, SecretPath, SecretVersion, StoreError, VersionSelector};
+use crate::{Metadata, MetadataPatch, SecretPath, SecretVersion, StoreError, VersionSelector};
 
 /// Dual-write retirement.
 impl RotationManager {
@@ -109,9 +109,10 @@ impl Inner {
             .await
             .map_err(|e| RotationError::store(step, e))?;
         if RetireRecord::read(&fresh).is_some_and(|r| r.retired == record.retired) {
+            let before = fresh.clone();
             RetireRecord::clear(&mut fresh);
-            let m = fresh.clone();
-            self.retry_store(run, step, || self.store.write_metadata(path, m.clone()))
+            let patch = MetadataPatch::diff(&before, &fresh);
+            self.retry_store(run, step, || self.store.update_metadata(path, patch.clone()))
                 .await
                 .map_err(|e| RotationError::store(step, e))?;
         }

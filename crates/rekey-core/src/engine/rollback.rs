@@ -22,6 +22,12 @@ impl RotationManager {
     pub async fn rollback(&self, path: &SecretPath) -> Result<Rollback, RotationError> {
         let inner = &*self.inner;
         let step = RotationStep::Rollback;
+        // A crashed rotation is cleaned up first (an unchecked value it left
+        // current is rolled back by that, and what it wrote is recorded as
+        // failed); a live one elsewhere makes the rollback wait.
+        if self.recover(path).await? == super::Recovery::InProgressElsewhere {
+            return Err(RotationError::InProgressElsewhere { path: path.clone(), rotation_id: None, since: None });
+        }
         let store_err = |e: StoreError| match e {
             StoreError::NotFound { what: Some(why), .. } if why.starts_with(REFUSAL) => {
                 RotationError::NothingToRollBack {
@@ -32,7 +38,7 @@ impl RotationManager {
             e => RotationError::store(step, e),
         };
         let versions = inner.store.list_versions(path).await.map_err(store_err)?;
-        let mut meta = inner.store.read_metadata(path).await.map_err(store_err)?;
+        let meta = inner.store.read_metadata(path).await.map_err(store_err)?;
         let plan = rollback_plan(path.as_str(), &versions, &SecretRecord::read(&meta)).map_err(store_err)?;
         let target = self.binding(path).and_then(|b| b.target_ref().cloned());
         let mut values = None;
@@ -60,8 +66,8 @@ impl RotationManager {
             }
         };
         let now = inner.clock.now();
-        after_rollback(&plan, &promoted.id, now, "manual").apply(&mut meta);
-        let recorded = inner.store.write_metadata(path, meta).await;
+        let patch = after_rollback(&plan, &promoted.id, now, "manual").patch(&meta);
+        let recorded = inner.store.update_metadata(path, patch).await;
         inner.emit_with(|| {
             let mut e = AuditEvent::new(now, AuditEventKind::RolledBack, path.clone());
             e.step = Some(step);

@@ -18,7 +18,7 @@ use super::shared::{Inner, fresh_rotation_id, lock};
 use super::strategy;
 use super::strategy::next_action;
 use crate::generator::GenerateSecret;
-use crate::policy::{RotationPolicy, RotationStrategy};
+use crate::policy::{RotationPolicy, RotationStrategy, jitter_key};
 use crate::record::SecretRecord;
 use crate::{SecretData, SecretPath, StoreError, VersionSelector};
 
@@ -203,8 +203,11 @@ impl Inner {
         };
         run.old_version = Some(current.meta.id.clone());
         run.current_created_at = Some(current.meta.created_at);
+        // Rotated since the schedule's record (by another process, or by
+        // hand): move on — unless that rotation is itself due again.
         if let Some(before) = rotated_before_us
             && schedule::to_us(current.meta.created_at) > before
+            && !policy.is_due(current.meta.created_at, jitter_key(path), self.clock.now())
         {
             return Exec::UpToDate;
         }

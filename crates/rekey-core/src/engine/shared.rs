@@ -87,6 +87,21 @@ impl Inner {
         Ok(())
     }
 
+    /// The policy for work on `path` outside a rotation request (recovery,
+    /// retirement): its schedule's, else the default policy, else the
+    /// defaults.
+    pub(super) fn policy_for(&self, path: &SecretPath) -> Arc<RotationPolicy> {
+        let scheduled = {
+            let t = lock(&self.schedules);
+            t.lookup(path.as_str()).and_then(|id| t.slot(id)).and_then(|s| s.policy.clone())
+        };
+        scheduled.or_else(|| self.default_policy.clone()).unwrap_or_else(|| {
+            Arc::new(
+                RotationPolicy::builder("default").build().unwrap_or_else(|_| unreachable!("the defaults are valid")),
+            )
+        })
+    }
+
     pub(super) fn stale_limit(&self, policy: &RotationPolicy) -> Duration {
         if let Some(d) = self.stale_after {
             return d;

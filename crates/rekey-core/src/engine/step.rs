@@ -8,7 +8,7 @@ use super::journal::RotationJournal;
 use super::machine::{ActionOutcome, RotationAction};
 use super::shared::{Inner, Retiring, lock};
 use crate::policy::RotationStrategy;
-use crate::{PutOptions, StoreError, VersionId, VersionMeta, VersionSelector};
+use crate::{MetadataPatch, PutOptions, StoreError, VersionId, VersionMeta, VersionSelector};
 
 impl Inner {
     pub(super) fn step_failed(&self, run: &mut Run<'_>, action: RotationAction, error: RotationError) {
@@ -36,14 +36,14 @@ impl Inner {
         let step = action.step();
         match action {
             RotationAction::Journal | RotationAction::ClearJournal => {
-                // The metadata read at the start, with the journal added or
-                // removed. No re-read before clearing: while a journal is
-                // present nothing else of rekey's writes metadata (consumer
-                // acknowledgements wait), so the snapshot is what is there —
-                // except when two processes start the same rotation at the
-                // same instant, where clearing may also drop the other's
-                // journal: that only weakens crash detection for it, the
-                // compare-and-swap still decides who wins.
+                // A patch of the metadata read at the start: the journal added,
+                // or removed with the result recorded. No re-read: the patch
+                // touches only this rotation's keys. When two processes start
+                // the same rotation at the same instant, clearing may also drop
+                // the other's journal (one key): that only weakens crash
+                // detection for it; the compare-and-swap still decides who
+                // wins, and the loser records nothing.
+                let before = x.meta.clone();
                 if action == RotationAction::Journal {
                     let first = if run.policy.strategy() == RotationStrategy::Immediate {
                         RotationStep::Write
@@ -75,8 +75,11 @@ impl Inner {
                         record.write_into(&mut x.meta);
                     }
                 }
-                let m = &x.meta;
-                match self.retry_store(run, step, || self.store.write_metadata(path, m.clone())).await {
+                // Only the keys this rotation changes: a concurrent writer's
+                // other keys (another rotation's record, an acknowledgement)
+                // survive.
+                let patch = MetadataPatch::diff(&before, &x.meta);
+                match self.retry_store(run, step, || self.store.update_metadata(path, patch.clone())).await {
                     Ok(()) => {
                         if action == RotationAction::ClearJournal {
                             if let Some(record) = RetireRecord::read(&x.meta) {
