@@ -436,6 +436,19 @@ where
     }
 }
 
+/// Listens on `addr` with room for [`ACCEPT_BACKLOG`] connections not yet
+/// accepted (the standard library's 128 fills under a burst of connections,
+/// and a client whose SYN is dropped waits a second to retry).
+fn bind(addr: std::net::SocketAddr) -> std::io::Result<tokio::net::TcpListener> {
+    let socket = if addr.is_ipv4() { tokio::net::TcpSocket::new_v4()? } else { tokio::net::TcpSocket::new_v6()? };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(ACCEPT_BACKLOG)
+}
+
+/// See [`bind`].
+const ACCEPT_BACKLOG: u32 = 1024;
+
 /// Serves until the process exits (answering 503 on /healthz once stopping).
 async fn serve(listener: tokio::net::TcpListener, shared: Arc<Shared>, limits: Limits) {
     let slots = Arc::new(tokio::sync::Semaphore::new(limits.max_connections));
@@ -540,9 +553,7 @@ pub async fn run(config: Config, out: Out) -> Result<u8, CliError> {
     let (tx, rx) = watch::channel(false);
     signals(tx)?;
     let shared = Arc::new(Shared { manager: app.manager.clone(), counters: Mutex::default(), stopping: rx.clone() });
-    let listener = tokio::net::TcpListener::bind(listen)
-        .await
-        .map_err(|e| CliError::Failed(format!("cannot listen on {listen}: {e}")))?;
+    let listener = bind(listen).map_err(|e| CliError::Failed(format!("cannot listen on {listen}: {e}")))?;
     let bound = listener.local_addr().unwrap_or(listen);
     tokio::spawn(serve(listener, shared.clone(), Limits::DEFAULT));
     tracing::info!(listen = %bound, secrets = app.config.secrets.len(), store = %app.config.store_kind, "rekey daemon started");
