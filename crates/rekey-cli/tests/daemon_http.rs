@@ -115,16 +115,25 @@ impl Daemon {
     }
 }
 
-/// Opens `n` connections that send nothing (those that cannot connect within
-/// a second are skipped: a listener that stopped accepting has a full queue).
-async fn idle_connections(addr: SocketAddr, n: usize) -> Vec<TcpStream> {
+/// Opens up to `n` connections that send `first` (maybe nothing) and then
+/// nothing; stops at the first that cannot connect within a second (a
+/// listener that stopped accepting has a full queue).
+async fn connections(addr: SocketAddr, n: usize, first: &[u8]) -> Vec<TcpStream> {
     let mut conns = Vec::with_capacity(n);
     for _ in 0..n {
-        if let Ok(Ok(c)) = tokio::time::timeout(Duration::from_secs(1), TcpStream::connect(addr)).await {
-            conns.push(c);
+        let Ok(Ok(mut c)) = tokio::time::timeout(Duration::from_secs(1), TcpStream::connect(addr)).await else {
+            break;
+        };
+        if c.write_all(first).await.is_err() {
+            break;
         }
+        conns.push(c);
     }
     conns
+}
+
+async fn idle_connections(addr: SocketAddr, n: usize) -> Vec<TcpStream> {
+    connections(addr, n, b"").await
 }
 
 /// How long until the server closes `c` (EOF or reset); panics after `limit`.
@@ -239,12 +248,7 @@ async fn sigterm_with_hostile_connections_open_stops_the_daemon_promptly() {
     // Each rotation is verified for 2 s, so SIGTERM finds one in flight.
     let d = Daemon::start(&bao, "http-term", Some(2)).await;
     let held = idle_connections(d.addr(), 400).await;
-    let mut halves = Vec::new();
-    for _ in 0..16 {
-        let mut c = TcpStream::connect(d.addr()).await.unwrap();
-        c.write_all(b"GET /metr").await.unwrap();
-        halves.push(c);
-    }
+    let halves = connections(d.addr(), 16, b"GET /metr").await;
     let open = held.len() + halves.len();
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
