@@ -180,10 +180,10 @@ fn log_filter(
     }
     for quiet in QUIET_TARGETS {
         let prefix = format!("{quiet}::");
-        if !named.iter().any(|t| t == quiet || t.starts_with(&prefix)) {
-            if let Ok(off) = format!("{quiet}=off").parse::<Directive>() {
-                filter = filter.add_directive(off);
-            }
+        if !named.iter().any(|t| t == quiet || t.starts_with(&prefix))
+            && let Ok(off) = format!("{quiet}=off").parse::<Directive>()
+        {
+            filter = filter.add_directive(off);
         }
     }
     (filter, ignored)
