@@ -129,6 +129,40 @@
 //! certificate that cannot be verified → `Other` (not retryable: fix
 //! `ca_cert`). No error,
 //! log line or `Debug` output holds a token, a secret id or a secret value.
+//!
+//! ## Logging
+//!
+//! [`vaultrs`] and the HTTP layer under it, `rustify`, log every answer
+//! that is not a success at ERROR level through `tracing`, including the
+//! ones this store expects and turns into typed results: a 404 when no
+//! candidate is staged or a secret does not exist
+//! ([`NotFound`](rekey_core::StoreError::NotFound)), a check-and-set
+//! mismatch when another process won a race
+//! ([`Conflict`](rekey_core::StoreError::Conflict)). Several processes
+//! rotating the same secrets produce thousands of such lines an hour, none
+//! of them a fault; what does go wrong comes back to you as a
+//! [`StoreError`](rekey_core::StoreError), for your code to log. So turn
+//! the two crates off in your subscriber unless `RUST_LOG` names them (as
+//! the `rekey` command does), with `tracing-subscriber`'s `env-filter`
+//! feature:
+//!
+//! ```ignore
+//! use tracing_subscriber::{EnvFilter, filter::LevelFilter};
+//!
+//! // Your levels from RUST_LOG (`info` when it is unset or empty) ...
+//! let rust_log = std::env::var("RUST_LOG").unwrap_or_default();
+//! let filter = EnvFilter::builder().with_default_directive(LevelFilter::INFO.into()).from_env_lossy();
+//! // ... plus `vaultrs=off` and `rustify=off`, unless RUST_LOG mentions them
+//! // (`RUST_LOG=info,vaultrs=debug` to debug the client itself).
+//! let filter = ["vaultrs", "rustify"]
+//!     .into_iter()
+//!     .filter(|target| !rust_log.contains(target))
+//!     .fold(filter, |f, target| f.add_directive(format!("{target}=off").parse().expect("a valid directive")));
+//! tracing_subscriber::fmt().with_env_filter(filter).init();
+//! ```
+//!
+//! (Not compiled here: this crate does not depend on `tracing-subscriber`
+//! with `env-filter`.)
 #![deny(missing_docs, rustdoc::broken_intra_doc_links)]
 
 mod codec;
