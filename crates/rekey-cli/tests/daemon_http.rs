@@ -78,7 +78,7 @@ impl Daemon {
         let port = free_port();
         let listen = format!("127.0.0.1:{port}");
         let mut cmd = tokio::process::Command::new("/bin/sh");
-        cmd.arg("-c").arg("ulimit -n 256 && exec \"$0\" \"$@\"").arg(BIN);
+        cmd.arg("-c").arg("ulimit -n 256 && exec \"$0\" \"$@\"").arg(bin());
         cmd.arg("-c").arg(&cfg).args(["run", "--json", "--listen", &listen]);
         for k in ["VAULT_TOKEN", "BAO_TOKEN", "VAULT_ADDR", "BAO_ADDR", "REKEY_CONFIG", "RUST_LOG"] {
             cmd.env_remove(k);
