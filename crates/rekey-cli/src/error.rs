@@ -168,7 +168,7 @@ fn rotation_error_exit_code(e: &RotationError) -> u8 {
 
 /// Phrases of the library's messages that name its API, and what they
 /// mean in the configuration file's terms.
-const IN_CONFIG_TERMS: [(&str, &str); 3] = [
+const IN_CONFIG_TERMS: [(&str, &str); 4] = [
     (
         "name the one to rotate (the binding's field)",
         "set `field = \"NAME\"` in the secret's [[secret]] table to the field to rotate",
@@ -179,6 +179,10 @@ const IN_CONFIG_TERMS: [(&str, &str); 3] = [
     ),
     (
         "give the two user names (e.g. SecretBinding::credential_sets)",
+        "give the two user names with `roles = [\"a\", \"b\"]` in the secret's postgres target",
+    ),
+    (
+        "name the two credential sets (their user names)",
         "give the two user names with `roles = [\"a\", \"b\"]` in the secret's postgres target",
     ),
 ];

@@ -174,7 +174,7 @@ async fn transient_failures_are_retried_with_backoff_on_the_clock() {
     assert_eq!(e.store.calls(Method::Stage), 3);
     assert_eq!(e.store.calls(Method::Promote), 2);
     // read + read_metadata + journal + 3 stages + 2 promotes + clear
-    assert_eq!(r.attempts, 9);
+    assert_eq!(r.calls, 9);
     assert!(e.clock.now() >= t0(), "time only moves forward");
     assert!(started.elapsed() < Duration::from_secs(1), "no real sleeping");
     let retrying: Vec<_> = e.audit.events().into_iter().filter(|ev| ev.kind == AuditEventKind::Retrying).collect();

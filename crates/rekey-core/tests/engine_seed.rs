@@ -63,7 +63,7 @@ async fn rotation_result_creation() {
     assert_eq!(r.old_version, Some(v1.id));
     assert!(r.new_version.is_some());
     assert!(r.completed_at >= r.started_at);
-    assert_eq!(r.attempts, 6);
+    assert_eq!(r.calls, 6);
     assert!(r.error.is_none() && !r.rollback_performed && r.success());
 }
 

@@ -31,7 +31,7 @@ fn result_json(r: &RotationResult) -> Value {
         "duration_ms": r.duration_ms(),
         "verification_passed": r.verification_passed,
         "retries": r.retries,
-        "store_calls": r.attempts,
+        "store_calls": r.calls,
         "rollback_performed": r.rollback_performed,
         "error": r.error.as_ref().map(|e| json!({ "kind": e.kind(), "message": error::rotation_message(e) })),
     })

@@ -20,7 +20,7 @@ pub(super) struct Run<'a> {
     pub(super) started: DateTime<Utc>,
     pub(super) old_version: Option<VersionId>,
     pub(super) new_version: Option<VersionId>,
-    pub(super) attempts: u32,
+    pub(super) calls: u32,
     pub(super) retries: u32,
     pub(super) verification_passed: bool,
     pub(super) error: Option<RotationError>,

@@ -89,7 +89,7 @@ impl Inner {
             completed_at: completed,
             duration: completed.signed_duration_since(started).to_std().unwrap_or_default(),
             verification_passed: false,
-            attempts: 0,
+            calls: 0,
             retries: 0,
             rollback_performed: false,
             error: Some(error),

@@ -145,9 +145,9 @@ pub struct RotationResult {
     /// Whether every verification test (and the target's test) passed.
     /// `false` when none ran.
     pub verification_passed: bool,
-    /// Store/target calls made, counting every retry: `attempts - calls` is
-    /// the number of retries.
-    pub attempts: u32,
+    /// Store and target calls made, retries included (not the number of
+    /// rotation attempts: one rotation makes several calls).
+    pub calls: u32,
     /// Retries performed after transient failures.
     pub retries: u32,
     /// Whether the rotation undid its own writes (discarded its candidate,

@@ -25,7 +25,7 @@ impl Inner {
         let retry = run.policy.retry();
         let mut attempt = 0u32;
         loop {
-            run.attempts = run.attempts.saturating_add(1);
+            run.calls = run.calls.saturating_add(1);
             match call().await {
                 Ok(v) => return Ok(v),
                 Err(e) if e.is_retryable() && attempt < retry.max_retries => {
@@ -68,7 +68,7 @@ impl Inner {
         let retry = run.policy.retry();
         let mut attempt = 0u32;
         loop {
-            run.attempts = run.attempts.saturating_add(1);
+            run.calls = run.calls.saturating_add(1);
             match call().await.map_err(|e| e.redact(secrets)) {
                 Ok(()) => return Ok(()),
                 Err(e) if e.is_retryable() && attempt < retry.max_retries => {

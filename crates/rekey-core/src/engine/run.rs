@@ -33,7 +33,7 @@ impl Inner {
             started: self.clock.now(),
             old_version: None,
             new_version: None,
-            attempts: 0,
+            calls: 0,
             retries: 0,
             verification_passed: false,
             error: None,
@@ -88,7 +88,7 @@ impl Inner {
             started,
             old_version: None,
             new_version: None,
-            attempts: 0,
+            calls: 0,
             retries: 0,
             verification_passed: false,
             error: None,
@@ -128,7 +128,7 @@ impl Inner {
             completed_at: completed,
             duration,
             verification_passed: run.verification_passed,
-            attempts: run.attempts,
+            calls: run.calls,
             retries: run.retries,
             rollback_performed,
             error,
@@ -158,7 +158,8 @@ impl Inner {
                 e.new_version = r.new_version.clone();
                 e.elapsed = Some(duration);
                 e.error = r.error.as_ref().map(|x| AuditError { kind: x.kind().to_owned(), message: x.to_string() });
-                e.detail = Some(format!("{}; attempts {}, retries {}", r.outcome, r.attempts, r.retries));
+                e.detail =
+                    Some(format!("{}; {} store and target calls, {} of them retries", r.outcome, r.calls, r.retries));
                 e
             });
         }

@@ -84,7 +84,7 @@ pub enum BlueGreenError {
     /// No previous version names another set and no set names were given.
     #[error(
         "blue-green: cannot tell the inactive credential set: the previous version does not name another user \
-         (first rotation?); give the two user names (e.g. SecretBinding::credential_sets)"
+         (first rotation?); name the two credential sets (their user names)"
     )]
     NoInactiveSet,
 }
