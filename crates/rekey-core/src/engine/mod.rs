@@ -57,6 +57,6 @@ pub use machine::{ActionOutcome, FailurePoint, RotationAction, RotationState, Ro
 pub use manager::RotationManager;
 pub use request::RotationRequest;
 pub use result::{RotationOutcome, RotationResult};
-pub use schedule::{Quarantine, ScheduleInfo};
+pub use schedule::{LastFailure, Quarantine, ScheduleInfo};
 pub use stats::RotationStatistics;
 pub use strategy::next_action;

@@ -46,7 +46,7 @@ impl Inner {
     }
 
     pub(super) async fn rotate_inner(&self, req: RotationRequest<'_>) -> RotationResult {
-        let RotationRequest { path, policy, new_value, trigger, binding, rotated_before_us } = req;
+        let RotationRequest { path, policy, new_value, trigger, binding, rotated_before_ns } = req;
         let started = self.clock.now();
         let strategy = policy.strategy();
 
@@ -98,7 +98,7 @@ impl Inner {
             consecutive_failures: None,
             quarantined: false,
         };
-        let outcome = self.execute(&mut run, binding.as_deref(), new_value, rotated_before_us).await;
+        let outcome = self.execute(&mut run, binding.as_deref(), new_value, rotated_before_ns).await;
         self.finish(run, outcome)
     }
 
@@ -188,7 +188,7 @@ impl Inner {
         run: &mut Run<'_>,
         binding: Option<&SecretBinding>,
         new_value: Option<SecretString>,
-        rotated_before_us: Option<i64>,
+        rotated_before_ns: Option<i64>,
     ) -> Exec {
         let path = run.path;
         let policy = run.policy;
@@ -203,8 +203,8 @@ impl Inner {
         };
         run.old_version = Some(current.meta.id.clone());
         run.current_created_at = Some(current.meta.created_at);
-        if let Some(before) = rotated_before_us
-            && schedule::to_us(current.meta.created_at) > before
+        if let Some(before) = rotated_before_ns
+            && schedule::to_ns(current.meta.created_at) > before
         {
             return Exec::UpToDate;
         }
