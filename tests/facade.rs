@@ -196,3 +196,41 @@ async fn current_text_is_one_call() {
     let missing = e.store.current_text(&"facade/missing".parse().unwrap()).await.expect_err("no such secret");
     assert!(matches!(missing, StoreError::NotFound { .. }), "{missing:?}");
 }
+
+/// A generator and an audit sink of the user's own, with `rekey` alone: the
+/// generated value is what becomes current, and no event shows it.
+#[tokio::test]
+async fn a_users_generator_and_audit_sink() {
+    #[derive(Debug)]
+    struct Fixed;
+    impl rekey::GenerateSecret for Fixed {
+        fn generate(&self) -> Result<rekey::SecretString, rekey::GeneratorError> {
+            Ok(rekey::SecretString::from("made-by-the-users-generator-42".to_owned()))
+        }
+    }
+
+    #[derive(Debug, Default)]
+    struct Lines(std::sync::Mutex<Vec<String>>);
+    impl rekey::AuditSink for Lines {
+        fn record(&self, event: &rekey::AuditEvent) {
+            let at: rekey::DateTime<Utc> = event.at;
+            self.0.lock().unwrap().push(format!("{} {} {event:?}", at.to_rfc3339(), event.kind));
+        }
+    }
+
+    let e = env();
+    let lines = Arc::new(Lines::default());
+    let manager = RotationManager::builder(e.store.clone())
+        .clock(Arc::new(e.clock.clone()))
+        .generator(Arc::new(Fixed))
+        .audit_sink(lines.clone())
+        .build()
+        .unwrap();
+    let p = secret(&e, "generated").await;
+    let r = manager.rotate_secret(&p, &RotationPolicy::builder("p").build().unwrap(), None).await;
+    assert!(r.success(), "{r}");
+    assert_eq!(e.store.current_text(&p).await.unwrap().expose_secret(), "made-by-the-users-generator-42");
+    let lines = lines.0.lock().unwrap();
+    assert!(lines.iter().any(|l| l.contains("succeeded")), "{lines:?}");
+    assert!(lines.iter().all(|l| !l.contains("made-by-the-users") && !l.contains("first-value")), "{lines:?}");
+}
