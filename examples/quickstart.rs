@@ -11,7 +11,6 @@ use std::error::Error;
 use std::sync::Arc;
 use std::time::Duration;
 
-use async_trait::async_trait;
 use rekey::memory::MemoryStore;
 use rekey::{
     Clock, ExposeSecret, ManualClock, RotationManager, RotationPolicy, RotationStrategy, SecretBinding, SecretData,
@@ -23,7 +22,7 @@ use rekey::{
 #[derive(Debug)]
 struct AnthropicApiTest;
 
-#[async_trait]
+#[rekey::async_trait]
 impl Verifier for AnthropicApiTest {
     fn name(&self) -> &str {
         "anthropic_api_test"
@@ -60,7 +59,7 @@ async fn main() -> Result<(), Box<dyn Error>> {
 
     // ── Example 2: scheduled rotation (a manual clock stands in for 30 days) ─
     println!("\n== 2. Scheduled rotation");
-    let clock = ManualClock::new(chrono::Utc::now());
+    let clock = ManualClock::new(rekey::Utc::now());
     let c = clock.clone();
     let scheduled_store = Arc::new(MemoryStore::new().with_clock(move || c.now()));
     let scheduler = RotationManager::builder(scheduled_store.clone()).clock(Arc::new(clock.clone())).build()?;
@@ -190,7 +189,7 @@ fn outcome(ok: bool) -> &'static str {
     if ok { "rotated" } else { "failed" }
 }
 
-fn fmt_time(t: Option<chrono::DateTime<chrono::Utc>>) -> String {
+fn fmt_time(t: Option<rekey::DateTime<rekey::Utc>>) -> String {
     t.map(|t| t.format("%Y-%m-%d %H:%M UTC").to_string()).unwrap_or_else(|| "never".into())
 }
 

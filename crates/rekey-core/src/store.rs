@@ -512,6 +512,29 @@ pub trait SecretStoreExt: SecretStore {
         self.read(path, &VersionSelector::Current).await
     }
 
+    /// Reads the current value of a single-text secret: the one call to get
+    /// what consumers use. A secret of several fields is
+    /// [`StoreError::InvalidInput`] naming its fields (read
+    /// [`current`](Self::current) and pick one with
+    /// [`SecretData::field`]).
+    ///
+    /// ```
+    /// # use rekey_core::{SecretStoreExt, SecretData, ExposeSecret, SecretPath, StoreError};
+    /// # async fn demo(store: &dyn rekey_core::SecretStore, path: &SecretPath) -> Result<(), StoreError> {
+    /// let api_key = store.current_text(path).await?;
+    /// let header = format!("Bearer {}", api_key.expose_secret());
+    /// # let _ = header; Ok(()) }
+    /// ```
+    async fn current_text(&self, path: &SecretPath) -> Result<secrecy::SecretString, StoreError> {
+        match self.current(path).await?.data {
+            SecretData::Text(s) => Ok(s),
+            fields @ SecretData::Fields(_) => Err(StoreError::invalid(format!(
+                "{path} holds several fields ({}), not one text value: read one field of `current`",
+                fields.field_names().collect::<Vec<_>>().join(", ")
+            ))),
+        }
+    }
+
     /// Reads the previous version.
     async fn previous(&self, path: &SecretPath) -> Result<SecretVersion, StoreError> {
         self.read(path, &VersionSelector::Previous).await

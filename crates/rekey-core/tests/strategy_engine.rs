@@ -372,7 +372,7 @@ async fn blue_green_alternates_the_two_sets() {
     e.manager.bind(e.path.clone(), SecretBinding::new().target(target.clone()));
     let r = e.manager.rotate_secret(&e.path, &p, None).await;
     assert!(matches!(r.error, Some(RotationError::InvalidBinding { .. })), "{r}");
-    assert!(r.error.as_ref().unwrap().to_string().contains("credential_sets"), "{r}");
+    assert!(r.error.as_ref().unwrap().to_string().contains("credential sets"), "{r}");
     assert_eq!(e.store.list_versions(&e.path).await.unwrap().len(), 1, "nothing written");
 
     e.manager

@@ -1,5 +1,6 @@
 //! The engine's futures are `Send + 'static`-friendly: a service can spawn its
-//! rotation worker on tokio.
+//! rotation worker on tokio. Needs the in-memory store (the default feature).
+#![cfg(feature = "memory")]
 use std::sync::Arc;
 
 #[tokio::test]

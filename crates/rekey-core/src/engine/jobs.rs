@@ -47,7 +47,7 @@ impl RotationManager {
         let next = policy.next_due(last, jitter_key(path));
         let info = {
             let mut t = lock(&self.inner.schedules);
-            let id = t.upsert(path, policy, schedule::to_us(last));
+            let id = t.upsert(path, policy, schedule::to_ns(last));
             t.set_next(id, next);
             t.info(id)
         };
@@ -93,7 +93,7 @@ impl RotationManager {
     /// While the store is unavailable, nothing is due before the next probe
     /// (see [`store_health`](Self::store_health)).
     pub fn next_due(&self) -> Option<DateTime<Utc>> {
-        let rotation = lock(&self.inner.schedules).next_due().map(schedule::from_us);
+        let rotation = lock(&self.inner.schedules).next_due().map(schedule::from_ns);
         let retire = lock(&self.inner.retiring).values().filter_map(|r| r.deadline).min();
         let due = match (rotation, retire) {
             (Some(a), Some(b)) => Some(a.min(b)),
@@ -186,7 +186,7 @@ impl RotationManager {
         if !down {
             self.process_retirements().await;
         }
-        let mut jobs = lock(&inner.schedules).take_due(schedule::to_us(now));
+        let mut jobs = lock(&inner.schedules).take_due(schedule::to_ns(now));
         if jobs.is_empty() {
             return Vec::new();
         }
@@ -277,13 +277,16 @@ impl Inner {
             let policy = s.policy.clone();
             if r.success() {
                 let last = r.current_created_at.unwrap_or(r.completed_at);
-                t.set_last(id, schedule::to_us(last));
+                t.set_last(id, schedule::to_ns(last));
                 t.set_failures(id, 0);
                 let resumed = t.unquarantine(id);
                 let next = policy.and_then(|p| p.next_due(last, jitter_key(&r.path)));
                 t.set_next(id, next);
                 resumed
             } else {
+                if r.outcome.is_failure() {
+                    t.note_failure(id, r.completed_at, r.failure_reason());
+                }
                 if let Some(n) = r.consecutive_failures {
                     t.set_failures(id, n);
                 }
@@ -319,7 +322,7 @@ impl Inner {
             new_value: None,
             trigger: RotationTrigger::Schedule,
             binding: None,
-            rotated_before_us: Some(job.last_us),
+            rotated_before_ns: Some(job.last_ns),
         };
         let r = self.rotate_inner(req).await;
         let now = self.clock.now();
@@ -338,8 +341,11 @@ impl Inner {
                 let soon = |n: u32| at(policy.retry().backoff(n, 0.5 + rand::random::<f64>() / 2.0));
                 match r.outcome {
                     RotationOutcome::Rotated | RotationOutcome::RotatedElsewhere => {
+                        if r.success() {
+                            t.count_rotation(job.slot);
+                        }
                         let last = r.current_created_at.unwrap_or(now);
-                        t.set_last(job.slot, schedule::to_us(last));
+                        t.set_last(job.slot, schedule::to_ns(last));
                         t.set_failures(job.slot, 0);
                         t.set_next(job.slot, policy.next_due(last, key));
                     }
@@ -364,6 +370,9 @@ impl Inner {
                         // those that reached the target or the verifiers)
                         // and decides quarantine for every process; without
                         // one (its write failed), count here.
+                        if r.outcome.is_failure() {
+                            t.note_failure(job.slot, r.completed_at, r.failure_reason());
+                        }
                         let counted = failures.saturating_add(u32::from(r.counts_towards_quarantine()));
                         let failures = r.consecutive_failures.unwrap_or(counted);
                         t.set_failures(job.slot, failures);

@@ -141,9 +141,9 @@ impl RotationManager {
 impl RotationManager {
     /// A snapshot of the counters.
     pub fn statistics(&self) -> RotationStatistics {
-        let (active_schedules, quarantined) = {
+        let (active_schedules, paused_schedules, quarantined) = {
             let t = lock(&self.inner.schedules);
-            (t.len(), t.quarantined())
+            (t.len().saturating_sub(t.paused()), t.paused(), t.quarantined())
         };
         let active_rotations = lock(&self.inner.active).len();
         let c = lock(&self.inner.stats).clone();
@@ -155,6 +155,7 @@ impl RotationManager {
             rollbacks: c.rollbacks,
             success_rate: if total == 0 { 0.0 } else { c.successful as f64 / total as f64 },
             active_schedules,
+            paused_schedules,
             active_rotations,
             quarantined,
             conflicts: c.conflicts,

@@ -58,6 +58,6 @@ pub use manager::RotationManager;
 pub use recover::Recovery;
 pub use request::RotationRequest;
 pub use result::{RotationOutcome, RotationResult};
-pub use schedule::{Quarantine, ScheduleInfo};
+pub use schedule::{LastFailure, Quarantine, ScheduleInfo};
 pub use stats::RotationStatistics;
 pub use strategy::next_action;

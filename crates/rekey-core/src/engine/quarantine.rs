@@ -36,7 +36,7 @@ impl RotationManager {
                     t.set_failures(id, 0);
                     let next = t.slot(id).and_then(|s| {
                         let policy = s.policy.clone()?;
-                        policy.next_due(schedule::from_us(s.last_us), jitter_key(path))
+                        policy.next_due(schedule::from_ns(s.last_ns), jitter_key(path))
                     });
                     t.set_next(id, next);
                     (t.info(id), was)

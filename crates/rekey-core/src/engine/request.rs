@@ -19,13 +19,13 @@ pub struct RotationRequest<'a> {
     pub(super) trigger: RotationTrigger,
     pub(super) binding: Option<Arc<SecretBinding>>,
     /// Scheduled runs: skip if the current version is newer than this.
-    pub(super) rotated_before_us: Option<i64>,
+    pub(super) rotated_before_ns: Option<i64>,
 }
 
 impl<'a> RotationRequest<'a> {
     /// A manual rotation of `path` under `policy`, with a generated value.
     pub fn new(path: &'a SecretPath, policy: &'a RotationPolicy) -> Self {
-        Self { path, policy, new_value: None, trigger: RotationTrigger::Manual, binding: None, rotated_before_us: None }
+        Self { path, policy, new_value: None, trigger: RotationTrigger::Manual, binding: None, rotated_before_ns: None }
     }
 
     /// Use this value instead of generating one (the whole value, or the

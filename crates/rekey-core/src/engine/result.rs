@@ -115,6 +115,11 @@ impl fmt::Display for RotationOutcome {
 
 /// What one rotation did. Holds no secret value; serializes to JSON (the
 /// error as `{kind, message}`, the duration in milliseconds).
+///
+/// Two results are equal when every public field is; errors are compared as
+/// they serialize, by [`kind`](RotationError::kind) and message.
+/// [`RotationResult::new`] builds one (for a test, or code that reports
+/// results).
 #[derive(Debug, Clone, Serialize)]
 #[non_exhaustive]
 pub struct RotationResult {
@@ -178,6 +183,50 @@ fn ser_ms<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
 }
 
 impl RotationResult {
+    /// A rotation of `path` under `strategy`, started and ended at `at`, that
+    /// ended with `outcome` (status to match): a fresh rotation id, a manual
+    /// trigger, no versions, no error, nothing verified, retried or rolled
+    /// back. Set the public fields to describe the rest.
+    ///
+    /// ```
+    /// use rekey_core::{RotationOutcome, RotationResult, RotationStrategy};
+    /// let at = "2030-01-01T00:00:00Z".parse().unwrap();
+    /// let mut r = RotationResult::new("apps/api-key".parse().unwrap(), RotationStrategy::Staged, RotationOutcome::Rotated, at);
+    /// r.new_version = Some(rekey_core::VersionId::new("2"));
+    /// assert!(r.success());
+    /// assert_eq!(r.clone(), r);
+    /// ```
+    pub fn new(path: SecretPath, strategy: RotationStrategy, outcome: RotationOutcome, at: DateTime<Utc>) -> Self {
+        Self {
+            rotation_id: RotationId::new(),
+            path,
+            strategy,
+            trigger: RotationTrigger::Manual,
+            outcome,
+            status: outcome.status(),
+            old_version: None,
+            new_version: None,
+            started_at: at,
+            completed_at: at,
+            duration: Duration::ZERO,
+            verification_passed: false,
+            calls: 0,
+            retries: 0,
+            rollback_performed: false,
+            error: None,
+            consecutive_failures: None,
+            quarantined: false,
+            current_created_at: None,
+            up_to_date: false,
+        }
+    }
+
+    /// Why it did not succeed, as one line: the error's message, else the
+    /// outcome.
+    pub(crate) fn failure_reason(&self) -> String {
+        self.error.as_ref().map(ToString::to_string).unwrap_or_else(|| self.outcome.to_string())
+    }
+
     /// Whether the new value is current.
     pub fn success(&self) -> bool {
         self.outcome == RotationOutcome::Rotated
@@ -193,6 +242,35 @@ impl RotationResult {
     /// The duration in milliseconds.
     pub fn duration_ms(&self) -> f64 {
         self.duration.as_secs_f64() * 1000.0
+    }
+}
+
+impl PartialEq for RotationResult {
+    fn eq(&self, other: &Self) -> bool {
+        let same_error = match (&self.error, &other.error) {
+            (None, None) => true,
+            (Some(a), Some(b)) => a.kind() == b.kind() && a.to_string() == b.to_string(),
+            _ => false,
+        };
+        // Every public field (the crate-private bookkeeping is left out).
+        self.rotation_id == other.rotation_id
+            && self.path == other.path
+            && self.strategy == other.strategy
+            && self.trigger == other.trigger
+            && self.outcome == other.outcome
+            && self.status == other.status
+            && self.old_version == other.old_version
+            && self.new_version == other.new_version
+            && self.started_at == other.started_at
+            && self.completed_at == other.completed_at
+            && self.duration == other.duration
+            && self.verification_passed == other.verification_passed
+            && self.calls == other.calls
+            && self.retries == other.retries
+            && self.rollback_performed == other.rollback_performed
+            && same_error
+            && self.consecutive_failures == other.consecutive_failures
+            && self.quarantined == other.quarantined
     }
 }
 

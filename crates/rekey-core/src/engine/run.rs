@@ -46,7 +46,7 @@ impl Inner {
     }
 
     pub(super) async fn rotate_inner(&self, req: RotationRequest<'_>) -> RotationResult {
-        let RotationRequest { path, policy, new_value, trigger, binding, rotated_before_us } = req;
+        let RotationRequest { path, policy, new_value, trigger, binding, rotated_before_ns } = req;
         let started = self.clock.now();
         let strategy = policy.strategy();
 
@@ -98,7 +98,7 @@ impl Inner {
             consecutive_failures: None,
             quarantined: false,
         };
-        let outcome = self.execute(&mut run, binding.as_deref(), new_value, rotated_before_us).await;
+        let outcome = self.execute(&mut run, binding.as_deref(), new_value, rotated_before_ns).await;
         self.finish(run, outcome)
     }
 
@@ -189,7 +189,7 @@ impl Inner {
         run: &mut Run<'_>,
         binding: Option<&SecretBinding>,
         new_value: Option<SecretString>,
-        rotated_before_us: Option<i64>,
+        rotated_before_ns: Option<i64>,
     ) -> Exec {
         let path = run.path;
         let policy = run.policy;
@@ -206,8 +206,8 @@ impl Inner {
         run.current_created_at = Some(current.meta.created_at);
         // Rotated since the schedule's record (by another process, or by
         // hand): move on — unless that rotation is itself due again.
-        if let Some(before) = rotated_before_us
-            && schedule::to_us(current.meta.created_at) > before
+        if let Some(before) = rotated_before_ns
+            && schedule::to_ns(current.meta.created_at) > before
             && !policy.is_due(current.meta.created_at, jitter_key(path), self.clock.now())
         {
             return Exec::UpToDate;

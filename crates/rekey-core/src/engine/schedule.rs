@@ -1,9 +1,11 @@
 //! The schedule table: which secret is due when.
 //!
 //! Compact by design (a million schedules fit in well under 256 MiB): one
-//! 48-byte slot per schedule in a `Vec`, the path interned once as an
+//! 56-byte slot per schedule in a `Vec`, the path interned once as an
 //! `Arc<str>` shared by the slot and the path index, policies shared through
-//! `Arc`, times as microseconds. Due times live in a min-heap of
+//! `Arc`, times as nanoseconds since the Unix epoch (the full precision of
+//! the stores' version times, so a schedule reports exactly the time the
+//! store does; representable from 1677 to 2262). Due times live in a min-heap of
 //! `(due, slot, generation)`; a rescheduled or removed slot bumps its
 //! generation, so its old heap entries are skipped when popped (lazy
 //! invalidation) and the heap is rebuilt when stale entries outnumber live
@@ -19,7 +21,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use crate::SecretPath;
-use crate::policy::RotationPolicy;
+use crate::policy::{RotationPolicy, jitter_key};
 
 /// Why a schedule is quarantined.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -32,8 +34,20 @@ pub struct Quarantine {
     pub reason: String,
 }
 
+/// The last failed rotation of a scheduled secret.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct LastFailure {
+    /// When it ended.
+    pub at: DateTime<Utc>,
+    /// Why it failed (the error's message; never a secret).
+    pub reason: String,
+}
+
 /// A snapshot of one schedule.
-#[derive(Debug, Clone, Serialize)]
+///
+/// [`ScheduleInfo::new`] builds the snapshot a fresh schedule has, so a test
+/// can compare what the manager reports with `assert_eq!`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
 #[non_exhaustive]
 pub struct ScheduleInfo {
     /// The secret.
@@ -56,36 +70,73 @@ pub struct ScheduleInfo {
     pub consecutive_failures: u32,
     /// Set when quarantined.
     pub quarantine: Option<Quarantine>,
+    /// Rotations this schedule performed (scheduled rotations that made a
+    /// new value current) since it was scheduled.
+    pub rotation_count: u32,
+    /// The last rotation of the secret that failed (scheduled, manual or
+    /// emergency) since it was scheduled; kept after later successes — compare
+    /// its time with `last_rotation`.
+    pub last_failure: Option<LastFailure>,
+}
+
+impl ScheduleInfo {
+    /// The snapshot of a schedule of `path` under `policy` that was just
+    /// made, the secret last rotated at `last_rotation`: due at
+    /// [`RotationPolicy::next_due`] (with the path's jitter), enabled, no
+    /// failures, no rotations yet — what
+    /// [`schedule_rotation`](crate::RotationManager::schedule_rotation)
+    /// returns. Set the public fields to describe any other state.
+    pub fn new(path: SecretPath, policy: impl Into<Arc<RotationPolicy>>, last_rotation: DateTime<Utc>) -> Self {
+        let policy = policy.into();
+        let next_rotation = policy.next_due(last_rotation, jitter_key(&path));
+        Self {
+            policy_name: policy.name().to_owned(),
+            path,
+            policy,
+            last_rotation,
+            next_rotation,
+            enabled: true,
+            paused: false,
+            consecutive_failures: 0,
+            quarantine: None,
+            rotation_count: 0,
+            last_failure: None,
+        }
+    }
 }
 
 pub(crate) const PAUSED: u8 = 1;
 pub(crate) const QUARANTINED: u8 = 2;
 pub(crate) const RUNNING: u8 = 4;
 
-/// One schedule. 48 bytes.
+/// One schedule. 56 bytes.
 pub(crate) struct Slot {
     pub(crate) path: Option<Arc<str>>,
     pub(crate) policy: Option<Arc<RotationPolicy>>,
-    pub(crate) last_us: i64,
-    pub(crate) next_us: i64,
+    pub(crate) last_ns: i64,
+    pub(crate) next_ns: i64,
     pub(crate) generation: u32,
+    /// Scheduled rotations that made a new value current.
+    pub(crate) rotations: u32,
     pub(crate) failures: u16,
     pub(crate) flags: u8,
 }
 
 pub(crate) const NEVER: i64 = i64::MAX;
 
-pub(crate) fn to_us(t: DateTime<Utc>) -> i64 {
-    t.timestamp_micros()
+/// A time as nanoseconds since the Unix epoch; times past 2262 are
+/// [`NEVER`], times before 1677 the earliest representable one.
+pub(crate) fn to_ns(t: DateTime<Utc>) -> i64 {
+    t.timestamp_nanos_opt().unwrap_or(if t.timestamp() < 0 { i64::MIN } else { NEVER })
 }
 
-pub(crate) fn from_us(us: i64) -> DateTime<Utc> {
-    DateTime::from_timestamp_micros(us).unwrap_or(DateTime::<Utc>::MAX_UTC)
+pub(crate) fn from_ns(ns: i64) -> DateTime<Utc> {
+    DateTime::from_timestamp_nanos(ns)
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 struct Entry {
-    due_us: i64,
+    due_ns: i64,
     slot: u32,
     generation: u32,
 }
@@ -95,7 +146,7 @@ pub(crate) struct Job {
     pub(crate) slot: u32,
     pub(crate) path: Arc<str>,
     pub(crate) policy: Arc<RotationPolicy>,
-    pub(crate) last_us: i64,
+    pub(crate) last_ns: i64,
 }
 
 #[derive(Default)]
@@ -105,7 +156,10 @@ pub(crate) struct ScheduleTable {
     index: FxHashMap<Arc<str>, u32>,
     heap: BinaryHeap<Reverse<Entry>>,
     quarantines: FxHashMap<u32, Quarantine>,
+    /// The last failure of each schedule that has had one.
+    last_failures: FxHashMap<u32, LastFailure>,
     live: usize,
+    paused: usize,
 }
 
 impl ScheduleTable {
@@ -115,6 +169,11 @@ impl ScheduleTable {
 
     pub(crate) fn quarantined(&self) -> usize {
         self.quarantines.len()
+    }
+
+    /// Schedules paused now.
+    pub(crate) fn paused(&self) -> usize {
+        self.paused
     }
 
     pub(crate) fn lookup(&self, path: &str) -> Option<u32> {
@@ -130,24 +189,29 @@ impl ScheduleTable {
     }
 
     /// Adds or replaces the schedule of `path`; returns its slot.
-    pub(crate) fn upsert(&mut self, path: &SecretPath, policy: Arc<RotationPolicy>, last_us: i64) -> u32 {
+    pub(crate) fn upsert(&mut self, path: &SecretPath, policy: Arc<RotationPolicy>, last_ns: i64) -> u32 {
         if let Some(id) = self.lookup(path.as_str())
             && let Some(s) = self.slot_mut(id)
         {
+            let was_paused = s.flags & PAUSED != 0;
             s.policy = Some(policy);
-            s.last_us = last_us;
+            s.last_ns = last_ns;
             s.failures = 0;
+            s.rotations = 0;
             s.flags &= RUNNING;
+            self.paused -= usize::from(was_paused);
             self.quarantines.remove(&id);
+            self.last_failures.remove(&id);
             return id;
         }
         let key: Arc<str> = Arc::from(path.as_str());
         let slot = Slot {
             path: Some(key.clone()),
             policy: Some(policy),
-            last_us,
-            next_us: NEVER,
+            last_ns,
+            next_ns: NEVER,
             generation: 0,
+            rotations: 0,
             failures: 0,
             flags: 0,
         };
@@ -173,9 +237,9 @@ impl ScheduleTable {
     pub(crate) fn set_next(&mut self, id: u32, next: Option<DateTime<Utc>>) {
         let Some(s) = self.slot_mut(id) else { return };
         s.generation = s.generation.wrapping_add(1);
-        s.next_us = next.map(to_us).unwrap_or(NEVER);
-        let entry = Entry { due_us: s.next_us, slot: id, generation: s.generation };
-        if entry.due_us != NEVER && s.flags & (PAUSED | QUARANTINED) == 0 {
+        s.next_ns = next.map(to_ns).unwrap_or(NEVER);
+        let entry = Entry { due_ns: s.next_ns, slot: id, generation: s.generation };
+        if entry.due_ns != NEVER && s.flags & (PAUSED | QUARANTINED) == 0 {
             self.heap.push(Reverse(entry));
         }
         self.maybe_compact();
@@ -184,12 +248,14 @@ impl ScheduleTable {
     pub(crate) fn remove(&mut self, path: &str) -> bool {
         let Some(id) = self.index.remove(path) else { return false };
         if let Some(s) = self.slots.get_mut(id as usize) {
+            self.paused -= usize::from(s.flags & PAUSED != 0);
             s.path = None;
             s.policy = None;
             s.generation = s.generation.wrapping_add(1);
             s.flags = 0;
         }
         self.quarantines.remove(&id);
+        self.last_failures.remove(&id);
         self.free.push(id);
         self.live -= 1;
         self.maybe_compact();
@@ -197,12 +263,34 @@ impl ScheduleTable {
     }
 
     pub(crate) fn set_flag(&mut self, id: u32, flag: u8, on: bool) {
-        if let Some(s) = self.slot_mut(id) {
-            if on {
-                s.flags |= flag;
+        let Some(s) = self.slot_mut(id) else { return };
+        let was_paused = s.flags & PAUSED != 0;
+        if on {
+            s.flags |= flag;
+        } else {
+            s.flags &= !flag;
+        }
+        let paused = s.flags & PAUSED != 0;
+        if paused != was_paused {
+            if paused {
+                self.paused += 1;
             } else {
-                s.flags &= !flag;
+                self.paused -= 1;
             }
+        }
+    }
+
+    /// Counts a scheduled rotation that made a new value current.
+    pub(crate) fn count_rotation(&mut self, id: u32) {
+        if let Some(s) = self.slot_mut(id) {
+            s.rotations = s.rotations.saturating_add(1);
+        }
+    }
+
+    /// Records a failed rotation of the secret.
+    pub(crate) fn note_failure(&mut self, id: u32, at: DateTime<Utc>, reason: String) {
+        if self.slot(id).is_some() {
+            self.last_failures.insert(id, LastFailure { at, reason });
         }
     }
 
@@ -212,9 +300,9 @@ impl ScheduleTable {
         }
     }
 
-    pub(crate) fn set_last(&mut self, id: u32, last_us: i64) {
+    pub(crate) fn set_last(&mut self, id: u32, last_ns: i64) {
         if let Some(s) = self.slot_mut(id) {
-            s.last_us = last_us;
+            s.last_ns = last_ns;
         }
     }
 
@@ -237,14 +325,14 @@ impl ScheduleTable {
         self.quarantines.remove(&id).is_some()
     }
 
-    /// Pops the valid heap top if it is due at `now_us`.
-    fn pop_due(&mut self, now_us: i64) -> Option<Entry> {
+    /// Pops the valid heap top if it is due at `now_ns`.
+    fn pop_due(&mut self, now_ns: i64) -> Option<Entry> {
         while let Some(Reverse(top)) = self.heap.peek().copied() {
             if !self.valid(top) {
                 self.heap.pop();
                 continue;
             }
-            if top.due_us > now_us {
+            if top.due_ns > now_ns {
                 return None;
             }
             self.heap.pop();
@@ -259,15 +347,15 @@ impl ScheduleTable {
     }
 
     /// Takes every due schedule out of the queue and marks it running.
-    pub(crate) fn take_due(&mut self, now_us: i64) -> Vec<Job> {
+    pub(crate) fn take_due(&mut self, now_ns: i64) -> Vec<Job> {
         let mut jobs = Vec::new();
-        while let Some(e) = self.pop_due(now_us) {
+        while let Some(e) = self.pop_due(now_ns) {
             if let Some(s) = self.slot_mut(e.slot)
                 && let (Some(path), Some(policy)) = (s.path.clone(), s.policy.clone())
             {
                 s.flags |= RUNNING;
                 s.generation = s.generation.wrapping_add(1);
-                jobs.push(Job { slot: e.slot, path, policy, last_us: s.last_us });
+                jobs.push(Job { slot: e.slot, path, policy, last_ns: s.last_ns });
             }
         }
         jobs
@@ -277,7 +365,7 @@ impl ScheduleTable {
     pub(crate) fn next_due(&mut self) -> Option<i64> {
         while let Some(Reverse(top)) = self.heap.peek().copied() {
             if self.valid(top) {
-                return Some(top.due_us);
+                return Some(top.due_ns);
             }
             self.heap.pop();
         }
@@ -303,12 +391,14 @@ impl ScheduleTable {
             path,
             policy_name: policy.name().to_owned(),
             policy,
-            last_rotation: from_us(s.last_us),
-            next_rotation: (enabled && s.next_us != NEVER).then(|| from_us(s.next_us)),
+            last_rotation: from_ns(s.last_ns),
+            next_rotation: (enabled && s.next_ns != NEVER).then(|| from_ns(s.next_ns)),
             enabled,
             paused,
             consecutive_failures: u32::from(s.failures),
             quarantine,
+            rotation_count: s.rotations,
+            last_failure: self.last_failures.get(&id).cloned(),
         })
     }
 
@@ -323,7 +413,7 @@ mod tests {
 
     #[test]
     fn slot_is_compact() {
-        assert!(std::mem::size_of::<Slot>() <= 48, "{}", std::mem::size_of::<Slot>());
+        assert!(std::mem::size_of::<Slot>() <= 56, "{}", std::mem::size_of::<Slot>());
         assert_eq!(std::mem::size_of::<Entry>(), 16);
     }
 }

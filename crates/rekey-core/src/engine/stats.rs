@@ -8,7 +8,10 @@ use super::RotationOutcome;
 
 /// A snapshot of the manager's counters since it was built (or since
 /// [`reset_statistics`](crate::RotationManager::reset_statistics)).
-#[derive(Debug, Clone, PartialEq, Serialize)]
+///
+/// `RotationStatistics::default()` is all zeros; set the public fields to
+/// build one in a test.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
 #[non_exhaustive]
 pub struct RotationStatistics {
     /// Rotations that ran to an end: successful + failed.
@@ -21,8 +24,12 @@ pub struct RotationStatistics {
     pub rollbacks: u64,
     /// `successful / total`, 0 when nothing ran.
     pub success_rate: f64,
-    /// Schedules registered now.
+    /// Schedules registered now and not paused (quarantined ones included:
+    /// see `quarantined`).
     pub active_schedules: usize,
+    /// Schedules registered now and paused
+    /// ([`pause_schedule`](crate::RotationManager::pause_schedule)).
+    pub paused_schedules: usize,
     /// Rotations running now.
     pub active_rotations: usize,
     /// Schedules quarantined now.
