@@ -13,7 +13,8 @@ fn engine_matches_its_model_on_the_memory_store() {
         ModelConfig::memory(),
         Arc::new(|clock: &ManualClock| {
             let c = clock.clone();
-            Arc::new(MemoryStore::new().with_clock(move || c.now())) as Arc<DynSecretStore>
+            let store = Arc::new(MemoryStore::new().with_clock(move || c.now())) as Arc<DynSecretStore>;
+            Box::pin(async move { store }) as futures::future::BoxFuture<'static, _>
         }),
     );
 }

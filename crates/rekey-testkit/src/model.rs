@@ -73,8 +73,9 @@ impl ModelConfig {
 }
 
 /// Makes the store one sequence runs on: given the sequence's clock (a
-/// memory store should take its version times from it).
-pub type StoreFactory = dyn Fn(&ManualClock) -> Arc<DynSecretStore> + Send + Sync;
+/// memory store should take its version times from it). Called inside the
+/// runtime the sequence runs on, so a store can connect there.
+pub type StoreFactory = dyn Fn(&ManualClock) -> futures::future::BoxFuture<'static, Arc<DynSecretStore>> + Send + Sync;
 
 const SECRETS: usize = 2;
 const QUARANTINE_AFTER: u32 = 2;
@@ -465,7 +466,7 @@ async fn run_sequence(config: &ModelConfig, factory: &StoreFactory, ops: &[Op], 
     let clock = ManualClock::new(start);
     clock.set_auto_advance(true);
     let crashed = Arc::new(tokio::sync::Notify::new());
-    let inner = factory(&clock);
+    let inner = factory(&clock).await;
     let c2 = clock.clone();
     let notify = crashed.clone();
     let store = Arc::new(FaultInjectingStore::new(inner).with_clock(Arc::new(clock.clone())).with_sleep(move |d| {
