@@ -5,7 +5,7 @@ mod common;
 
 use std::sync::Arc;
 
-use rekey_core::{DynSecretStore, ManualClock};
+use rekey_core::ManualClock;
 use rekey_testkit::model::{self, ModelConfig};
 
 #[test]

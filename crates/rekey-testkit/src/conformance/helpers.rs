@@ -25,7 +25,6 @@ pub(super) fn fields(tag: &str) -> SecretData {
 
 /// `<prefix>/<case>/<name>` as a path.
 #[allow(clippy::panic)]
-
 pub(super) fn path(prefix: &str, case: &str, name: &str) -> SecretPath {
     let raw = format!("{}/{case}/{name}", prefix.trim_end_matches('/'));
     match SecretPath::new(&raw) {
@@ -36,7 +35,6 @@ pub(super) fn path(prefix: &str, case: &str, name: &str) -> SecretPath {
 
 /// Fails if an error shows a secret value.
 #[allow(clippy::panic)]
-
 pub(super) fn no_leak(case: &str, what: &str, e: &StoreError) {
     let mut shown = format!("{e} | {e:?} | {e:#?}");
     let mut source = e.source();
@@ -51,7 +49,6 @@ pub(super) fn no_leak(case: &str, what: &str, e: &StoreError) {
 
 /// Fails if a version's `Debug` shows its value.
 #[allow(clippy::panic)]
-
 pub(super) fn no_leak_debug(case: &str, what: &str, v: &SecretVersion) {
     if format!("{v:?} {v:#?}").contains(SECRET_MARKER) {
         panic!("[{case}] {what}: the Debug output of a version shows its value");
@@ -60,7 +57,6 @@ pub(super) fn no_leak_debug(case: &str, what: &str, v: &SecretVersion) {
 
 /// The success value, or a failure naming the case and the step.
 #[allow(clippy::panic)]
-
 pub(super) fn ok<T>(case: &str, what: &str, r: Result<T, StoreError>) -> T {
     match r {
         Ok(v) => v,
@@ -73,7 +69,6 @@ pub(super) fn ok<T>(case: &str, what: &str, r: Result<T, StoreError>) -> T {
 
 /// The error, or a failure naming the case and the step.
 #[allow(clippy::panic)]
-
 pub(super) fn err<T>(case: &str, what: &str, r: Result<T, StoreError>) -> StoreError {
     match r {
         Ok(_) => panic!("[{case}] {what}: expected an error, the call succeeded"),
@@ -85,7 +80,6 @@ pub(super) fn err<T>(case: &str, what: &str, r: Result<T, StoreError>) -> StoreE
 }
 
 #[allow(clippy::panic)]
-
 pub(super) fn expect_kind(case: &str, what: &str, e: &StoreError, kind: &str) {
     if e.kind() != kind {
         panic!("[{case}] {what}: expected a `{kind}` error, got `{}`: {e}", e.kind());
@@ -119,7 +113,6 @@ pub(super) async fn read(
 /// Fails unless `actual` holds the same value as `expected` (never prints
 /// either).
 #[allow(clippy::panic)]
-
 pub(super) fn same_value(case: &str, what: &str, actual: &SecretData, expected: &SecretData) {
     if !actual.same_as(expected) {
         let names: Vec<_> = actual.field_names().collect();
@@ -128,7 +121,6 @@ pub(super) fn same_value(case: &str, what: &str, actual: &SecretData, expected: 
 }
 
 #[allow(clippy::panic)]
-
 pub(super) fn check(case: &str, cond: bool, what: &str) {
     if !cond {
         panic!("[{case}] {what}");
@@ -156,7 +148,6 @@ pub(super) async fn versions(case: &str, what: &str, store: &DynSecretStore, pat
 /// most one previous and one pending, never two stages on one version except
 /// none; returns (current, previous, pending).
 #[allow(clippy::panic)]
-
 pub(super) fn stages(
     case: &str,
     what: &str,
