@@ -28,8 +28,9 @@ pub use error::{BoxError, StoreError};
 pub use path::{PathError, SecretPath};
 pub use record::{RollbackPlan, SecretRecord, rollback_plan};
 pub use store::{
-    DynSecretStore, MAX_METADATA_ENTRIES, MAX_METADATA_KEY_BYTES, MAX_METADATA_VALUE_BYTES, METADATA_KEY_PREFIX,
-    Metadata, MetadataPatch, PutMode, PutOptions, RotationId, SecretStore, SecretStoreExt, SecretVersion, Stages,
+    DynSecretStore, JOURNAL_KEY, Journal, MAX_METADATA_ENTRIES, MAX_METADATA_KEY_BYTES, MAX_METADATA_VALUE_BYTES,
+    METADATA_KEY_PREFIX, Metadata, MetadataPatch, PromoteRequest, PutMode, PutOptions, RecordWrite, RequestCounts,
+    RotationId, SecretStore, SecretStoreExt, SecretVersion, Snapshot, StageOutcome, StageRequest, Staged, Stages,
     VersionId, VersionMeta, VersionSelector, check_metadata, check_metadata_patch,
 };
 pub use value::SecretData;

@@ -48,8 +48,9 @@ use chrono::{DateTime, Utc};
 use futures::future::BoxFuture;
 use parking_lot::Mutex;
 use rekey_core::{
-    Metadata, MetadataPatch, PutOptions, RotationId, SecretData, SecretPath, SecretStore, SecretVersion, StoreError,
-    VersionId, VersionMeta, VersionSelector,
+    Metadata, MetadataPatch, PromoteRequest, PutOptions, RecordWrite, RequestCounts, RotationId, SecretData,
+    SecretPath, SecretStore, SecretVersion, Snapshot, StageOutcome, StageRequest, StoreError, VersionId, VersionMeta,
+    VersionSelector,
 };
 
 /// One method of [`SecretStore`].
@@ -626,6 +627,36 @@ impl<S: SecretStore> SecretStore for FaultInjectingStore<S> {
     }
     async fn update_metadata(&self, path: &SecretPath, patch: MetadataPatch) -> Result<(), StoreError> {
         self.run(Method::WriteMetadata, path, || self.inner.update_metadata(path, patch)).await
+    }
+    // The rotation calls pass through as one call each, counted (and
+    // disturbed) as the method they chiefly are: a snapshot is a read, a
+    // staged rotation a stage, its promotion a promote, an immediate write a
+    // put.
+    async fn snapshot(&self, path: &SecretPath, with_value: bool) -> Result<Snapshot, StoreError> {
+        self.run(Method::Read, path, || self.inner.snapshot(path, with_value)).await
+    }
+    async fn stage_rotation(
+        &self,
+        path: &SecretPath,
+        data: SecretData,
+        req: StageRequest,
+    ) -> Result<StageOutcome, StoreError> {
+        self.run(Method::Stage, path, || self.inner.stage_rotation(path, data, req)).await
+    }
+    async fn promote_rotation(&self, path: &SecretPath, req: PromoteRequest<'_>) -> Result<VersionMeta, StoreError> {
+        self.run(Method::Promote, path, || self.inner.promote_rotation(path, req)).await
+    }
+    async fn put_rotation(
+        &self,
+        path: &SecretPath,
+        data: SecretData,
+        opts: PutOptions,
+        record: &RecordWrite,
+    ) -> Result<VersionMeta, StoreError> {
+        self.run(Method::Put, path, || self.inner.put_rotation(path, data, opts, record)).await
+    }
+    fn request_counts(&self) -> RequestCounts {
+        self.inner.request_counts()
     }
     async fn delete(&self, path: &SecretPath) -> Result<(), StoreError> {
         self.run(Method::Delete, path, || self.inner.delete(path)).await

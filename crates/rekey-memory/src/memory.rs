@@ -10,8 +10,9 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use parking_lot::Mutex;
 use rekey_core::{
-    Metadata, MetadataPatch, PutMode, PutOptions, RotationId, SecretData, SecretPath, SecretStore, SecretVersion,
-    Stages, StoreError, VersionId, VersionMeta, VersionSelector,
+    JOURNAL_KEY, Metadata, MetadataPatch, PromoteRequest, PutMode, PutOptions, RecordWrite, RequestCounts, RotationId,
+    SecretData, SecretPath, SecretStore, SecretVersion, Snapshot, StageOutcome, StageRequest, Staged, Stages,
+    StoreError, VersionId, VersionMeta, VersionSelector,
 };
 
 /// The source of "now" for version creation times.
@@ -214,7 +215,26 @@ pub struct MemoryStore {
     hasher: RandomState,
     now: NowFn,
     max_versions: usize,
+    /// Calls by operation ([`OPS`]), for [`SecretStore::request_counts`].
+    calls: [std::sync::atomic::AtomicU64; OPS.len()],
 }
+
+/// The operations the store counts, in the order of its counters.
+const OPS: [&str; 13] = [
+    "put",
+    "read",
+    "stage",
+    "promote",
+    "discard",
+    "list_versions",
+    "read_metadata",
+    "write_metadata",
+    "update_metadata",
+    "snapshot",
+    "stage_rotation",
+    "promote_rotation",
+    "put_rotation",
+];
 
 impl MemoryStore {
     /// An empty store using the system clock and the default version cap.
@@ -224,7 +244,12 @@ impl MemoryStore {
             hasher: RandomState::new(),
             now: Arc::new(Utc::now),
             max_versions: DEFAULT_MAX_VERSIONS,
+            calls: std::array::from_fn(|_| std::sync::atomic::AtomicU64::new(0)),
         }
+    }
+
+    fn count(&self, op: usize) {
+        self.calls[op].fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// Uses `now` as the clock for version creation times (a manual clock in
@@ -333,12 +358,18 @@ fn check_value(data: &SecretData) -> Result<(), StoreError> {
     Ok(())
 }
 
-#[async_trait]
-impl SecretStore for MemoryStore {
-    async fn put(&self, path: &SecretPath, data: SecretData, opts: PutOptions) -> Result<VersionMeta, StoreError> {
+/// The contract's writes on a locked shard, shared by the single calls and
+/// the rotation calls (which do several under one lock).
+impl MemoryStore {
+    fn put_locked(
+        &self,
+        shard: &mut Shard,
+        path: &SecretPath,
+        data: SecretData,
+        opts: PutOptions,
+    ) -> Result<VersionMeta, StoreError> {
         check_value(&data)?;
         let now = (self.now)();
-        let mut shard = self.shard(path);
         // Idempotence first: a retried write whose first attempt succeeded
         // must not fail its own compare-and-swap.
         if let (Some(r), Some(secret)) = (opts.rotation_id, shard.get(path))
@@ -367,7 +398,77 @@ impl SecretStore for MemoryStore {
         }
     }
 
+    fn stage_locked(
+        &self,
+        shard: &mut Shard,
+        path: &SecretPath,
+        data: SecretData,
+        rotation_id: RotationId,
+    ) -> Result<VersionMeta, StoreError> {
+        check_value(&data)?;
+        let now = (self.now)();
+        let secret = shard.get_mut(path).ok_or_else(|| missing(path))?;
+        if let Some(v) = secret.find_rotation(rotation_id) {
+            return Ok(secret.meta(v));
+        }
+        if let Some(older) = secret.pending.take() {
+            secret.remove(&older);
+        }
+        let v = self.new_version(secret.created_at(now), data, Some(rotation_id));
+        let id = v.id.clone();
+        secret.pending = Some(id.clone());
+        secret.push(v, self.max_versions);
+        secret.find(&id).map(|v| secret.meta(v)).ok_or_else(|| missing_version(path, &id))
+    }
+
+    fn promote_locked(
+        shard: &mut Shard,
+        path: &SecretPath,
+        version: &VersionId,
+        expected_current: &VersionId,
+    ) -> Result<VersionMeta, StoreError> {
+        let secret = shard.get_mut(path).ok_or_else(|| missing(path))?;
+        if secret.find(version).is_none() {
+            return Err(missing_version(path, version));
+        }
+        if secret.current != *expected_current {
+            return Err(StoreError::Conflict {
+                path: path.as_str().to_owned(),
+                expected: Some(expected_current.clone()),
+                actual: Some(secret.current.clone()),
+            });
+        }
+        if secret.current != *version {
+            if secret.pending.as_ref() == Some(version) {
+                secret.pending = None;
+            }
+            secret.previous = Some(std::mem::replace(&mut secret.current, version.clone()));
+        }
+        Ok(secret.current_meta())
+    }
+
+    fn patch_locked(shard: &mut Shard, path: &SecretPath, patch: &MetadataPatch) -> Result<(), StoreError> {
+        check_metadata_patch(patch)?;
+        let secret = shard.get_mut(path).ok_or_else(|| missing(path))?;
+        let mut next = secret.metadata.clone();
+        patch.apply(&mut next);
+        // The whole result within the limits, or nothing changes.
+        check_metadata(&next)?;
+        secret.metadata = next;
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl SecretStore for MemoryStore {
+    async fn put(&self, path: &SecretPath, data: SecretData, opts: PutOptions) -> Result<VersionMeta, StoreError> {
+        self.count(0);
+        let mut shard = self.shard(path);
+        self.put_locked(&mut shard, path, data, opts)
+    }
+
     async fn read(&self, path: &SecretPath, selector: &VersionSelector) -> Result<SecretVersion, StoreError> {
+        self.count(1);
         let shard = self.shard(path);
         let secret = shard.get(path).ok_or_else(|| missing(path))?;
         let (id, what) = match selector {
@@ -389,21 +490,9 @@ impl SecretStore for MemoryStore {
         data: SecretData,
         rotation_id: RotationId,
     ) -> Result<VersionMeta, StoreError> {
-        check_value(&data)?;
-        let now = (self.now)();
+        self.count(2);
         let mut shard = self.shard(path);
-        let secret = shard.get_mut(path).ok_or_else(|| missing(path))?;
-        if let Some(v) = secret.find_rotation(rotation_id) {
-            return Ok(secret.meta(v));
-        }
-        if let Some(older) = secret.pending.take() {
-            secret.remove(&older);
-        }
-        let v = self.new_version(secret.created_at(now), data, Some(rotation_id));
-        let id = v.id.clone();
-        secret.pending = Some(id.clone());
-        secret.push(v, self.max_versions);
-        secret.find(&id).map(|v| secret.meta(v)).ok_or_else(|| missing_version(path, &id))
+        self.stage_locked(&mut shard, path, data, rotation_id)
     }
 
     async fn promote(
@@ -412,28 +501,13 @@ impl SecretStore for MemoryStore {
         version: &VersionId,
         expected_current: &VersionId,
     ) -> Result<VersionMeta, StoreError> {
+        self.count(3);
         let mut shard = self.shard(path);
-        let secret = shard.get_mut(path).ok_or_else(|| missing(path))?;
-        if secret.find(version).is_none() {
-            return Err(missing_version(path, version));
-        }
-        if secret.current != *expected_current {
-            return Err(StoreError::Conflict {
-                path: path.as_str().to_owned(),
-                expected: Some(expected_current.clone()),
-                actual: Some(secret.current.clone()),
-            });
-        }
-        if secret.current != *version {
-            if secret.pending.as_ref() == Some(version) {
-                secret.pending = None;
-            }
-            secret.previous = Some(std::mem::replace(&mut secret.current, version.clone()));
-        }
-        Ok(secret.current_meta())
+        Self::promote_locked(&mut shard, path, version, expected_current)
     }
 
     async fn discard(&self, path: &SecretPath, version: &VersionId) -> Result<(), StoreError> {
+        self.count(4);
         let mut shard = self.shard(path);
         let secret = shard.get_mut(path).ok_or_else(|| missing(path))?;
         if secret.current == *version {
@@ -449,18 +523,21 @@ impl SecretStore for MemoryStore {
     }
 
     async fn list_versions(&self, path: &SecretPath) -> Result<Vec<VersionMeta>, StoreError> {
+        self.count(5);
         let shard = self.shard(path);
         let secret = shard.get(path).ok_or_else(|| missing(path))?;
         Ok(secret.versions.iter().map(|v| secret.meta(v)).collect())
     }
 
     async fn read_metadata(&self, path: &SecretPath) -> Result<Metadata, StoreError> {
+        self.count(6);
         let shard = self.shard(path);
         let secret = shard.get(path).ok_or_else(|| missing(path))?;
         Ok(secret.metadata.clone())
     }
 
     async fn write_metadata(&self, path: &SecretPath, metadata: Metadata) -> Result<(), StoreError> {
+        self.count(7);
         check_metadata(&metadata)?;
         let mut shard = self.shard(path);
         let secret = shard.get_mut(path).ok_or_else(|| missing(path))?;
@@ -469,15 +546,78 @@ impl SecretStore for MemoryStore {
     }
 
     async fn update_metadata(&self, path: &SecretPath, patch: MetadataPatch) -> Result<(), StoreError> {
-        check_metadata_patch(&patch)?;
+        self.count(8);
         let mut shard = self.shard(path);
-        let secret = shard.get_mut(path).ok_or_else(|| missing(path))?;
-        let mut next = secret.metadata.clone();
-        patch.apply(&mut next);
-        // The whole result within the limits, or nothing changes.
-        check_metadata(&next)?;
-        secret.metadata = next;
-        Ok(())
+        Self::patch_locked(&mut shard, path, &patch)
+    }
+
+    /// One call: the current version and the metadata under one lock.
+    async fn snapshot(&self, path: &SecretPath, with_value: bool) -> Result<Snapshot, StoreError> {
+        self.count(9);
+        let shard = self.shard(path);
+        let secret = shard.get(path).ok_or_else(|| missing(path))?;
+        let current = secret.find(&secret.current).map(|v| secret.version(v)).ok_or_else(|| missing(path))?;
+        Ok(Snapshot::new(current.meta, with_value.then_some(current.data), secret.metadata.clone()))
+    }
+
+    /// One call: the journal check, the journal line (always kept: it costs
+    /// nothing here) and the candidate, under one lock.
+    async fn stage_rotation(
+        &self,
+        path: &SecretPath,
+        data: SecretData,
+        req: StageRequest,
+    ) -> Result<StageOutcome, StoreError> {
+        self.count(10);
+        let mut shard = self.shard(path);
+        let secret = shard.get(path).ok_or_else(|| missing(path))?;
+        let base = secret.current_meta();
+        let metadata = secret.metadata.clone();
+        if req.base.is_none() && metadata.contains_key(JOURNAL_KEY) {
+            let current = secret.find(&secret.current).map(|v| secret.version(v)).ok_or_else(|| missing(path))?;
+            return Ok(StageOutcome::Journalled(Snapshot::new(current.meta, None, metadata)));
+        }
+        if let Some(journal) = &req.journal {
+            let mut patch = MetadataPatch::new();
+            patch.set(JOURNAL_KEY, journal.line.clone());
+            Self::patch_locked(&mut shard, path, &patch)?;
+        }
+        let candidate = self.stage_locked(&mut shard, path, data, req.rotation_id)?;
+        Ok(StageOutcome::Staged(Staged::new(candidate, req.base.unwrap_or(base), metadata)))
+    }
+
+    /// One call: the compare-and-swap and, only when it won, the record.
+    async fn promote_rotation(&self, path: &SecretPath, req: PromoteRequest<'_>) -> Result<VersionMeta, StoreError> {
+        self.count(11);
+        let mut shard = self.shard(path);
+        check_metadata_patch(&req.record.all())?;
+        let meta = Self::promote_locked(&mut shard, path, req.candidate, req.expected)?;
+        if !req.record.is_empty() {
+            Self::patch_locked(&mut shard, path, &req.record.all())?;
+        }
+        Ok(meta)
+    }
+
+    /// One call: the write and, only when it won, the record.
+    async fn put_rotation(
+        &self,
+        path: &SecretPath,
+        data: SecretData,
+        opts: PutOptions,
+        record: &RecordWrite,
+    ) -> Result<VersionMeta, StoreError> {
+        self.count(12);
+        let mut shard = self.shard(path);
+        check_metadata_patch(&record.all())?;
+        let meta = self.put_locked(&mut shard, path, data, opts)?;
+        if !record.is_empty() {
+            Self::patch_locked(&mut shard, path, &record.all())?;
+        }
+        Ok(meta)
+    }
+
+    fn request_counts(&self) -> RequestCounts {
+        OPS.iter().zip(&self.calls).map(|(op, n)| (*op, n.load(std::sync::atomic::Ordering::Relaxed))).collect()
     }
 
     async fn delete(&self, path: &SecretPath) -> Result<(), StoreError> {

@@ -44,7 +44,7 @@ use super::RotationStep;
 use crate::{Metadata, RotationId, VersionId, VersionMeta};
 
 /// The metadata key holding the journal.
-pub const JOURNAL_KEY: &str = "rekey.rotation";
+pub use crate::store::JOURNAL_KEY;
 
 /// A rotation's journal entry, as read back from metadata.
 #[derive(Debug, Clone, PartialEq, Eq)]

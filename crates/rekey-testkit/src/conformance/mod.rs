@@ -43,11 +43,13 @@ use rekey_core::DynSecretStore;
 mod concurrency;
 mod helpers;
 mod metadata;
+mod rotation;
 mod staging;
 mod versions;
 
 pub use concurrency::*;
 pub use metadata::*;
+pub use rotation::*;
 pub use staging::*;
 pub use versions::*;
 
@@ -128,6 +130,10 @@ cases!(
     race_promote_same_candidate,
     created_at_monotonic,
     no_secret_in_debug_or_errors,
+    snapshot_matches_reads,
+    stage_rotation_stages_and_reports_base,
+    promote_rotation_records_only_when_it_wins,
+    put_rotation_records_only_when_it_wins,
 );
 
 /// Defines one `#[tokio::test]` per conformance case in the calling module.
@@ -186,11 +192,15 @@ macro_rules! conformance_tests {
             race_promote_same_candidate,
             created_at_monotonic,
             no_secret_in_debug_or_errors,
+            snapshot_matches_reads,
+            stage_rotation_stages_and_reports_base,
+            promote_rotation_records_only_when_it_wins,
+            put_rotation_records_only_when_it_wins,
         );
 
         /// How many cases the macro defined (checked against `CASES`).
         #[allow(dead_code)]
-        const CONFORMANCE_TESTS_DEFINED: usize = 32;
+        const CONFORMANCE_TESTS_DEFINED: usize = 36;
     };
     (@each $tag:expr, $make:expr; $($name:ident),* $(,)?) => {
         $(

@@ -65,359 +65,25 @@
 //! # }
 //! ```
 
-use std::collections::BTreeMap;
+mod ids;
+mod metadata;
+mod rotation;
+
 use std::fmt;
 
 use async_trait::async_trait;
-use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize};
-use uuid::Uuid;
+
+pub use ids::{PutMode, PutOptions, RotationId, SecretVersion, Stages, VersionId, VersionMeta, VersionSelector};
+pub use metadata::{
+    MAX_METADATA_ENTRIES, MAX_METADATA_KEY_BYTES, MAX_METADATA_VALUE_BYTES, METADATA_KEY_PREFIX, Metadata,
+    MetadataPatch, check_metadata, check_metadata_patch,
+};
+
+pub use rotation::{
+    JOURNAL_KEY, Journal, PromoteRequest, RecordWrite, RequestCounts, Snapshot, StageOutcome, StageRequest, Staged,
+};
 
 use crate::{SecretData, SecretPath, StoreError};
-
-/// A store-assigned, opaque version identifier (a KV version number on
-/// Vault, a `VersionId` on AWS, ...). Never derived from the secret value.
-#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(transparent)]
-pub struct VersionId(String);
-
-impl VersionId {
-    /// Wraps a store's id.
-    pub fn new(id: impl Into<String>) -> Self {
-        Self(id.into())
-    }
-    /// The id as text.
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Display for VersionId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl fmt::Debug for VersionId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "VersionId({})", self.0)
-    }
-}
-
-/// Identifies one rotation; carried by every write the rotation makes so that
-/// a retried or resumed step is idempotent (AWS: `ClientRequestToken`).
-#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(transparent)]
-pub struct RotationId(Uuid);
-
-impl RotationId {
-    /// A fresh random id.
-    pub fn new() -> Self {
-        Self(Uuid::new_v4())
-    }
-    /// Wraps an existing UUID.
-    pub fn from_uuid(id: Uuid) -> Self {
-        Self(id)
-    }
-    /// The UUID.
-    pub fn as_uuid(&self) -> &Uuid {
-        &self.0
-    }
-    /// Parses the hyphenated text form.
-    pub fn parse(s: &str) -> Result<Self, StoreError> {
-        Uuid::parse_str(s).map(Self).map_err(|_| StoreError::invalid(format!("not a rotation id: {s:?}")))
-    }
-}
-
-impl Default for RotationId {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-impl fmt::Display for RotationId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Display::fmt(&self.0.hyphenated(), f)
-    }
-}
-
-impl fmt::Debug for RotationId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "RotationId({})", self.0.hyphenated())
-    }
-}
-
-/// Which stages a version holds.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub struct Stages {
-    /// What consumers read.
-    pub current: bool,
-    /// What was current before the current version.
-    pub previous: bool,
-    /// A staged candidate, not yet current.
-    pub pending: bool,
-}
-
-/// Metadata of one version (no value).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct VersionMeta {
-    /// The store's id for this version.
-    pub id: VersionId,
-    /// When the store created it.
-    pub created_at: DateTime<Utc>,
-    /// The stages it holds.
-    pub stages: Stages,
-    /// The rotation that wrote it, when the store recorded one.
-    pub rotation_id: Option<RotationId>,
-}
-
-/// One version: metadata and value. `Debug` never shows the value.
-#[derive(Clone, Debug)]
-pub struct SecretVersion {
-    /// Its metadata.
-    pub meta: VersionMeta,
-    /// Its value.
-    pub data: SecretData,
-}
-
-/// Which version to read.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum VersionSelector {
-    /// What consumers read.
-    Current,
-    /// What was current before.
-    Previous,
-    /// The staged candidate, if any.
-    Pending,
-    /// One version by id.
-    Id(VersionId),
-}
-
-/// How a [`put`](SecretStore::put) treats the existing secret.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum PutMode {
-    /// Create the secret; [`StoreError::AlreadyExists`] if it exists.
-    Create,
-    /// Write a new current version only if the current version is this one;
-    /// otherwise [`StoreError::Conflict`] and nothing changes.
-    IfCurrent(VersionId),
-    /// Write a new current version whatever is current (creating the secret if
-    /// needed). For seeding and tests; rotations never use it.
-    Overwrite,
-}
-
-/// Options of a [`put`](SecretStore::put).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct PutOptions {
-    /// The concurrency condition.
-    pub mode: PutMode,
-    /// The rotation writing, for idempotence: a second put with the same id
-    /// returns the version the first one made.
-    pub rotation_id: Option<RotationId>,
-}
-
-impl PutOptions {
-    /// `PutMode::Create`, no rotation id.
-    pub fn create() -> Self {
-        Self { mode: PutMode::Create, rotation_id: None }
-    }
-    /// `PutMode::Overwrite`, no rotation id.
-    pub fn overwrite() -> Self {
-        Self { mode: PutMode::Overwrite, rotation_id: None }
-    }
-    /// `PutMode::IfCurrent(expected)`, no rotation id.
-    pub fn if_current(expected: VersionId) -> Self {
-        Self { mode: PutMode::IfCurrent(expected), rotation_id: None }
-    }
-    /// Sets the rotation id.
-    pub fn with_rotation(mut self, id: RotationId) -> Self {
-        self.rotation_id = Some(id);
-        self
-    }
-}
-
-/// Small string key/value metadata kept beside a secret (not in its value):
-/// rekey's own bookkeeping (rotation steps, dual-write deadlines, consumer
-/// acknowledgements). Keys start with `rekey.`; stores limit the number and
-/// size of entries (Vault: `custom_metadata`; AWS: tags).
-pub type Metadata = BTreeMap<String, String>;
-
-/// Every metadata key starts with this, and has more after it: the stores
-/// keep rekey's entries apart from their owners' (Vault `custom_metadata`,
-/// AWS tags).
-pub const METADATA_KEY_PREFIX: &str = "rekey.";
-
-/// The most metadata entries one secret may carry (AWS allows 50 tags).
-pub const MAX_METADATA_ENTRIES: usize = 50;
-
-/// The longest metadata key, in bytes (AWS tag keys).
-pub const MAX_METADATA_KEY_BYTES: usize = 128;
-
-/// The longest metadata value, in bytes (AWS tag values).
-pub const MAX_METADATA_VALUE_BYTES: usize = 256;
-
-/// Checks metadata against the rules every store enforces (the strictest
-/// backend's limits, so metadata valid on one store is valid on all): keys
-/// start with [`METADATA_KEY_PREFIX`] and use only what AWS tags allow, at
-/// most [`MAX_METADATA_ENTRIES`] entries, keys up to
-/// [`MAX_METADATA_KEY_BYTES`], values up to [`MAX_METADATA_VALUE_BYTES`].
-/// Stores call it first in [`SecretStore::write_metadata`].
-///
-/// ```
-/// use rekey_core::{check_metadata, Metadata, StoreError};
-/// let ok: Metadata = [("rekey.owner".to_owned(), "team-a".to_owned())].into();
-/// assert!(check_metadata(&ok).is_ok());
-/// let foreign: Metadata = [("owner".to_owned(), "team-a".to_owned())].into();
-/// assert!(matches!(check_metadata(&foreign), Err(StoreError::InvalidInput { .. })));
-/// ```
-pub fn check_metadata(metadata: &Metadata) -> Result<(), StoreError> {
-    if metadata.len() > MAX_METADATA_ENTRIES {
-        return Err(StoreError::invalid(format!(
-            "{} metadata entries; the limit is {MAX_METADATA_ENTRIES}",
-            metadata.len()
-        )));
-    }
-    for (k, v) in metadata {
-        if !k.starts_with(METADATA_KEY_PREFIX) || k.len() == METADATA_KEY_PREFIX.len() {
-            return Err(StoreError::invalid(format!(
-                "metadata key {k:?} must start with `{METADATA_KEY_PREFIX}` and name something after it"
-            )));
-        }
-        if let Some(c) = k.chars().find(|c| !(c.is_alphanumeric() || " _.:/=+-@".contains(*c))) {
-            return Err(StoreError::invalid(format!(
-                "metadata key {k:?} has the character {c:?}; keys may hold letters, digits, spaces and `_.:/=+-@` \
-                 (what AWS tags allow)"
-            )));
-        }
-        if k.len() > MAX_METADATA_KEY_BYTES {
-            return Err(StoreError::invalid(format!(
-                "metadata key {k:?} is {} bytes long; the limit is {MAX_METADATA_KEY_BYTES}",
-                k.len()
-            )));
-        }
-        if v.len() > MAX_METADATA_VALUE_BYTES {
-            return Err(StoreError::invalid(format!(
-                "the value of metadata key {k:?} is {} bytes long; the limit is {MAX_METADATA_VALUE_BYTES}",
-                v.len()
-            )));
-        }
-    }
-    Ok(())
-}
-
-/// Changes to the metadata kept beside a secret: keys to set and keys to
-/// remove; every other key is left alone. What
-/// [`update_metadata`](SecretStore::update_metadata) takes.
-///
-/// Writers that change different keys of one secret at the same time do
-/// not undo each other's changes (last writer wins per key, not for the
-/// whole map), which is why the engine writes metadata only as patches.
-///
-/// ```
-/// use rekey_core::{Metadata, MetadataPatch};
-/// let mut m: Metadata = [("rekey.a".to_owned(), "1".to_owned()), ("rekey.b".to_owned(), "2".to_owned())].into();
-/// let mut p = MetadataPatch::new();
-/// p.set("rekey.c", "3").remove("rekey.a");
-/// p.apply(&mut m);
-/// assert_eq!(m.keys().collect::<Vec<_>>(), ["rekey.b", "rekey.c"]);
-/// ```
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct MetadataPatch {
-    changes: BTreeMap<String, Option<String>>,
-}
-
-impl MetadataPatch {
-    /// No changes.
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    /// Sets `key` to `value` (replacing an earlier change of the key).
-    pub fn set(&mut self, key: impl Into<String>, value: impl Into<String>) -> &mut Self {
-        self.changes.insert(key.into(), Some(value.into()));
-        self
-    }
-
-    /// Removes `key` (replacing an earlier change of the key).
-    pub fn remove(&mut self, key: impl Into<String>) -> &mut Self {
-        self.changes.insert(key.into(), None);
-        self
-    }
-
-    /// Whether there is nothing to change.
-    pub fn is_empty(&self) -> bool {
-        self.changes.is_empty()
-    }
-
-    /// How many keys change.
-    pub fn len(&self) -> usize {
-        self.changes.len()
-    }
-
-    /// The changes: each key with its new value, or `None` to remove it.
-    pub fn iter(&self) -> impl Iterator<Item = (&str, Option<&str>)> {
-        self.changes.iter().map(|(k, v)| (k.as_str(), v.as_deref()))
-    }
-
-    /// The keys to set, with their values.
-    pub fn sets(&self) -> impl Iterator<Item = (&str, &str)> {
-        self.changes.iter().filter_map(|(k, v)| Some((k.as_str(), v.as_deref()?)))
-    }
-
-    /// The keys to remove.
-    pub fn removals(&self) -> impl Iterator<Item = &str> {
-        self.changes.iter().filter(|(_, v)| v.is_none()).map(|(k, _)| k.as_str())
-    }
-
-    /// Applies the changes to `metadata`.
-    pub fn apply(&self, metadata: &mut Metadata) {
-        for (k, v) in &self.changes {
-            match v {
-                Some(v) => {
-                    metadata.insert(k.clone(), v.clone());
-                }
-                None => {
-                    metadata.remove(k);
-                }
-            }
-        }
-    }
-
-    /// The changes that turn `before` into `after`: keys added or changed
-    /// in `after` are set, keys missing from it are removed.
-    pub fn diff(before: &Metadata, after: &Metadata) -> Self {
-        let mut p = Self::new();
-        for (k, v) in after {
-            if before.get(k) != Some(v) {
-                p.set(k.clone(), v.clone());
-            }
-        }
-        for k in before.keys().filter(|k| !after.contains_key(*k)) {
-            p.remove(k.clone());
-        }
-        p
-    }
-
-    /// Adds `other`'s changes (its changes win for keys both change).
-    pub fn extend(&mut self, other: MetadataPatch) {
-        self.changes.extend(other.changes);
-    }
-}
-
-/// Checks a patch against the rules every store enforces for metadata
-/// ([`check_metadata`]): each key (set or removed) and each value set.
-/// Whether the result stays within [`MAX_METADATA_ENTRIES`] depends on the
-/// keys already there; stores check that when they apply the patch.
-pub fn check_metadata_patch(patch: &MetadataPatch) -> Result<(), StoreError> {
-    let as_map: Metadata = patch.iter().map(|(k, v)| (k.to_owned(), v.unwrap_or("").to_owned())).collect();
-    if as_map.len() > MAX_METADATA_ENTRIES {
-        return Err(StoreError::invalid(format!(
-            "a metadata patch changes {} keys; a secret holds at most {MAX_METADATA_ENTRIES}",
-            as_map.len()
-        )));
-    }
-    check_metadata(&as_map)
-}
 
 /// A secret backend. See the [module docs](self) for the semantics every
 /// implementation shares; `rekey-testkit`'s conformance suite checks them.
@@ -498,6 +164,98 @@ pub trait SecretStore: fmt::Debug + Send + Sync + 'static {
 
     /// Deletes the secret with all its versions and metadata.
     async fn delete(&self, path: &SecretPath) -> Result<(), StoreError>;
+
+    // ---- the calls a rotation makes (see the `rotation` types) ----------
+    //
+    // Each has a default built from the calls above; a store overrides the
+    // ones its protocol does in fewer round trips. The conformance suite
+    // checks every store's against the same rules.
+
+    /// The current version (with its value when `with_value`) and the
+    /// metadata: what [`read`](Self::read) of the current version and
+    /// [`read_metadata`](Self::read_metadata) return. [`StoreError::NotFound`]
+    /// if the secret does not exist.
+    async fn snapshot(&self, path: &SecretPath, with_value: bool) -> Result<Snapshot, StoreError> {
+        let current = self.read(path, &VersionSelector::Current).await?;
+        let metadata = self.read_metadata(path).await?;
+        Ok(Snapshot { current: current.meta, data: with_value.then_some(current.data), metadata })
+    }
+
+    /// Stages `data` as the candidate of `req.rotation_id` — unless a
+    /// rotation journal ([`JOURNAL_KEY`]) is in the metadata: then nothing is
+    /// staged and the snapshot is returned ([`StageOutcome::Journalled`]) for
+    /// the caller to recover first.
+    ///
+    /// Otherwise it stages as [`stage`](Self::stage) does (same idempotence;
+    /// an older candidate of another rotation is replaced), keeps the journal
+    /// line (when `required`, visible to [`read_metadata`](Self::read_metadata)
+    /// from then on; when not, only if it costs no call), and returns the
+    /// candidate, the version current when it staged (the compare-and-swap
+    /// base) and the metadata as it was before this call.
+    ///
+    /// With `req.base`, the caller has just read the secret and found no
+    /// journal: the store need not read it again (and does not check for a
+    /// journal).
+    async fn stage_rotation(
+        &self,
+        path: &SecretPath,
+        data: SecretData,
+        req: StageRequest,
+    ) -> Result<StageOutcome, StoreError> {
+        let (base, metadata) = match (req.base, req.metadata) {
+            (Some(base), Some(metadata)) => (base, metadata),
+            _ => {
+                let snapshot = self.snapshot(path, false).await?;
+                if snapshot.journalled() {
+                    return Ok(StageOutcome::Journalled(snapshot));
+                }
+                (snapshot.current, snapshot.metadata)
+            }
+        };
+        if let Some(journal) = req.journal.filter(|j| j.required) {
+            let mut patch = MetadataPatch::new();
+            patch.set(JOURNAL_KEY, journal.line);
+            self.update_metadata(path, patch).await?;
+        }
+        let candidate = self.stage(path, data, req.rotation_id).await?;
+        Ok(StageOutcome::Staged(Staged { candidate, base, metadata }))
+    }
+
+    /// [`promote`](Self::promote)s `req.candidate` with compare-and-swap
+    /// against `req.expected`, then writes `req.record` (its `may` part only
+    /// if that costs no call of its own). A lost race is
+    /// [`StoreError::Conflict`] and writes no metadata.
+    async fn promote_rotation(&self, path: &SecretPath, req: PromoteRequest<'_>) -> Result<VersionMeta, StoreError> {
+        let meta = self.promote(path, req.candidate, req.expected).await?;
+        if !req.record.is_empty() {
+            self.update_metadata(path, req.record.all()).await?;
+        }
+        Ok(meta)
+    }
+
+    /// [`put`](Self::put)s `data` as `opts` say, then writes `record` (its
+    /// `may` part only if that costs no call of its own). A lost race is
+    /// [`StoreError::Conflict`] and writes no metadata.
+    async fn put_rotation(
+        &self,
+        path: &SecretPath,
+        data: SecretData,
+        opts: PutOptions,
+        record: &RecordWrite,
+    ) -> Result<VersionMeta, StoreError> {
+        let meta = self.put(path, data, opts).await?;
+        if !record.is_empty() {
+            self.update_metadata(path, record.all()).await?;
+        }
+        Ok(meta)
+    }
+
+    /// The calls this store has made so far, by operation (HTTP requests,
+    /// API calls; for the in-memory store, its contract calls), for metrics
+    /// and benchmarks. Empty for a store that does not count.
+    fn request_counts(&self) -> RequestCounts {
+        Vec::new()
+    }
 }
 
 /// `dyn SecretStore`, the form stores are passed around in.
@@ -608,6 +366,32 @@ impl<T: SecretStore + ?Sized> SecretStore for std::sync::Arc<T> {
     }
     async fn update_metadata(&self, path: &SecretPath, patch: MetadataPatch) -> Result<(), StoreError> {
         (**self).update_metadata(path, patch).await
+    }
+    async fn snapshot(&self, path: &SecretPath, with_value: bool) -> Result<Snapshot, StoreError> {
+        (**self).snapshot(path, with_value).await
+    }
+    async fn stage_rotation(
+        &self,
+        path: &SecretPath,
+        data: SecretData,
+        req: StageRequest,
+    ) -> Result<StageOutcome, StoreError> {
+        (**self).stage_rotation(path, data, req).await
+    }
+    async fn promote_rotation(&self, path: &SecretPath, req: PromoteRequest<'_>) -> Result<VersionMeta, StoreError> {
+        (**self).promote_rotation(path, req).await
+    }
+    async fn put_rotation(
+        &self,
+        path: &SecretPath,
+        data: SecretData,
+        opts: PutOptions,
+        record: &RecordWrite,
+    ) -> Result<VersionMeta, StoreError> {
+        (**self).put_rotation(path, data, opts, record).await
+    }
+    fn request_counts(&self) -> RequestCounts {
+        (**self).request_counts()
     }
     async fn delete(&self, path: &SecretPath) -> Result<(), StoreError> {
         (**self).delete(path).await

@@ -1,0 +1,189 @@
+//! The metadata kept beside a secret: [`Metadata`], the rules every store
+//! enforces ([`check_metadata`]), and key-level changes ([`MetadataPatch`]).
+
+use std::collections::BTreeMap;
+
+use crate::StoreError;
+
+/// Small string key/value metadata kept beside a secret (not in its value):
+/// rekey's own bookkeeping (rotation steps, dual-write deadlines, consumer
+/// acknowledgements). Keys start with `rekey.`; stores limit the number and
+/// size of entries (Vault: `custom_metadata`; AWS: tags).
+pub type Metadata = BTreeMap<String, String>;
+
+/// Every metadata key starts with this, and has more after it: the stores
+/// keep rekey's entries apart from their owners' (Vault `custom_metadata`,
+/// AWS tags).
+pub const METADATA_KEY_PREFIX: &str = "rekey.";
+
+/// The most metadata entries one secret may carry (AWS allows 50 tags).
+pub const MAX_METADATA_ENTRIES: usize = 50;
+
+/// The longest metadata key, in bytes (AWS tag keys).
+pub const MAX_METADATA_KEY_BYTES: usize = 128;
+
+/// The longest metadata value, in bytes (AWS tag values).
+pub const MAX_METADATA_VALUE_BYTES: usize = 256;
+
+/// Checks metadata against the rules every store enforces (the strictest
+/// backend's limits, so metadata valid on one store is valid on all): keys
+/// start with [`METADATA_KEY_PREFIX`] and use only what AWS tags allow, at
+/// most [`MAX_METADATA_ENTRIES`] entries, keys up to
+/// [`MAX_METADATA_KEY_BYTES`], values up to [`MAX_METADATA_VALUE_BYTES`].
+/// Stores call it first in [`SecretStore::write_metadata`].
+///
+/// ```
+/// use rekey_core::{check_metadata, Metadata, StoreError};
+/// let ok: Metadata = [("rekey.owner".to_owned(), "team-a".to_owned())].into();
+/// assert!(check_metadata(&ok).is_ok());
+/// let foreign: Metadata = [("owner".to_owned(), "team-a".to_owned())].into();
+/// assert!(matches!(check_metadata(&foreign), Err(StoreError::InvalidInput { .. })));
+/// ```
+pub fn check_metadata(metadata: &Metadata) -> Result<(), StoreError> {
+    if metadata.len() > MAX_METADATA_ENTRIES {
+        return Err(StoreError::invalid(format!(
+            "{} metadata entries; the limit is {MAX_METADATA_ENTRIES}",
+            metadata.len()
+        )));
+    }
+    for (k, v) in metadata {
+        if !k.starts_with(METADATA_KEY_PREFIX) || k.len() == METADATA_KEY_PREFIX.len() {
+            return Err(StoreError::invalid(format!(
+                "metadata key {k:?} must start with `{METADATA_KEY_PREFIX}` and name something after it"
+            )));
+        }
+        if let Some(c) = k.chars().find(|c| !(c.is_alphanumeric() || " _.:/=+-@".contains(*c))) {
+            return Err(StoreError::invalid(format!(
+                "metadata key {k:?} has the character {c:?}; keys may hold letters, digits, spaces and `_.:/=+-@` \
+                 (what AWS tags allow)"
+            )));
+        }
+        if k.len() > MAX_METADATA_KEY_BYTES {
+            return Err(StoreError::invalid(format!(
+                "metadata key {k:?} is {} bytes long; the limit is {MAX_METADATA_KEY_BYTES}",
+                k.len()
+            )));
+        }
+        if v.len() > MAX_METADATA_VALUE_BYTES {
+            return Err(StoreError::invalid(format!(
+                "the value of metadata key {k:?} is {} bytes long; the limit is {MAX_METADATA_VALUE_BYTES}",
+                v.len()
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Changes to the metadata kept beside a secret: keys to set and keys to
+/// remove; every other key is left alone. What
+/// [`update_metadata`](SecretStore::update_metadata) takes.
+///
+/// Writers that change different keys of one secret at the same time do
+/// not undo each other's changes (last writer wins per key, not for the
+/// whole map), which is why the engine writes metadata only as patches.
+///
+/// ```
+/// use rekey_core::{Metadata, MetadataPatch};
+/// let mut m: Metadata = [("rekey.a".to_owned(), "1".to_owned()), ("rekey.b".to_owned(), "2".to_owned())].into();
+/// let mut p = MetadataPatch::new();
+/// p.set("rekey.c", "3").remove("rekey.a");
+/// p.apply(&mut m);
+/// assert_eq!(m.keys().collect::<Vec<_>>(), ["rekey.b", "rekey.c"]);
+/// ```
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct MetadataPatch {
+    changes: BTreeMap<String, Option<String>>,
+}
+
+impl MetadataPatch {
+    /// No changes.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Sets `key` to `value` (replacing an earlier change of the key).
+    pub fn set(&mut self, key: impl Into<String>, value: impl Into<String>) -> &mut Self {
+        self.changes.insert(key.into(), Some(value.into()));
+        self
+    }
+
+    /// Removes `key` (replacing an earlier change of the key).
+    pub fn remove(&mut self, key: impl Into<String>) -> &mut Self {
+        self.changes.insert(key.into(), None);
+        self
+    }
+
+    /// Whether there is nothing to change.
+    pub fn is_empty(&self) -> bool {
+        self.changes.is_empty()
+    }
+
+    /// How many keys change.
+    pub fn len(&self) -> usize {
+        self.changes.len()
+    }
+
+    /// The changes: each key with its new value, or `None` to remove it.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, Option<&str>)> {
+        self.changes.iter().map(|(k, v)| (k.as_str(), v.as_deref()))
+    }
+
+    /// The keys to set, with their values.
+    pub fn sets(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.changes.iter().filter_map(|(k, v)| Some((k.as_str(), v.as_deref()?)))
+    }
+
+    /// The keys to remove.
+    pub fn removals(&self) -> impl Iterator<Item = &str> {
+        self.changes.iter().filter(|(_, v)| v.is_none()).map(|(k, _)| k.as_str())
+    }
+
+    /// Applies the changes to `metadata`.
+    pub fn apply(&self, metadata: &mut Metadata) {
+        for (k, v) in &self.changes {
+            match v {
+                Some(v) => {
+                    metadata.insert(k.clone(), v.clone());
+                }
+                None => {
+                    metadata.remove(k);
+                }
+            }
+        }
+    }
+
+    /// The changes that turn `before` into `after`: keys added or changed
+    /// in `after` are set, keys missing from it are removed.
+    pub fn diff(before: &Metadata, after: &Metadata) -> Self {
+        let mut p = Self::new();
+        for (k, v) in after {
+            if before.get(k) != Some(v) {
+                p.set(k.clone(), v.clone());
+            }
+        }
+        for k in before.keys().filter(|k| !after.contains_key(*k)) {
+            p.remove(k.clone());
+        }
+        p
+    }
+
+    /// Adds `other`'s changes (its changes win for keys both change).
+    pub fn extend(&mut self, other: MetadataPatch) {
+        self.changes.extend(other.changes);
+    }
+}
+
+/// Checks a patch against the rules every store enforces for metadata
+/// ([`check_metadata`]): each key (set or removed) and each value set.
+/// Whether the result stays within [`MAX_METADATA_ENTRIES`] depends on the
+/// keys already there; stores check that when they apply the patch.
+pub fn check_metadata_patch(patch: &MetadataPatch) -> Result<(), StoreError> {
+    let as_map: Metadata = patch.iter().map(|(k, v)| (k.to_owned(), v.unwrap_or("").to_owned())).collect();
+    if as_map.len() > MAX_METADATA_ENTRIES {
+        return Err(StoreError::invalid(format!(
+            "a metadata patch changes {} keys; a secret holds at most {MAX_METADATA_ENTRIES}",
+            as_map.len()
+        )));
+    }
+    check_metadata(&as_map)
+}
