@@ -128,7 +128,7 @@ pub enum VersionSelector {
     Id(VersionId),
 }
 
-/// How a [`put`](SecretStore::put) treats the existing secret.
+/// How a [`put`](super::SecretStore::put) treats the existing secret.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum PutMode {
     /// Create the secret; [`StoreError::AlreadyExists`] if it exists.
@@ -141,7 +141,7 @@ pub enum PutMode {
     Overwrite,
 }
 
-/// Options of a [`put`](SecretStore::put).
+/// Options of a [`put`](super::SecretStore::put).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PutOptions {
     /// The concurrency condition.

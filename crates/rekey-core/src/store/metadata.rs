@@ -30,7 +30,7 @@ pub const MAX_METADATA_VALUE_BYTES: usize = 256;
 /// start with [`METADATA_KEY_PREFIX`] and use only what AWS tags allow, at
 /// most [`MAX_METADATA_ENTRIES`] entries, keys up to
 /// [`MAX_METADATA_KEY_BYTES`], values up to [`MAX_METADATA_VALUE_BYTES`].
-/// Stores call it first in [`SecretStore::write_metadata`].
+/// Stores call it first in [`SecretStore::write_metadata`](super::SecretStore::write_metadata).
 ///
 /// ```
 /// use rekey_core::{check_metadata, Metadata, StoreError};
@@ -76,7 +76,7 @@ pub fn check_metadata(metadata: &Metadata) -> Result<(), StoreError> {
 
 /// Changes to the metadata kept beside a secret: keys to set and keys to
 /// remove; every other key is left alone. What
-/// [`update_metadata`](SecretStore::update_metadata) takes.
+/// [`update_metadata`](super::SecretStore::update_metadata) takes.
 ///
 /// Writers that change different keys of one secret at the same time do
 /// not undo each other's changes (last writer wins per key, not for the
