@@ -583,7 +583,7 @@ impl SecretStore for MemoryStore {
             Self::patch_locked(&mut shard, path, &patch)?;
         }
         let candidate = self.stage_locked(&mut shard, path, data, req.rotation_id)?;
-        Ok(StageOutcome::Staged(Staged::new(candidate, req.base.unwrap_or(base), metadata)))
+        Ok(StageOutcome::Staged(Staged::new(candidate, req.base.unwrap_or(base), metadata, req.journal.is_some())))
     }
 
     /// One call: the compare-and-swap and, only when it won, the record.

@@ -212,13 +212,17 @@ pub trait SecretStore: fmt::Debug + Send + Sync + 'static {
                 (snapshot.current, snapshot.metadata)
             }
         };
-        if let Some(journal) = req.journal.filter(|j| j.required) {
-            let mut patch = MetadataPatch::new();
-            patch.set(JOURNAL_KEY, journal.line);
-            self.update_metadata(path, patch).await?;
-        }
+        let journal_kept = match req.journal.filter(|j| j.required) {
+            Some(journal) => {
+                let mut patch = MetadataPatch::new();
+                patch.set(JOURNAL_KEY, journal.line);
+                self.update_metadata(path, patch).await?;
+                true
+            }
+            None => false,
+        };
         let candidate = self.stage(path, data, req.rotation_id).await?;
-        Ok(StageOutcome::Staged(Staged { candidate, base, metadata }))
+        Ok(StageOutcome::Staged(Staged { candidate, base, metadata, journal_kept }))
     }
 
     /// [`promote`](Self::promote)s `req.candidate` with compare-and-swap

@@ -118,12 +118,15 @@ pub struct Staged {
     pub base: VersionMeta,
     /// The metadata as it was before this call.
     pub metadata: Metadata,
+    /// Whether the store keeps the journal line in the metadata (so the
+    /// rotation must remove it when it ends).
+    pub journal_kept: bool,
 }
 
 impl Staged {
     /// From its parts.
-    pub fn new(candidate: VersionMeta, base: VersionMeta, metadata: Metadata) -> Self {
-        Self { candidate, base, metadata }
+    pub fn new(candidate: VersionMeta, base: VersionMeta, metadata: Metadata, journal_kept: bool) -> Self {
+        Self { candidate, base, metadata, journal_kept }
     }
 }
 
