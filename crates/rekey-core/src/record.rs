@@ -5,7 +5,7 @@
 //! | key | value |
 //! |---|---|
 //! | `rekey.last` | the last rotation attempt: `outcome=… at=… trigger=… id=…` |
-//! | `rekey.good` | the version known good now, since when, and the good version before it (what a rollback restores): `version=… since=… prev=… prev_since=…` |
+//! | `rekey.good` | the version known good now (by id, or by the rotation that wrote it), since when, and the good version before it (what a rollback restores): `version=… rotation=… since=… prev=… prev_since=…` |
 //! | `rekey.failed` | versions that failed (verification, or rolled back by hand), newest first, space-separated |
 //! | `rekey.failures` | consecutive failed attempts that reached the target or the verifiers |
 //! | `rekey.quarantine` | `since=… failures=… reason …` while scheduled rotation is stopped |
@@ -77,10 +77,18 @@ pub struct Attempt {
 }
 
 /// The version known good now, and the good version before it.
+///
+/// The good version is named by its id, or by the rotation that wrote it
+/// (a rotation records its result with the write that makes its value
+/// current, before a store that promotes by copying has told it the new
+/// version's id).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct GoodVersion {
-    /// The version current and good (verified when verifiers are named).
-    pub version: VersionId,
+    /// The version current and good (verified when verifiers are named),
+    /// when its id is known.
+    pub version: Option<VersionId>,
+    /// The rotation that wrote it, when a rotation did.
+    pub rotation_id: Option<RotationId>,
     /// Since when it has been current.
     pub since: DateTime<Utc>,
     /// The version that was current and good before it: what a rollback
@@ -229,6 +237,15 @@ fn decode_event(s: &str) -> Option<HistoryEvent> {
     })
 }
 
+impl GoodVersion {
+    /// Whether `version` is this good version (by id, or by the rotation
+    /// that wrote it).
+    pub fn names(&self, version: &VersionMeta) -> bool {
+        self.version.as_ref() == Some(&version.id)
+            || (self.rotation_id.is_some() && version.rotation_id == self.rotation_id)
+    }
+}
+
 impl SecretRecord {
     /// Reads the record from a secret's metadata (missing or unreadable
     /// entries are absent: the record never fails to read).
@@ -246,8 +263,14 @@ impl SecretRecord {
         let good = meta.get(GOOD_KEY).and_then(|s| {
             let f = fields(s, None);
             let get = |k: &str| f.iter().find(|(n, _)| *n == k).map(|(_, v)| *v);
+            let version = get("version").map(VersionId::new);
+            let rotation_id = get("rotation").and_then(|r| RotationId::parse(r).ok());
+            if version.is_none() && rotation_id.is_none() {
+                return None;
+            }
             Some(GoodVersion {
-                version: VersionId::new(get("version")?),
+                version,
+                rotation_id,
                 since: parse_time(get("since")?)?,
                 previous: get("prev").map(VersionId::new),
                 previous_since: get("prev_since").and_then(parse_time),
@@ -319,8 +342,15 @@ impl RecordUpdate {
             meta.insert(LAST_KEY.to_owned(), sanitize(&s, MAX_METADATA_VALUE_BYTES));
         }
         if let Some(g) = &self.good {
-            if recordable(g.version.as_str()) {
-                let mut s = format!("version={} since={}", g.version, time(g.since));
+            let mut named = Vec::new();
+            if let Some(v) = g.version.as_ref().filter(|v| recordable(v.as_str())) {
+                named.push(format!("version={v}"));
+            }
+            if let Some(r) = g.rotation_id {
+                named.push(format!("rotation={r}"));
+            }
+            if !named.is_empty() {
+                let mut s = format!("{} since={}", named.join(" "), time(g.since));
                 if let Some(p) = g.previous.as_ref().filter(|p| recordable(p.as_str())) {
                     s.push_str(&format!(" prev={p}"));
                     if let Some(t) = g.previous_since {
@@ -424,7 +454,7 @@ pub fn rollback_plan(path: &str, versions: &[VersionMeta], record: &SecretRecord
     let current =
         versions.iter().find(|v| v.stages.current).ok_or_else(|| refuse("the secret has no current version"))?;
     let live = |id: &VersionId| versions.iter().any(|v| &v.id == id && !v.stages.pending);
-    if let Some(g) = record.good.as_ref().filter(|g| g.version == current.id) {
+    if let Some(g) = record.good.as_ref().filter(|g| g.names(current)) {
         let unfinished = |p: &VersionId| versions.iter().any(|v| &v.id == p && record.never_restore(v));
         return match &g.previous {
             Some(p) if record.is_failed(p) => Err(refuse(&format!("version {p} failed since"))),
@@ -516,7 +546,13 @@ pub(crate) fn after_rollback(
     e.new_version = Some(restored_as.as_str().to_owned());
     e.detail = Some(sanitize(&format!("restored the value of version {}", plan.restore), 120));
     RecordUpdate {
-        good: Some(GoodVersion { version: restored_as.clone(), since: now, previous: None, previous_since: None }),
+        good: Some(GoodVersion {
+            version: Some(restored_as.clone()),
+            rotation_id: None,
+            since: now,
+            previous: None,
+            previous_since: None,
+        }),
         failed: Some(plan.replace.clone()),
         events: vec![e],
         ..RecordUpdate::default()
@@ -590,7 +626,8 @@ mod tests {
                 rotation_id: Some(r),
             }),
             good: Some(GoodVersion {
-                version: VersionId::new("7"),
+                version: Some(VersionId::new("7")),
+                rotation_id: Some(r),
                 since: now,
                 previous: Some(VersionId::new("6")),
                 previous_since: Some(now),
@@ -643,7 +680,8 @@ mod tests {
         let versions = [v("1", false, true), v("2", true, false)];
         let mut rec = SecretRecord {
             good: Some(GoodVersion {
-                version: VersionId::new("2"),
+                version: Some(VersionId::new("2")),
+                rotation_id: None,
                 since: now,
                 previous: Some(VersionId::new("1")),
                 previous_since: Some(now),

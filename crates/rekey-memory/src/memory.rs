@@ -590,10 +590,10 @@ impl SecretStore for MemoryStore {
     async fn promote_rotation(&self, path: &SecretPath, req: PromoteRequest<'_>) -> Result<VersionMeta, StoreError> {
         self.count(11);
         let mut shard = self.shard(path);
-        check_metadata_patch(&req.record.all())?;
+        check_metadata_patch(&req.record.all(req.candidate))?;
         let meta = Self::promote_locked(&mut shard, path, req.candidate, req.expected)?;
         if !req.record.is_empty() {
-            Self::patch_locked(&mut shard, path, &req.record.all())?;
+            Self::patch_locked(&mut shard, path, &req.record.all(&meta.id))?;
         }
         Ok(meta)
     }
@@ -608,10 +608,10 @@ impl SecretStore for MemoryStore {
     ) -> Result<VersionMeta, StoreError> {
         self.count(12);
         let mut shard = self.shard(path);
-        check_metadata_patch(&record.all())?;
+        check_metadata_patch(&record.all(&VersionId::new("0")))?;
         let meta = self.put_locked(&mut shard, path, data, opts)?;
         if !record.is_empty() {
-            Self::patch_locked(&mut shard, path, &record.all())?;
+            Self::patch_locked(&mut shard, path, &record.all(&meta.id))?;
         }
         Ok(meta)
     }

@@ -114,6 +114,30 @@ impl RotationJournal {
             == Some(id)
     }
 
+    /// The journal line of a rotation (the value of [`JOURNAL_KEY`]). `base`
+    /// is absent when the rotation stages before it knows the current
+    /// version (the store reports it with the staged candidate).
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn line(
+        id: RotationId,
+        step: RotationStep,
+        strategy: &str,
+        base: Option<&VersionId>,
+        started: DateTime<Utc>,
+        owner: &str,
+        checks: bool,
+    ) -> String {
+        let mut line = format!(
+            "id={id} step={step} strategy={strategy} started={} owner={owner} checks={}",
+            started.to_rfc3339_opts(SecondsFormat::Millis, true),
+            if checks { "yes" } else { "no" }
+        );
+        if let Some(base) = base {
+            line.push_str(&format!(" base={base}"));
+        }
+        line
+    }
+
     /// Writes a journal entry into `meta` (other keys kept).
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn write_into(
@@ -126,12 +150,7 @@ impl RotationJournal {
         owner: &str,
         checks: bool,
     ) {
-        let value = format!(
-            "id={id} step={step} strategy={strategy} started={} owner={owner} checks={} base={base}",
-            started.to_rfc3339_opts(SecondsFormat::Millis, true),
-            if checks { "yes" } else { "no" }
-        );
-        meta.insert(JOURNAL_KEY.to_owned(), value);
+        meta.insert(JOURNAL_KEY.to_owned(), Self::line(id, step, strategy, Some(base), started, owner, checks));
     }
 
     /// Removes the journal from `meta`; whether there was one.

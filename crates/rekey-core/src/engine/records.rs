@@ -63,11 +63,12 @@ impl Inner {
                 let previous_since = rec
                     .good
                     .as_ref()
-                    .filter(|g| g.version == x.base)
+                    .filter(|g| g.names(&x.current.meta))
                     .map(|g| g.since)
                     .unwrap_or(x.current.meta.created_at);
                 u.good = Some(GoodVersion {
-                    version: new,
+                    version: Some(new),
+                    rotation_id: Some(run.id),
                     since: now,
                     previous: Some(x.base.clone()),
                     previous_since: Some(previous_since),
@@ -93,10 +94,10 @@ impl Inner {
                 // A rollback on a store that promotes by copying made a new
                 // version with the good value: it is the good version now.
                 if let (Some(restored), Some(g)) = (&x.restored_as, &rec.good)
-                    && g.version == x.base
+                    && g.names(&x.current.meta)
                     && *restored != x.base
                 {
-                    u.good = Some(GoodVersion { version: restored.clone(), ..g.clone() });
+                    u.good = Some(GoodVersion { version: Some(restored.clone()), ..g.clone() });
                 }
                 let counts =
                     matches!(f.action, RotationAction::Apply | RotationAction::Verify | RotationAction::Confirm);

@@ -12,7 +12,7 @@ use super::error::{RotationError, RotationStep};
 use super::manager::RotationManager;
 use super::shared::{Inner, lock};
 use crate::policy::{RotationPolicy, RotationStrategy};
-use crate::{Metadata, MetadataPatch, SecretPath, SecretVersion, StoreError, VersionSelector};
+use crate::{Metadata, MetadataPatch, SecretData, SecretPath, SecretVersion, StoreError, VersionSelector};
 
 /// Dual-write retirement.
 impl RotationManager {
@@ -83,22 +83,49 @@ impl Inner {
         current: &SecretVersion,
         meta: &mut Metadata,
     ) -> Result<bool, RotationError> {
+        self.retire_step_with(run, record, reason, target, &current.meta, Some(&current.data), meta).await
+    }
+
+    /// [`retire_step`](Self::retire_step) when the current value may not be
+    /// at hand (it is read only if a target needs it).
+    #[allow(clippy::too_many_arguments)]
+    pub(super) async fn retire_step_with(
+        &self,
+        run: &mut Run<'_>,
+        record: &RetireRecord,
+        reason: RetireReason,
+        target: Option<&dyn crate::CredentialTarget>,
+        current_meta: &crate::VersionMeta,
+        current_data: Option<&SecretData>,
+        meta: &mut Metadata,
+    ) -> Result<bool, RotationError> {
         let path = run.path;
         let step = RotationStep::Retire;
         let mut revoked = false;
         // A retired version that is current again (rolled back by hand) is
         // not revoked: the store serves it.
         if let Some(t) = target
-            && record.retired != current.meta.id
+            && record.retired != current_meta.id
         {
             let id = VersionSelector::Id(record.retired.clone());
             let old = self
                 .retry_store(run, step, || self.store.read(path, &id))
                 .await
                 .map_err(|e| RotationError::store(step, e))?;
-            if !old.data.same_as(&current.data) {
-                let secrets = [old.data.secret_parts(), current.data.secret_parts()].concat();
-                self.retry_target(run, step, &secrets, || t.revoke(&old.data, &current.data))
+            let read;
+            let current_data = match current_data {
+                Some(d) => d,
+                None => {
+                    read = self
+                        .retry_store(run, step, || self.store.read(path, &VersionSelector::Current))
+                        .await
+                        .map_err(|e| RotationError::store(step, e))?;
+                    &read.data
+                }
+            };
+            if !old.data.same_as(current_data) {
+                let secrets = [old.data.secret_parts(), current_data.secret_parts()].concat();
+                self.retry_target(run, step, &secrets, || t.revoke(&old.data, current_data))
                     .await
                     .map_err(|e| RotationError::target(step, t.name(), e))?;
                 revoked = true;
@@ -121,7 +148,7 @@ impl Inner {
             "retired version {} ({reason}){}; {} stays valid",
             record.retired,
             if revoked { ", revoked on the target" } else { "" },
-            current.meta.id,
+            current_meta.id,
         );
         self.emit_detail(run, AuditEventKind::Retired, Some(step), detail);
         Ok(revoked)

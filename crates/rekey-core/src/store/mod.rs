@@ -227,12 +227,13 @@ pub trait SecretStore: fmt::Debug + Send + Sync + 'static {
 
     /// [`promote`](Self::promote)s `req.candidate` with compare-and-swap
     /// against `req.expected`, then writes `req.record` (its `may` part only
-    /// if that costs no call of its own). A lost race is
+    /// if that costs no call of its own; its `new_version_keys` set to the
+    /// id of the new current version). A lost race is
     /// [`StoreError::Conflict`] and writes no metadata.
     async fn promote_rotation(&self, path: &SecretPath, req: PromoteRequest<'_>) -> Result<VersionMeta, StoreError> {
         let meta = self.promote(path, req.candidate, req.expected).await?;
         if !req.record.is_empty() {
-            self.update_metadata(path, req.record.all()).await?;
+            self.update_metadata(path, req.record.all(&meta.id)).await?;
         }
         Ok(meta)
     }
@@ -249,7 +250,7 @@ pub trait SecretStore: fmt::Debug + Send + Sync + 'static {
     ) -> Result<VersionMeta, StoreError> {
         let meta = self.put(path, data, opts).await?;
         if !record.is_empty() {
-            self.update_metadata(path, record.all()).await?;
+            self.update_metadata(path, record.all(&meta.id)).await?;
         }
         Ok(meta)
     }

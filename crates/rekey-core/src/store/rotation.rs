@@ -141,18 +141,37 @@ pub struct RecordWrite {
     /// Written when the store writes metadata with the call anyway (or can
     /// at no extra call); may be dropped otherwise.
     pub may: MetadataPatch,
+    /// Keys set to the id of the version the call makes current (part of
+    /// `must`): on stores that promote by copying (Vault KV v2), only the
+    /// store knows that id when it writes the record.
+    pub new_version_keys: Vec<String>,
 }
 
 impl RecordWrite {
     /// Whether there is nothing to write.
     pub fn is_empty(&self) -> bool {
-        self.must.is_empty() && self.may.is_empty()
+        self.must.is_empty() && self.may.is_empty() && self.new_version_keys.is_empty()
     }
 
-    /// Both parts in one patch (`must` wins for keys in both).
-    pub fn all(&self) -> MetadataPatch {
+    /// Whether something must be written whatever it costs.
+    pub fn has_must(&self) -> bool {
+        !self.must.is_empty() || !self.new_version_keys.is_empty()
+    }
+
+    /// Everything to write once `new_version` is current, in one patch
+    /// (`must` wins over `may` for keys in both).
+    pub fn all(&self, new_version: &VersionId) -> MetadataPatch {
         let mut p = self.may.clone();
-        p.extend(self.must.clone());
+        p.extend(self.must_part(new_version));
+        p
+    }
+
+    /// What must be written once `new_version` is current.
+    pub fn must_part(&self, new_version: &VersionId) -> MetadataPatch {
+        let mut p = self.must.clone();
+        for k in &self.new_version_keys {
+            p.set(k.clone(), new_version.as_str());
+        }
         p
     }
 }

@@ -101,7 +101,7 @@ pub async fn promote_rotation_records_only_when_it_wins(store: &DynSecretStore, 
     must.set("rekey.done", "yes");
     let mut may = MetadataPatch::new();
     may.set("rekey.note", "optional");
-    let record = RecordWrite { must, may };
+    let record = RecordWrite { must, may, new_version_keys: vec!["rekey.keep".to_owned()] };
     // A stale expected version: nothing happens.
     let stale = foreign_version(case, store, prefix).await;
     let req = PromoteRequest { candidate: &staged.id, expected: &stale, value: Some(&c), record: &record };
@@ -120,6 +120,11 @@ pub async fn promote_rotation_records_only_when_it_wins(store: &DynSecretStore, 
     check_rotation(case, "promoted version", &cur.meta, r);
     let m = ok(case, "read metadata", store.read_metadata(&p).await);
     check(case, m.get("rekey.done").map(String::as_str) == Some("yes"), "promote_rotation did not write its record");
+    check(
+        case,
+        m.get("rekey.keep").map(String::as_str) == Some(cur.meta.id.as_str()),
+        &format!("the new version key holds {:?}, not the new current version {}", m.get("rekey.keep"), cur.meta.id),
+    );
     let pending = ok(case, "pending after promote_rotation", store.pending(&p).await);
     check(case, pending.is_none(), "a candidate is still pending after promote_rotation");
 }
@@ -132,7 +137,7 @@ pub async fn put_rotation_records_only_when_it_wins(store: &DynSecretStore, pref
     let v1 = ok(case, "create", store.create(&p, value("a")).await);
     let mut must = MetadataPatch::new();
     must.set("rekey.done", "yes");
-    let record = RecordWrite { must, may: MetadataPatch::new() };
+    let record = RecordWrite { must, may: MetadataPatch::new(), new_version_keys: vec!["rekey.keep".to_owned()] };
     let stale = foreign_version(case, store, prefix).await;
     let e = err(
         case,
@@ -157,4 +162,9 @@ pub async fn put_rotation_records_only_when_it_wins(store: &DynSecretStore, pref
     check_rotation(case, "written version", &cur.meta, r);
     let m = ok(case, "read metadata", store.read_metadata(&p).await);
     check(case, m.get("rekey.done").map(String::as_str) == Some("yes"), "put_rotation did not write its record");
+    check(
+        case,
+        m.get("rekey.keep").map(String::as_str) == Some(cur.meta.id.as_str()),
+        "put_rotation did not set the new version key to the written version",
+    );
 }
