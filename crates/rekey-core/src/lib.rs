@@ -31,7 +31,7 @@ pub use store::{
     DynSecretStore, JOURNAL_KEY, Journal, MAX_METADATA_ENTRIES, MAX_METADATA_KEY_BYTES, MAX_METADATA_VALUE_BYTES,
     METADATA_KEY_PREFIX, Metadata, MetadataPatch, PromoteRequest, PutMode, PutOptions, RecordWrite, RequestCounts,
     RotationId, SecretStore, SecretStoreExt, SecretVersion, Snapshot, StageOutcome, StageRequest, Staged, Stages,
-    VersionId, VersionMeta, VersionSelector, check_metadata, check_metadata_patch,
+    VersionId, VersionMeta, VersionSelector, check_metadata, check_metadata_patch, check_whole_value,
 };
 pub use value::SecretData;
 

@@ -531,6 +531,16 @@ impl<S: SecretStore> FaultInjectingStore<S> {
         (seq, delay, fault)
     }
 
+    /// Counts the last call on `path` of `from` as one of `to` instead.
+    fn reclassify_last(&self, path: &SecretPath, from: Method, to: Method) {
+        let mut st = self.state.lock();
+        st.calls[from.index()] = st.calls[from.index()].saturating_sub(1);
+        st.calls[to.index()] += 1;
+        if let Some(c) = st.log.iter_mut().rev().find(|c| c.method == from && &c.path == path) {
+            c.method = to;
+        }
+    }
+
     fn record(&self, call: Call) {
         let mut st = self.state.lock();
         if st.log_enabled {
@@ -641,7 +651,13 @@ impl<S: SecretStore> SecretStore for FaultInjectingStore<S> {
         data: SecretData,
         req: StageRequest,
     ) -> Result<StageOutcome, StoreError> {
-        self.run(Method::Stage, path, || self.inner.stage_rotation(path, data, req)).await
+        let r = self.run(Method::Stage, path, || self.inner.stage_rotation(path, data, req)).await;
+        if matches!(&r, Ok(StageOutcome::Journalled(_)) | Err(StoreError::InvalidInput { .. })) {
+            // It found a journal, or a value it may not replace, and wrote
+            // nothing: a read.
+            self.reclassify_last(path, Method::Stage, Method::Read);
+        }
+        r
     }
     async fn promote_rotation(&self, path: &SecretPath, req: PromoteRequest<'_>) -> Result<VersionMeta, StoreError> {
         self.run(Method::Promote, path, || self.inner.promote_rotation(path, req)).await

@@ -12,7 +12,7 @@ use parking_lot::Mutex;
 use rekey_core::{
     JOURNAL_KEY, Metadata, MetadataPatch, PromoteRequest, PutMode, PutOptions, RecordWrite, RequestCounts, RotationId,
     SecretData, SecretPath, SecretStore, SecretVersion, Snapshot, StageOutcome, StageRequest, Staged, Stages,
-    StoreError, VersionId, VersionMeta, VersionSelector,
+    StoreError, VersionId, VersionMeta, VersionSelector, check_whole_value,
 };
 
 /// The source of "now" for version creation times.
@@ -573,9 +573,12 @@ impl SecretStore for MemoryStore {
         let secret = shard.get(path).ok_or_else(|| missing(path))?;
         let base = secret.current_meta();
         let metadata = secret.metadata.clone();
-        if req.base.is_none() && metadata.contains_key(JOURNAL_KEY) {
+        if req.base.is_none() {
             let current = secret.find(&secret.current).map(|v| secret.version(v)).ok_or_else(|| missing(path))?;
-            return Ok(StageOutcome::Journalled(Snapshot::new(current.meta, None, metadata)));
+            if metadata.contains_key(JOURNAL_KEY) {
+                return Ok(StageOutcome::Journalled(Snapshot::new(current.meta, Some(current.data), metadata)));
+            }
+            check_whole_value(path, &current.data, &data)?;
         }
         if let Some(journal) = &req.journal {
             let mut patch = MetadataPatch::new();

@@ -76,6 +76,8 @@ use crate::{DynSecretStore, Metadata, MetadataPatch, RotationId, SecretPath, Sec
 
 /// Prefix of the consumer keys.
 pub const CONSUMER_PREFIX: &str = "rekey.consumer.";
+/// What every retire-record key starts with.
+pub const RETIRE_PREFIX: &str = "rekey.retire.";
 /// Metadata key: the version to retire.
 pub const RETIRE_VERSION: &str = "rekey.retire.version";
 /// Metadata key: the version that replaced it.

@@ -9,7 +9,7 @@ use super::error::RotationError;
 use super::result::RotationOutcome;
 use crate::policy::RotationPolicy;
 use crate::record::{RecordUpdate, SecretRecord};
-use crate::{Metadata, RotationId, SecretData, SecretPath, SecretVersion, VersionId};
+use crate::{Metadata, RecordWrite, RotationId, SecretData, SecretPath, VersionId, VersionMeta};
 
 /// The per-rotation bookkeeping of the executor.
 pub(super) struct Run<'a> {
@@ -47,8 +47,15 @@ pub(super) enum Exec {
 pub(super) struct Executor<'f> {
     pub(super) candidate: SecretData,
     pub(super) field: Option<&'f str>,
+    /// The version current when the rotation started (the compare-and-swap
+    /// base).
     pub(super) base: VersionId,
-    pub(super) current: SecretVersion,
+    /// Its metadata.
+    pub(super) current_meta: VersionMeta,
+    /// Its value, when the rotation read it (the fast path does not).
+    pub(super) current_data: Option<SecretData>,
+    /// The metadata as read at the start, kept up to date with this
+    /// rotation's own writes.
     pub(super) meta: Metadata,
     pub(super) target: Option<Arc<dyn crate::CredentialTarget>>,
     /// The version current after `Write`/`Promote` (rollback's CAS value).
@@ -62,4 +69,13 @@ pub(super) struct Executor<'f> {
     /// What the final metadata write records (decided when the state
     /// machine asks to clear the journal).
     pub(super) record_update: Option<RecordUpdate>,
+    /// The journal line not written yet: it goes with the candidate.
+    pub(super) journal_line: Option<String>,
+    /// Whether the store keeps this rotation's journal line in the metadata
+    /// (so the rotation's last write removes it).
+    pub(super) journal_kept: bool,
+    /// The record that the write making the candidate current carries (when
+    /// nothing follows that write), and whether it was written.
+    pub(super) carry: Option<RecordWrite>,
+    pub(super) carried: bool,
 }

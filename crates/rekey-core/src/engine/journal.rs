@@ -139,6 +139,7 @@ impl RotationJournal {
     }
 
     /// Writes a journal entry into `meta` (other keys kept).
+    #[cfg(test)]
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn write_into(
         meta: &mut Metadata,

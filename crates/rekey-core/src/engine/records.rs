@@ -4,10 +4,15 @@
 //! Written by the same metadata write that clears the rotation's journal.
 
 use super::audit::RotationTrigger;
+use super::consumers::{RETIRE_KEEP, RETIRE_PREFIX};
 use super::context::{Executor, Run};
+use super::journal::RotationJournal;
 use super::machine::{RotationAction, RotationState};
 use super::shared::Inner;
-use crate::record::{Attempt, GoodVersion, HistoryEvent, QuarantineRecord, RecordUpdate, sanitize};
+use crate::record::{
+    Attempt, FAILURES_KEY, GoodVersion, HistoryEvent, QUARANTINE_KEY, QuarantineRecord, RecordUpdate, sanitize,
+};
+use crate::{JOURNAL_KEY, MetadataPatch, RecordWrite};
 
 /// The trigger's short name, as recorded.
 pub(crate) fn trigger_name(t: &RotationTrigger) -> &'static str {
@@ -59,21 +64,25 @@ impl Inner {
         let mut events = vec![event];
         match failure {
             None => {
-                let new = x.now_current.clone()?;
+                // Before the write that makes it current (a carried record),
+                // the new version is named by this rotation.
+                let new = x.now_current.clone();
                 let previous_since = rec
                     .good
                     .as_ref()
-                    .filter(|g| g.names(&x.current.meta))
+                    .filter(|g| g.names(&x.current_meta))
                     .map(|g| g.since)
-                    .unwrap_or(x.current.meta.created_at);
+                    .unwrap_or(x.current_meta.created_at);
                 u.good = Some(GoodVersion {
-                    version: Some(new),
+                    version: new,
                     rotation_id: Some(run.id),
                     since: now,
                     previous: Some(x.base.clone()),
                     previous_since: Some(previous_since),
                 });
-                u.failures = Some(0);
+                if rec.failures > 0 {
+                    u.failures = Some(0);
+                }
                 if rec.quarantine.is_some() {
                     u.quarantine = Some(None);
                     let mut e = HistoryEvent::new(now, "resumed", trigger);
@@ -94,7 +103,7 @@ impl Inner {
                 // A rollback on a store that promotes by copying made a new
                 // version with the good value: it is the good version now.
                 if let (Some(restored), Some(g)) = (&x.restored_as, &rec.good)
-                    && g.names(&x.current.meta)
+                    && g.names(&x.current_meta)
                     && *restored != x.base
                 {
                     u.good = Some(GoodVersion { version: Some(restored.clone()), ..g.clone() });
@@ -119,5 +128,38 @@ impl Inner {
         }
         u.events = events;
         Some(u)
+    }
+
+    /// The record a successful rotation writes with the call that makes its
+    /// candidate current (when nothing follows that call): what must be
+    /// written (the journal removed if the store kept it, a failure count
+    /// reset, a quarantine lifted, a dual-write retire record) apart from
+    /// what is worth writing only for free (the result, a history event).
+    pub(super) fn carry_record(&self, run: &mut Run<'_>, x: &Executor<'_>, s: &RotationState) -> Option<RecordWrite> {
+        let u = self.record_update(run, x, s)?;
+        let mut after = x.meta.clone();
+        RotationJournal::clear(&mut after);
+        let retire = self.retire_record(run, x, run.new_version.clone());
+        if let Some(r) = &retire {
+            r.write_into(&mut after);
+        }
+        u.apply(&mut after);
+        let all = MetadataPatch::diff(&x.meta, &after);
+        let essential =
+            |k: &str| k == JOURNAL_KEY || k == FAILURES_KEY || k == QUARANTINE_KEY || k.starts_with(RETIRE_PREFIX);
+        let mut w = RecordWrite::default();
+        for (k, v) in all.iter() {
+            let part = if essential(k) { &mut w.must } else { &mut w.may };
+            match v {
+                Some(v) => part.set(k, v),
+                None => part.remove(k),
+            };
+        }
+        if retire.is_some() {
+            // The version that replaced the retired one: the promoted one,
+            // whose id only the store knows on stores that copy.
+            w.new_version_keys.push(RETIRE_KEEP.to_owned());
+        }
+        Some(w)
     }
 }

@@ -12,7 +12,7 @@ use super::error::{RotationError, RotationStep};
 use super::manager::RotationManager;
 use super::shared::{Inner, lock};
 use crate::policy::{RotationPolicy, RotationStrategy};
-use crate::{Metadata, MetadataPatch, SecretData, SecretPath, SecretVersion, StoreError, VersionSelector};
+use crate::{Metadata, MetadataPatch, SecretData, SecretPath, SecretVersion, StoreError, VersionId, VersionSelector};
 
 /// Dual-write retirement.
 impl RotationManager {
@@ -51,11 +51,21 @@ impl RotationManager {
 impl Inner {
     /// The retire record a successful dual-write rotation leaves when it
     /// clears its journal.
-    pub(super) fn retire_record(&self, run: &Run<'_>, x: &Executor<'_>) -> Option<RetireRecord> {
+    ///
+    /// `keep` is the version that replaced the old one: the one made current
+    /// (`None` when nothing was), or, for a record the promotion itself
+    /// carries, the candidate (the store sets the promoted version's id in
+    /// its place: `RecordWrite::new_version_keys`).
+    pub(super) fn retire_record(
+        &self,
+        run: &Run<'_>,
+        x: &Executor<'_>,
+        keep: Option<VersionId>,
+    ) -> Option<RetireRecord> {
         if run.policy.strategy() != RotationStrategy::DualWrite || x.rolled_back {
             return None;
         }
-        let keep = x.now_current.clone()?;
+        let keep = keep?;
         let now = self.clock.now();
         let grace = chrono::Duration::from_std(run.policy.grace_period().unwrap_or_default()).ok();
         let deadline = grace.and_then(|g| now.checked_add_signed(g)).unwrap_or(now);

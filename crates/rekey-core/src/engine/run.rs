@@ -10,7 +10,7 @@ use super::consumers::{PendingRetire, RetireRecord, pending_retire_decision};
 use super::context::{Exec, Executor, Run};
 use super::error::{RotationError, RotationStep};
 use super::journal::RotationJournal;
-use super::machine::{RotationAction, RotationState, RotationVerdict};
+use super::machine::{ActionOutcome, RotationAction, RotationState, RotationVerdict};
 use super::request::RotationRequest;
 use super::result::{RotationOutcome, RotationResult};
 use super::schedule::{self};
@@ -20,7 +20,10 @@ use super::strategy::next_action;
 use crate::generator::GenerateSecret;
 use crate::policy::{RotationPolicy, RotationStrategy, jitter_key};
 use crate::record::SecretRecord;
-use crate::{SecretData, SecretPath, StoreError, VersionSelector};
+use crate::{
+    JOURNAL_KEY, MetadataPatch, SecretData, SecretPath, SecretVersion, Snapshot, StageOutcome, StageRequest, Staged,
+    StoreError, VersionSelector,
+};
 
 impl Inner {
     pub(super) fn detached_run<'a>(&self, path: &'a SecretPath, policy: &'a RotationPolicy) -> Run<'a> {
@@ -188,20 +191,100 @@ impl Inner {
         &self,
         run: &mut Run<'_>,
         binding: Option<&SecretBinding>,
-        new_value: Option<SecretString>,
+        mut new_value: Option<SecretString>,
         rotated_before_ns: Option<i64>,
     ) -> Exec {
         let path = run.path;
         let policy = run.policy;
-
-        // Prepare: the version every write is compared against.
-        let mut current = match self
-            .retry_store(run, RotationStep::Prepare, || self.store.read(path, &VersionSelector::Current))
-            .await
+        let target = binding.and_then(SecretBinding::target_ref).cloned();
+        if policy.strategy() == RotationStrategy::DualWrite
+            && let Some(t) = &target
+            && let Some(message) = strategy::dual_write::target_refusal(t.name(), t.capabilities())
         {
-            Ok(c) => c,
-            Err(e) => return self.fail_early(run, RotationError::store(RotationStep::Prepare, e)),
+            return self.fail_early(run, RotationError::InvalidBinding { path: path.clone(), message });
+        }
+        let field = binding.and_then(SecretBinding::field_name);
+
+        // The fast path: a staged rotation asked for now, of a whole text
+        // value with no target, stages before it reads anything — the store
+        // reports what was current (and refuses over a journal or a secret
+        // with fields), so a rotation costs a stage and a promotion.
+        let fast = rotated_before_ns.is_none()
+            && matches!(policy.strategy(), RotationStrategy::Staged | RotationStrategy::DualWrite)
+            && field.is_none()
+            && target.is_none();
+        let mut journalled = None;
+        if fast {
+            let value = match new_value.take() {
+                Some(v) => v,
+                None => match binding.and_then(SecretBinding::generator_ref).unwrap_or(&self.generator).generate() {
+                    Ok(v) => v,
+                    Err(e) => return self.fail_early(run, RotationError::Generation(Arc::new(e))),
+                },
+            };
+            let candidate = SecretData::Text(value.clone());
+            let line = RotationJournal::line(
+                run.id,
+                RotationStep::Stage,
+                policy.strategy().as_str(),
+                None,
+                run.started,
+                &self.instance,
+                !policy.verification_tests().is_empty(),
+            );
+            let req = StageRequest::new(run.id).journal(line.clone(), false);
+            let c = &candidate;
+            match self
+                .retry_store(run, RotationStep::Stage, || self.store.stage_rotation(path, c.clone(), req.clone()))
+                .await
+            {
+                Ok(StageOutcome::Staged(s)) => {
+                    return self.drive_staged(run, binding, candidate, line, s).await;
+                }
+                // A journal: recover first, on the slow path.
+                Ok(StageOutcome::Journalled(snapshot)) => {
+                    journalled = Some(snapshot);
+                    new_value = Some(value);
+                }
+                Err(StoreError::InvalidInput { message }) => {
+                    let e = RotationError::InvalidBinding { path: path.clone(), message };
+                    return self.fail_early(run, e);
+                }
+                // Another rotation's candidate won the staging: a lost race,
+                // never a failure. Nothing of ours was written.
+                Err(StoreError::Conflict { .. }) => {
+                    let pending = self
+                        .retry_store(run, RotationStep::Stage, || self.store.read(path, &VersionSelector::Pending))
+                        .await
+                        .ok();
+                    let e = RotationError::InProgressElsewhere {
+                        path: path.clone(),
+                        rotation_id: pending.as_ref().and_then(|p| p.meta.rotation_id).filter(|r| *r != run.id),
+                        since: pending.as_ref().map(|p| p.meta.created_at),
+                    };
+                    self.emit(run, AuditEventKind::InProgressElsewhere, Some(RotationStep::Stage), Some(&e));
+                    run.error = Some(e);
+                    return Exec::Outcome(RotationOutcome::InProgressElsewhere, false);
+                }
+                Err(e) => return self.fail_early(run, RotationError::store(RotationStep::Stage, e)),
+            }
+        }
+
+        // Prepare: the version every write is compared against, its value
+        // and the metadata, in one snapshot.
+        let snapshot = match journalled.filter(|s| s.data.is_some()) {
+            Some(s) => s,
+            None => match self.retry_store(run, RotationStep::Prepare, || self.store.snapshot(path, true)).await {
+                Ok(s) => s,
+                Err(e) => return self.fail_early(run, RotationError::store(RotationStep::Prepare, e)),
+            },
         };
+        let Snapshot { current: current_meta, data, metadata: mut meta, .. } = snapshot;
+        let Some(data) = data else {
+            let e = RotationError::store(RotationStep::Prepare, StoreError::unavailable("the snapshot has no value"));
+            return self.fail_early(run, e);
+        };
+        let mut current = SecretVersion { meta: current_meta, data };
         run.old_version = Some(current.meta.id.clone());
         run.current_created_at = Some(current.meta.created_at);
         // Rotated since the schedule's record (by another process, or by
@@ -213,18 +296,6 @@ impl Inner {
             return Exec::UpToDate;
         }
         self.emit(run, AuditEventKind::Started, Some(RotationStep::Prepare), None);
-
-        let target = binding.and_then(SecretBinding::target_ref).cloned();
-        if policy.strategy() == RotationStrategy::DualWrite
-            && let Some(t) = &target
-            && let Some(message) = strategy::dual_write::target_refusal(t.name(), t.capabilities())
-        {
-            return self.fail_early(run, RotationError::InvalidBinding { path: path.clone(), message });
-        }
-        let mut meta = match self.retry_store(run, RotationStep::Prepare, || self.store.read_metadata(path)).await {
-            Ok(m) => m,
-            Err(e) => return self.fail_early(run, RotationError::store(RotationStep::Prepare, e)),
-        };
         run.record = SecretRecord::read(&meta);
         run.consecutive_failures = Some(run.record.failures);
         run.quarantined = run.record.quarantine.is_some();
@@ -243,47 +314,27 @@ impl Inner {
                 Err(e) => return self.fail_early(run, e),
             }
         }
-        if let Some(record) = RetireRecord::read(&meta) {
-            let mut r = lock(&self.retiring);
-            let entry = r.entry(path.clone()).or_default();
-            entry.target = entry.target.take().or_else(|| target.clone());
-            entry.deadline = record.deadline;
-        }
-        // A dual-write retire step still pending: perform it first when it
-        // is due (or this is an emergency), else defer (see
-        // `consumers::pending_retire_decision`).
-        let emergency = matches!(run.trigger, RotationTrigger::Emergency { .. });
-        match pending_retire_decision(&meta, self.clock.now(), emergency) {
-            PendingRetire::None => {}
-            PendingRetire::Refuse { until, behind } => {
-                return self.fail_early(run, RotationError::RetirePending { path: path.clone(), until, behind });
-            }
-            PendingRetire::RetireFirst { record, reason } => {
-                let target = target.clone().or_else(|| self.retire_target(path));
-                if let Err(e) = self.retire_step(run, &record, reason, target.as_deref(), &current, &mut meta).await {
-                    return self.fail_early(run, e);
-                }
-            }
+        if let Err(e) = self.before_rotating(run, target.as_ref(), &current.meta, Some(&current.data), &mut meta).await
+        {
+            return e;
         }
 
-        let field = binding.and_then(SecretBinding::field_name);
         let candidate = match self.candidate(run, binding, &current, new_value).await {
             Ok(c) => c,
             Err(e) => return self.fail_early(run, e),
         };
-
-        let base = current.meta.id.clone();
-        let mut state = RotationState::new(
+        let state = RotationState::new(
             policy.strategy(),
             !policy.verification_tests().is_empty(),
             target.is_some(),
             policy.auto_rollback(),
         );
-        let mut exec = Executor {
+        let exec = Executor {
             candidate,
             field,
-            base,
-            current,
+            base: current.meta.id.clone(),
+            current_meta: current.meta,
+            current_data: Some(current.data),
             meta,
             target,
             now_current: None,
@@ -291,11 +342,137 @@ impl Inner {
             rolled_back: false,
             restored_as: None,
             record_update: None,
+            journal_line: None,
+            journal_kept: false,
+            carry: None,
+            carried: false,
         };
+        self.drive(run, state, exec).await
+    }
+
+    /// The fast path after its candidate is staged: the checks the slow path
+    /// makes before writing, on the metadata the store reported, then the
+    /// rest of the rotation.
+    async fn drive_staged(
+        &self,
+        run: &mut Run<'_>,
+        binding: Option<&SecretBinding>,
+        candidate: SecretData,
+        line: String,
+        s: Staged,
+    ) -> Exec {
+        let policy = run.policy;
+        run.old_version = Some(s.base.id.clone());
+        run.current_created_at = Some(s.base.created_at);
+        self.emit(run, AuditEventKind::Started, Some(RotationStep::Prepare), None);
+        run.record = SecretRecord::read(&s.metadata);
+        run.consecutive_failures = Some(run.record.failures);
+        run.quarantined = run.record.quarantine.is_some();
+        let mut state = RotationState::new(
+            policy.strategy(),
+            !policy.verification_tests().is_empty(),
+            false,
+            policy.auto_rollback(),
+        );
+        let mut exec = Executor {
+            candidate,
+            field: binding.and_then(SecretBinding::field_name),
+            base: s.base.id.clone(),
+            current_meta: s.base.clone(),
+            current_data: None,
+            meta: s.metadata.clone(),
+            target: None,
+            now_current: None,
+            conflict_actual: None,
+            rolled_back: false,
+            restored_as: None,
+            record_update: None,
+            journal_line: Some(line),
+            journal_kept: false,
+            carry: None,
+            carried: false,
+        };
+        self.staged(run, &mut exec, &s);
+        state.record(RotationAction::Journal, ActionOutcome::Done);
+        state.record(RotationAction::Stage, ActionOutcome::Done);
+        let mut meta = exec.meta.clone();
+        if let Err(end) = self.before_rotating(run, None, &s.base, None, &mut meta).await {
+            // Not now after all: the candidate goes (and its journal line).
+            let id = s.candidate.id.clone();
+            let path = run.path;
+            let _ = self.retry_store(run, RotationStep::Discard, || self.store.discard(path, &id)).await;
+            if exec.journal_kept {
+                let mut patch = MetadataPatch::new();
+                patch.remove(JOURNAL_KEY);
+                let _ = self
+                    .retry_store(run, RotationStep::Cleanup, || self.store.update_metadata(path, patch.clone()))
+                    .await;
+            }
+            return end;
+        }
+        // A retire step done first changed the metadata.
+        for (k, v) in &meta {
+            exec.meta.insert(k.clone(), v.clone());
+        }
+        exec.meta.retain(|k, _| meta.contains_key(k) || k == JOURNAL_KEY);
+        self.drive(run, state, exec).await
+    }
+
+    /// What a rotation settles before its first write: the dual-write retire
+    /// step still pending (performed first when due or in an emergency, else
+    /// the rotation is deferred). `Err` ends the rotation.
+    async fn before_rotating(
+        &self,
+        run: &mut Run<'_>,
+        target: Option<&Arc<dyn crate::CredentialTarget>>,
+        current: &crate::VersionMeta,
+        current_data: Option<&SecretData>,
+        meta: &mut crate::Metadata,
+    ) -> Result<(), Exec> {
+        let path = run.path;
+        if let Some(record) = RetireRecord::read(meta) {
+            let mut r = lock(&self.retiring);
+            let entry = r.entry(path.clone()).or_default();
+            entry.target = entry.target.take().or_else(|| target.cloned());
+            entry.deadline = record.deadline;
+        }
+        // See `consumers::pending_retire_decision`.
+        let emergency = matches!(run.trigger, RotationTrigger::Emergency { .. });
+        match pending_retire_decision(meta, self.clock.now(), emergency) {
+            PendingRetire::None => Ok(()),
+            PendingRetire::Refuse { until, behind } => {
+                Err(self.fail_early(run, RotationError::RetirePending { path: path.clone(), until, behind }))
+            }
+            PendingRetire::RetireFirst { record, reason } => {
+                let target = target.cloned().or_else(|| self.retire_target(path));
+                self.retire_step_with(run, &record, reason, target.as_deref(), current, current_data, meta)
+                    .await
+                    .map(|_| ())
+                    .map_err(|e| self.fail_early(run, e))
+            }
+        }
+    }
+
+    /// Drives the state machine to its end and names the outcome.
+    async fn drive(&self, run: &mut Run<'_>, mut state: RotationState, mut exec: Executor<'_>) -> Exec {
+        let path = run.path;
         let verdict = loop {
             let action = next_action(&state);
             if let RotationAction::Finish(v) = action {
                 break v;
+            }
+            // The write that makes the candidate current carries the record
+            // when nothing follows it (no target to confirm, no checks after
+            // an immediate write); otherwise the journal's clearing write does.
+            let last_write = match action {
+                RotationAction::Promote => !state.has_target,
+                RotationAction::Write => !state.has_target && !state.verify,
+                _ => false,
+            };
+            if last_write {
+                let mut done = state;
+                done.record(action, ActionOutcome::Done);
+                exec.carry = self.carry_record(run, &exec, &done);
             }
             if action == RotationAction::ClearJournal {
                 // The journal's clearing write also records the result.
@@ -303,6 +480,10 @@ impl Inner {
             }
             let outcome = self.perform(run, &mut exec, action).await;
             state.record(action, outcome);
+            if exec.carried {
+                state.record(RotationAction::ClearJournal, ActionOutcome::Done);
+                exec.carried = false;
+            }
         };
         let undone = state.discarded || state.rolled_back || state.revoked;
         let outcome = match (verdict, state.failure) {

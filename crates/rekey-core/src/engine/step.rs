@@ -8,7 +8,10 @@ use super::journal::RotationJournal;
 use super::machine::{ActionOutcome, RotationAction};
 use super::shared::{Inner, Retiring, lock};
 use crate::policy::RotationStrategy;
-use crate::{MetadataPatch, PutOptions, StoreError, VersionId, VersionMeta, VersionSelector};
+use crate::{
+    JOURNAL_KEY, MetadataPatch, PromoteRequest, PutOptions, StageOutcome, StageRequest, Staged, StoreError, VersionId,
+    VersionMeta, VersionSelector,
+};
 
 impl Inner {
     pub(super) fn step_failed(&self, run: &mut Run<'_>, action: RotationAction, error: RotationError) {
@@ -54,16 +57,23 @@ impl Inner {
                     // verifiers, the target) after it is written: recovery
                     // of an immediate rotation then rolls it back.
                     let checks = !run.policy.verification_tests().is_empty() || x.target.is_some();
-                    RotationJournal::write_into(
-                        &mut x.meta,
+                    let line = RotationJournal::line(
                         run.id,
                         first,
                         run.policy.strategy().as_str(),
-                        &x.base,
+                        Some(&x.base),
                         run.started,
                         &self.instance,
                         checks,
                     );
+                    if !journal_required(run, x) {
+                        // The candidate is journal enough: the line goes with
+                        // it, for a store that keeps it at no cost.
+                        x.journal_line = Some(line);
+                        return ActionOutcome::Done;
+                    }
+                    x.meta.insert(JOURNAL_KEY.to_owned(), line);
+                    x.journal_kept = true;
                 } else {
                     RotationJournal::clear(&mut x.meta);
                     if let Some(u) = &x.record_update {
@@ -71,7 +81,7 @@ impl Inner {
                     }
                     // Dual-write: the retire step replaces the journal in
                     // the same write (see `strategy::dual_write`).
-                    if let Some(record) = self.retire_record(run, x) {
+                    if let Some(record) = self.retire_record(run, x, x.now_current.clone()) {
                         record.write_into(&mut x.meta);
                     }
                 }
@@ -79,14 +89,15 @@ impl Inner {
                 // other keys (another rotation's record, an acknowledgement)
                 // survive.
                 let patch = MetadataPatch::diff(&before, &x.meta);
-                match self.retry_store(run, step, || self.store.update_metadata(path, patch.clone())).await {
+                let written = if patch.is_empty() {
+                    Ok(())
+                } else {
+                    self.retry_store(run, step, || self.store.update_metadata(path, patch.clone())).await
+                };
+                match written {
                     Ok(()) => {
                         if action == RotationAction::ClearJournal {
-                            if let Some(record) = RetireRecord::read(&x.meta) {
-                                let r = Retiring { target: x.target.clone(), deadline: record.deadline };
-                                lock(&self.retiring).insert(path.clone(), r);
-                            }
-                            self.emit(run, AuditEventKind::CleanedUp, Some(step), None);
+                            self.recorded(run, x);
                         }
                         ActionOutcome::Done
                     }
@@ -97,13 +108,26 @@ impl Inner {
                 }
             }
             RotationAction::Stage => {
-                let id = run.id;
+                let mut req = StageRequest::new(run.id);
+                req.base = Some(x.current_meta.clone());
+                req.metadata = Some(x.meta.clone());
+                if let Some(line) = x.journal_line.clone() {
+                    req = req.journal(line, false);
+                }
                 let c = &x.candidate;
-                match self.retry_store(run, step, || self.store.stage(path, c.clone(), id)).await {
-                    Ok(m) => {
-                        run.new_version = Some(m.id);
-                        self.emit(run, AuditEventKind::Staged, Some(step), None);
+                match self.retry_store(run, step, || self.store.stage_rotation(path, c.clone(), req.clone())).await {
+                    Ok(StageOutcome::Staged(s)) => {
+                        self.staged(run, x, &s);
                         ActionOutcome::Done
+                    }
+                    // Never with a base; a store that says so anyway has a
+                    // rotation in flight.
+                    Ok(StageOutcome::Journalled(_)) => {
+                        let e =
+                            RotationError::InProgressElsewhere { path: path.clone(), rotation_id: None, since: None };
+                        self.emit(run, AuditEventKind::InProgressElsewhere, Some(step), Some(&e));
+                        run.error.get_or_insert(e);
+                        ActionOutcome::Conflict
                     }
                     // Another rotation staged first (or the secret moved on):
                     // a lost race, never a failure.
@@ -117,12 +141,16 @@ impl Inner {
             RotationAction::Write => {
                 let opts = PutOptions::if_current(x.base.clone()).with_rotation(run.id);
                 let c = &x.candidate;
-                let res = self.retry_store(run, step, || self.store.put(path, c.clone(), opts.clone())).await;
+                let record = x.carry.clone().unwrap_or_default();
+                let res = self
+                    .retry_store(run, step, || self.store.put_rotation(path, c.clone(), opts.clone(), &record))
+                    .await;
                 match res {
                     Ok(m) => {
                         x.now_current = Some(m.id.clone());
                         self.became_current(run, m);
                         self.emit(run, AuditEventKind::Written, Some(step), None);
+                        self.carried(run, x);
                         ActionOutcome::Done
                     }
                     Err(e) => self.settle(run, x, action, e, None).await,
@@ -133,12 +161,25 @@ impl Inner {
                     return ActionOutcome::Failed;
                 };
                 let base = x.base.clone();
-                let res = self.retry_store(run, step, || self.store.promote(path, &candidate_id, &base)).await;
+                let record = x.carry.clone().unwrap_or_default();
+                let value = &x.candidate;
+                let res = self
+                    .retry_store(run, step, || {
+                        let req = PromoteRequest {
+                            candidate: &candidate_id,
+                            expected: &base,
+                            value: Some(value),
+                            record: &record,
+                        };
+                        self.store.promote_rotation(path, req)
+                    })
+                    .await;
                 match res {
                     Ok(m) => {
                         x.now_current = Some(m.id.clone());
                         self.became_current(run, m);
                         self.emit(run, AuditEventKind::Promoted, Some(step), None);
+                        self.carried(run, x);
                         ActionOutcome::Done
                     }
                     Err(e) => self.settle(run, x, action, e, Some(candidate_id)).await,
@@ -147,7 +188,18 @@ impl Inner {
             RotationAction::Apply | RotationAction::Confirm => {
                 let Some(t) = x.target.clone() else { return ActionOutcome::Done };
                 let c = &x.candidate;
-                let old = &x.current.data;
+                let Some(old) = x.current_data.as_ref() else {
+                    // Never: a target makes the rotation read the value.
+                    self.step_failed(
+                        run,
+                        action,
+                        RotationError::InvalidBinding {
+                            path: path.clone(),
+                            message: "the current value was not read".into(),
+                        },
+                    );
+                    return ActionOutcome::Failed;
+                };
                 let res = if action == RotationAction::Apply {
                     let secrets = [c.secret_parts(), old.secret_parts()].concat();
                     self.retry_target(run, step, &secrets, || t.apply(c, Some(old))).await
@@ -212,7 +264,8 @@ impl Inner {
                         match self.reread_current(run, step).await {
                             Some(c)
                                 if c.meta.id == x.base
-                                    || (c.meta.rotation_id != Some(run.id) && c.data.same_as(&x.current.data)) =>
+                                    || (c.meta.rotation_id != Some(run.id)
+                                        && x.current_data.as_ref().is_some_and(|d| c.data.same_as(d))) =>
                             {
                                 run.current_created_at = Some(c.meta.created_at);
                                 x.restored_as = Some(c.meta.id);
@@ -238,7 +291,17 @@ impl Inner {
                 // The target must accept what the store serves now.
                 let keep = match self.reread_current(run, step).await {
                     Some(c) => c.data,
-                    None => x.current.data.clone(),
+                    None => match x.current_data.clone() {
+                        Some(d) => d,
+                        None => {
+                            let e = RotationError::store(
+                                step,
+                                StoreError::unavailable("the current value could not be read"),
+                            );
+                            self.step_failed(run, action, e);
+                            return ActionOutcome::Failed;
+                        }
+                    },
                 };
                 let c = &x.candidate;
                 let secrets = [c.secret_parts(), keep.secret_parts()].concat();
@@ -363,4 +426,46 @@ impl Inner {
         self.step_failed(run, action, RotationError::store(step, error));
         ActionOutcome::Failed
     }
+
+    /// A candidate staged: what the store reported.
+    pub(super) fn staged(&self, run: &mut Run<'_>, x: &mut Executor<'_>, s: &Staged) {
+        run.new_version = Some(s.candidate.id.clone());
+        if s.journal_kept
+            && let Some(line) = x.journal_line.take()
+        {
+            // This rotation's last write removes it.
+            x.meta.insert(JOURNAL_KEY.to_owned(), line);
+            x.journal_kept = true;
+        }
+        self.emit(run, AuditEventKind::Staged, Some(RotationStep::Stage), None);
+    }
+
+    /// The write that made the candidate current also wrote the record.
+    fn carried(&self, run: &mut Run<'_>, x: &mut Executor<'_>) {
+        let Some(record) = x.carry.take() else { return };
+        if let Some(id) = &x.now_current {
+            record.all(id).apply(&mut x.meta);
+        }
+        x.carried = true;
+        self.recorded(run, x);
+    }
+
+    /// After the write that ends the rotation: the retire step it recorded
+    /// is this manager's to do, and the audit trail says it is done.
+    fn recorded(&self, run: &mut Run<'_>, x: &mut Executor<'_>) {
+        if let Some(record) = RetireRecord::read(&x.meta) {
+            let r = Retiring { target: x.target.clone(), deadline: record.deadline };
+            lock(&self.retiring).insert(run.path.clone(), r);
+        }
+        self.emit(run, AuditEventKind::CleanedUp, Some(RotationStep::Cleanup), None);
+    }
+}
+
+/// Whether a rotation must write its journal before its first write (even
+/// at the cost of a call): when a crash would leave more than the store's
+/// candidate to clean up — a credential target to bring back, or an
+/// immediate rotation's unchecked value to roll back.
+pub(super) fn journal_required(run: &Run<'_>, x: &Executor<'_>) -> bool {
+    let checks = !run.policy.verification_tests().is_empty() || x.target.is_some();
+    x.target.is_some() || (run.policy.strategy() == RotationStrategy::Immediate && checks)
 }

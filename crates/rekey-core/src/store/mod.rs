@@ -193,9 +193,14 @@ pub trait SecretStore: fmt::Debug + Send + Sync + 'static {
     /// candidate, the version current when it staged (the compare-and-swap
     /// base) and the metadata as it was before this call.
     ///
+    /// Without `req.base`, a text candidate for a secret whose current value
+    /// has several fields is refused ([`StoreError::InvalidInput`] naming
+    /// the fields, nothing staged): replacing such a value whole is always a
+    /// mistake of configuration (the field to rotate was not named).
+    ///
     /// With `req.base`, the caller has just read the secret and found no
     /// journal: the store need not read it again (and does not check for a
-    /// journal).
+    /// journal or the value's shape).
     async fn stage_rotation(
         &self,
         path: &SecretPath,
@@ -205,9 +210,12 @@ pub trait SecretStore: fmt::Debug + Send + Sync + 'static {
         let (base, metadata) = match (req.base, req.metadata) {
             (Some(base), Some(metadata)) => (base, metadata),
             _ => {
-                let snapshot = self.snapshot(path, false).await?;
+                let snapshot = self.snapshot(path, true).await?;
                 if snapshot.journalled() {
                     return Ok(StageOutcome::Journalled(snapshot));
+                }
+                if let Some(current) = &snapshot.data {
+                    check_whole_value(path, current, &data)?;
                 }
                 (snapshot.current, snapshot.metadata)
             }
@@ -261,6 +269,20 @@ pub trait SecretStore: fmt::Debug + Send + Sync + 'static {
     fn request_counts(&self) -> RequestCounts {
         Vec::new()
     }
+}
+
+/// The shape rule of [`SecretStore::stage_rotation`] without a base: a text
+/// candidate may not replace a value with fields.
+pub fn check_whole_value(path: &SecretPath, current: &SecretData, candidate: &SecretData) -> Result<(), StoreError> {
+    if matches!(candidate, SecretData::Text(_)) && matches!(current, SecretData::Fields(_)) {
+        let names: Vec<&str> = current.field_names().collect();
+        return Err(StoreError::invalid(format!(
+            "{path}: the secret has several fields ({}); name the one to rotate, a whole text value would replace them \
+             all",
+            names.join(", ")
+        )));
+    }
+    Ok(())
 }
 
 /// `dyn SecretStore`, the form stores are passed around in.
