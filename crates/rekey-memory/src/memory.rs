@@ -585,8 +585,13 @@ impl SecretStore for MemoryStore {
             patch.set(JOURNAL_KEY, journal.line.clone());
             Self::patch_locked(&mut shard, path, &patch)?;
         }
+        let replaced = shard
+            .get(path)
+            .and_then(|s| s.pending.as_ref().and_then(|id| s.find(id)).map(|v| s.meta(v)))
+            .filter(|v| v.rotation_id != Some(req.rotation_id));
         let candidate = self.stage_locked(&mut shard, path, data, req.rotation_id)?;
-        Ok(StageOutcome::Staged(Staged::new(candidate, req.base.unwrap_or(base), metadata, req.journal.is_some())))
+        let staged = Staged::new(candidate, req.base.unwrap_or(base), metadata, req.journal.is_some());
+        Ok(StageOutcome::Staged(staged.replacing(replaced)))
     }
 
     /// One call: the compare-and-swap and, only when it won, the record.

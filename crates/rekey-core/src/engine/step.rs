@@ -437,6 +437,16 @@ impl Inner {
             x.meta.insert(JOURNAL_KEY.to_owned(), line);
             x.journal_kept = true;
         }
+        if let Some(old) = &s.replaced {
+            // The candidate a crashed rotation left (its own journal): gone.
+            let detail = format!(
+                "replaced the candidate {} left by rotation {} (staged {})",
+                old.id,
+                old.rotation_id.map(|r| r.to_string()).unwrap_or_else(|| "<unknown>".to_owned()),
+                old.created_at.to_rfc3339()
+            );
+            self.emit_detail(run, AuditEventKind::Recovered, Some(RotationStep::Recover), detail);
+        }
         self.emit(run, AuditEventKind::Staged, Some(RotationStep::Stage), None);
     }
 

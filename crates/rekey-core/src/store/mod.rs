@@ -207,8 +207,8 @@ pub trait SecretStore: fmt::Debug + Send + Sync + 'static {
         data: SecretData,
         req: StageRequest,
     ) -> Result<StageOutcome, StoreError> {
-        let (base, metadata) = match (req.base, req.metadata) {
-            (Some(base), Some(metadata)) => (base, metadata),
+        let (base, metadata, replaced) = match (req.base, req.metadata) {
+            (Some(base), Some(metadata)) => (base, metadata, None),
             _ => {
                 let snapshot = self.snapshot(path, true).await?;
                 if snapshot.journalled() {
@@ -217,7 +217,12 @@ pub trait SecretStore: fmt::Debug + Send + Sync + 'static {
                 if let Some(current) = &snapshot.data {
                     check_whole_value(path, current, &data)?;
                 }
-                (snapshot.current, snapshot.metadata)
+                let replaced = match self.read(path, &VersionSelector::Pending).await {
+                    Ok(p) if p.meta.rotation_id != Some(req.rotation_id) => Some(p.meta),
+                    Ok(_) | Err(StoreError::NotFound { .. }) => None,
+                    Err(e) => return Err(e),
+                };
+                (snapshot.current, snapshot.metadata, replaced)
             }
         };
         let journal_kept = match req.journal.filter(|j| j.required) {
@@ -230,7 +235,7 @@ pub trait SecretStore: fmt::Debug + Send + Sync + 'static {
             None => false,
         };
         let candidate = self.stage(path, data, req.rotation_id).await?;
-        Ok(StageOutcome::Staged(Staged { candidate, base, metadata, journal_kept }))
+        Ok(StageOutcome::Staged(Staged { candidate, base, metadata, journal_kept, replaced }))
     }
 
     /// [`promote`](Self::promote)s `req.candidate` with compare-and-swap

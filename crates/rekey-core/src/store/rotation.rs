@@ -121,12 +121,22 @@ pub struct Staged {
     /// Whether the store keeps the journal line in the metadata (so the
     /// rotation must remove it when it ends).
     pub journal_kept: bool,
+    /// An older candidate of another rotation that this stage replaced (one
+    /// left by a rotation that crashed, when its journal was the candidate
+    /// itself), when the store could tell without a call of its own.
+    pub replaced: Option<VersionMeta>,
 }
 
 impl Staged {
     /// From its parts.
     pub fn new(candidate: VersionMeta, base: VersionMeta, metadata: Metadata, journal_kept: bool) -> Self {
-        Self { candidate, base, metadata, journal_kept }
+        Self { candidate, base, metadata, journal_kept, replaced: None }
+    }
+
+    /// With the candidate it replaced.
+    pub fn replacing(mut self, replaced: Option<VersionMeta>) -> Self {
+        self.replaced = replaced;
+        self
     }
 }
 
