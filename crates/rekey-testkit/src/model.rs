@@ -789,9 +789,23 @@ impl World {
     /// After a rotation of the secret that reached the store, an unchecked
     /// value left by an earlier undo that failed must be gone.
     fn settle_unchecked(&mut self, secret: usize, r: &RotationResult) {
-        let reached = r.old_version.is_some() && r.outcome != RotationOutcome::StoreUnavailable;
+        // The rotation got past recovery (which would have rolled the
+        // unchecked value back): it rotated, lost a race to a rotation that
+        // did, was deferred, or failed after its own first write.
         let undo_failed = r.error.as_ref().is_some_and(|e| matches!(e, RotationError::UndoFailed { .. }));
-        if reached && !undo_failed && r.outcome != RotationOutcome::InProgressElsewhere {
+        let failed_at_recovery = r.error.as_ref().is_some_and(|e| {
+            matches!(
+                e,
+                RotationError::Store { step: rekey_core::RotationStep::Recover, .. }
+                    | RotationError::Target { step: rekey_core::RotationStep::Recover, .. }
+            )
+        });
+        let past_recovery = match r.outcome {
+            RotationOutcome::Rotated | RotationOutcome::RotatedElsewhere | RotationOutcome::Deferred => true,
+            RotationOutcome::RolledBack | RotationOutcome::Failed => !failed_at_recovery && r.new_version.is_some(),
+            _ => false,
+        };
+        if past_recovery && !undo_failed {
             self.secrets[secret].unchecked_current_allowed = false;
         }
     }
