@@ -89,8 +89,9 @@ pub struct GoodVersion {
     pub version: Option<VersionId>,
     /// The rotation that wrote it, when a rotation did.
     pub rotation_id: Option<RotationId>,
-    /// Since when it has been current.
-    pub since: DateTime<Utc>,
+    /// Since when it has been current, when recorded (a rotation's own
+    /// record leaves it out: the version's creation time says it).
+    pub since: Option<DateTime<Utc>>,
     /// The version that was current and good before it: what a rollback
     /// restores.
     pub previous: Option<VersionId>,
@@ -250,6 +251,10 @@ impl SecretRecord {
     /// Reads the record from a secret's metadata (missing or unreadable
     /// entries are absent: the record never fails to read).
     pub fn read(meta: &Metadata) -> Self {
+        Self::read_parts(meta, true)
+    }
+
+    fn read_parts(meta: &Metadata, with_history: bool) -> Self {
         let last = meta.get(LAST_KEY).and_then(|s| {
             let f = fields(s, None);
             let get = |k: &str| f.iter().find(|(n, _)| *n == k).map(|(_, v)| *v);
@@ -271,7 +276,7 @@ impl SecretRecord {
             Some(GoodVersion {
                 version,
                 rotation_id,
-                since: parse_time(get("since")?)?,
+                since: get("since").and_then(parse_time),
                 previous: get("prev").map(VersionId::new),
                 previous_since: get("prev_since").and_then(parse_time),
             })
@@ -291,11 +296,21 @@ impl SecretRecord {
                 reason: get("reason").unwrap_or(s).to_owned(),
             }
         });
-        let history = (0..HISTORY_KEPT)
-            .filter_map(|i| meta.get(&format!("{HISTORY_PREFIX}{i}")).and_then(|s| decode_event(s)))
-            .collect();
+        let history = if with_history {
+            (0..HISTORY_KEPT)
+                .filter_map(|i| meta.get(&format!("{HISTORY_PREFIX}{i}")).and_then(|s| decode_event(s)))
+                .collect()
+        } else {
+            Vec::new()
+        };
         let unfinished = crate::engine::journal::RotationJournal::read(meta).and_then(|j| j.rotation_id);
         Self { last, good, failed, failures, quarantine, history, unfinished }
+    }
+
+    /// [`read`](Self::read) without the history (what a rotation needs,
+    /// parsed at the cost of a few keys).
+    pub fn read_brief(meta: &Metadata) -> Self {
+        Self::read_parts(meta, false)
     }
 
     /// Whether `version` is recorded as failed.
@@ -324,6 +339,40 @@ pub(crate) struct RecordUpdate {
 }
 
 impl RecordUpdate {
+    /// Sets (or, naming nothing, removes) the good-version key in `patch`.
+    pub(crate) fn write_good(&self, patch: &mut crate::MetadataPatch) {
+        let Some(g) = &self.good else { return };
+        let mut s = String::with_capacity(128);
+        if let Some(v) = g.version.as_ref().filter(|v| recordable(v.as_str())) {
+            s.push_str("version=");
+            s.push_str(v.as_str());
+        }
+        if let Some(r) = g.rotation_id {
+            if !s.is_empty() {
+                s.push(' ');
+            }
+            s.push_str("rotation=");
+            s.push_str(r.as_uuid().hyphenated().encode_lower(&mut uuid::Uuid::encode_buffer()));
+        }
+        if s.is_empty() {
+            patch.remove(GOOD_KEY);
+            return;
+        }
+        if let Some(t) = g.since {
+            s.push_str(" since=");
+            s.push_str(&time(t));
+        }
+        if let Some(p) = g.previous.as_ref().filter(|p| recordable(p.as_str())) {
+            s.push_str(" prev=");
+            s.push_str(p.as_str());
+            if let Some(t) = g.previous_since {
+                s.push_str(" prev_since=");
+                s.push_str(&time(t));
+            }
+        }
+        patch.set(GOOD_KEY, s);
+    }
+
     /// The metadata patch that makes these changes to `snapshot` (the
     /// metadata as read): only the record's keys.
     pub(crate) fn patch(&self, snapshot: &Metadata) -> crate::MetadataPatch {
@@ -341,26 +390,10 @@ impl RecordUpdate {
             }
             meta.insert(LAST_KEY.to_owned(), sanitize(&s, MAX_METADATA_VALUE_BYTES));
         }
-        if let Some(g) = &self.good {
-            let mut named = Vec::new();
-            if let Some(v) = g.version.as_ref().filter(|v| recordable(v.as_str())) {
-                named.push(format!("version={v}"));
-            }
-            if let Some(r) = g.rotation_id {
-                named.push(format!("rotation={r}"));
-            }
-            if !named.is_empty() {
-                let mut s = format!("{} since={}", named.join(" "), time(g.since));
-                if let Some(p) = g.previous.as_ref().filter(|p| recordable(p.as_str())) {
-                    s.push_str(&format!(" prev={p}"));
-                    if let Some(t) = g.previous_since {
-                        s.push_str(&format!(" prev_since={}", time(t)));
-                    }
-                }
-                meta.insert(GOOD_KEY.to_owned(), s);
-            } else {
-                meta.remove(GOOD_KEY);
-            }
+        if self.good.is_some() {
+            let mut p = crate::MetadataPatch::new();
+            self.write_good(&mut p);
+            p.apply(meta);
         }
         if let Some(v) = self.failed.as_ref().filter(|v| recordable(v.as_str())) {
             let mut list = vec![v.as_str().to_owned()];
@@ -463,7 +496,10 @@ pub fn rollback_plan(path: &str, versions: &[VersionMeta], record: &SecretRecord
             Some(p) => Ok(RollbackPlan {
                 replace: current.id.clone(),
                 restore: p.clone(),
-                restore_was_current_since: g.previous_since,
+                // Recorded, or the version's own time (when it was written).
+                restore_was_current_since: g
+                    .previous_since
+                    .or_else(|| versions.iter().find(|v| &v.id == p).map(|v| v.created_at)),
             }),
             None => Err(refuse(&format!(
                 "version {} is the first good version rekey recorded (it was itself restored by a rollback, or \
@@ -482,7 +518,11 @@ pub fn rollback_plan(path: &str, versions: &[VersionMeta], record: &SecretRecord
             previous.id
         )));
     }
-    Ok(RollbackPlan { replace: current.id.clone(), restore: previous.id.clone(), restore_was_current_since: None })
+    Ok(RollbackPlan {
+        replace: current.id.clone(),
+        restore: previous.id.clone(),
+        restore_was_current_since: Some(previous.created_at),
+    })
 }
 
 /// What a rollback did.
@@ -549,7 +589,7 @@ pub(crate) fn after_rollback(
         good: Some(GoodVersion {
             version: Some(restored_as.clone()),
             rotation_id: None,
-            since: now,
+            since: Some(now),
             previous: None,
             previous_since: None,
         }),
@@ -628,7 +668,7 @@ mod tests {
             good: Some(GoodVersion {
                 version: Some(VersionId::new("7")),
                 rotation_id: Some(r),
-                since: now,
+                since: Some(now),
                 previous: Some(VersionId::new("6")),
                 previous_since: Some(now),
             }),
@@ -682,7 +722,7 @@ mod tests {
             good: Some(GoodVersion {
                 version: Some(VersionId::new("2")),
                 rotation_id: None,
-                since: now,
+                since: Some(now),
                 previous: Some(VersionId::new("1")),
                 previous_since: Some(now),
             }),

@@ -449,12 +449,18 @@ impl MemoryStore {
 
     fn patch_locked(shard: &mut Shard, path: &SecretPath, patch: &MetadataPatch) -> Result<(), StoreError> {
         check_metadata_patch(patch)?;
+        Self::apply_checked(shard, path, patch)
+    }
+
+    /// Applies a patch whose keys and values were checked: the result within
+    /// the entry limit, or nothing changes.
+    fn apply_checked(shard: &mut Shard, path: &SecretPath, patch: &MetadataPatch) -> Result<(), StoreError> {
         let secret = shard.get_mut(path).ok_or_else(|| missing(path))?;
-        let mut next = secret.metadata.clone();
-        patch.apply(&mut next);
-        // The whole result within the limits, or nothing changes.
-        check_metadata(&next)?;
-        secret.metadata = next;
+        let n = rekey_core::store::entries_after(&secret.metadata, patch);
+        if n > MAX_METADATA_ENTRIES {
+            return Err(StoreError::invalid(format!("{n} metadata entries; the limit is {MAX_METADATA_ENTRIES}")));
+        }
+        patch.apply(&mut secret.metadata);
         Ok(())
     }
 }
@@ -598,10 +604,12 @@ impl SecretStore for MemoryStore {
     async fn promote_rotation(&self, path: &SecretPath, req: PromoteRequest<'_>) -> Result<VersionMeta, StoreError> {
         self.count(11);
         let mut shard = self.shard(path);
-        check_metadata_patch(&req.record.all(req.candidate))?;
+        // The candidate keeps its id when promoted here.
+        let patch = req.record.all(req.candidate);
+        check_metadata_patch(&patch)?;
         let meta = Self::promote_locked(&mut shard, path, req.candidate, req.expected)?;
-        if !req.record.is_empty() {
-            Self::patch_locked(&mut shard, path, &req.record.all(&meta.id))?;
+        if !patch.is_empty() {
+            Self::apply_checked(&mut shard, path, &patch)?;
         }
         Ok(meta)
     }

@@ -4,13 +4,12 @@
 //! Written by the same metadata write that clears the rotation's journal.
 
 use super::audit::RotationTrigger;
-use super::consumers::{RETIRE_KEEP, RETIRE_PREFIX};
+use super::consumers::RETIRE_KEEP;
 use super::context::{Executor, Run};
-use super::journal::RotationJournal;
 use super::machine::{RotationAction, RotationState};
 use super::shared::Inner;
 use crate::record::{
-    Attempt, FAILURES_KEY, GoodVersion, HistoryEvent, QUARANTINE_KEY, QuarantineRecord, RecordUpdate, sanitize,
+    Attempt, FAILURES_KEY, GoodVersion, HistoryEvent, LAST_KEY, QuarantineRecord, RecordUpdate, sanitize,
 };
 use crate::{JOURNAL_KEY, MetadataPatch, RecordWrite};
 
@@ -71,12 +70,12 @@ impl Inner {
                     .good
                     .as_ref()
                     .filter(|g| g.names(&x.current_meta))
-                    .map(|g| g.since)
+                    .and_then(|g| g.since)
                     .unwrap_or(x.current_meta.created_at);
                 u.good = Some(GoodVersion {
                     version: new,
                     rotation_id: Some(run.id),
-                    since: now,
+                    since: Some(now),
                     previous: Some(x.base.clone()),
                     previous_since: Some(previous_since),
                 });
@@ -131,35 +130,62 @@ impl Inner {
     }
 
     /// The record a successful rotation writes with the call that makes its
-    /// candidate current (when nothing follows that call): what must be
-    /// written (the journal removed if the store kept it, a failure count
-    /// reset, a quarantine lifted, a dual-write retire record) apart from
-    /// what is worth writing only for free (the result, a history event).
-    pub(super) fn carry_record(&self, run: &mut Run<'_>, x: &Executor<'_>, s: &RotationState) -> Option<RecordWrite> {
-        let u = self.record_update(run, x, s)?;
-        let mut after = x.meta.clone();
-        RotationJournal::clear(&mut after);
-        let retire = self.retire_record(run, x, run.new_version.clone());
-        if let Some(r) = &retire {
-            r.write_into(&mut after);
-        }
-        u.apply(&mut after);
-        let all = MetadataPatch::diff(&x.meta, &after);
-        let essential =
-            |k: &str| k == JOURNAL_KEY || k == FAILURES_KEY || k == QUARANTINE_KEY || k.starts_with(RETIRE_PREFIX);
+    /// candidate current (when nothing follows that call), built directly
+    /// as a patch — the hot path of every rotation, so no time is formatted
+    /// and the metadata is not copied:
+    ///
+    /// * must: the journal removed if the store kept it, a failure count
+    ///   reset, a quarantine lifted, a failed last attempt replaced, a
+    ///   dual-write retire record;
+    /// * may: the good version (named by this rotation) and the one before
+    ///   it (what a rollback restores).
+    ///
+    /// A success adds no history event of its own (the store's versions are
+    /// the history of successes); lifting a quarantine does.
+    pub(super) fn carry_record(&self, run: &mut Run<'_>, x: &Executor<'_>, _s: &RotationState) -> Option<RecordWrite> {
+        let rec = &run.record;
         let mut w = RecordWrite::default();
-        for (k, v) in all.iter() {
-            let part = if essential(k) { &mut w.must } else { &mut w.may };
-            match v {
-                Some(v) => part.set(k, v),
-                None => part.remove(k),
-            };
+        if x.journal_kept {
+            w.must.remove(JOURNAL_KEY);
         }
-        if retire.is_some() {
+        if rec.failures > 0 {
+            w.must.remove(FAILURES_KEY);
+        }
+        if rec.last.as_ref().is_some_and(|a| a.outcome != "rotated") {
+            w.must.remove(LAST_KEY);
+        }
+        if rec.quarantine.is_some() {
+            let now = self.clock.now();
+            let mut u = RecordUpdate { quarantine: Some(None), ..RecordUpdate::default() };
+            let mut e = HistoryEvent::new(now, "resumed", trigger_name(run.trigger));
+            e.rotation_id = Some(run.id.to_string());
+            e.detail = Some("quarantine lifted by a successful rotation".to_owned());
+            u.events.push(e);
+            w.must.extend(u.patch(&x.meta));
+        }
+        if let Some(retire) = self.retire_record(run, x, run.new_version.clone()) {
+            let mut after = x.meta.clone();
+            retire.write_into(&mut after);
+            for (k, v) in MetadataPatch::diff(&x.meta, &after).iter() {
+                match v {
+                    Some(v) => w.must.set(k, v),
+                    None => w.must.remove(k),
+                };
+            }
             // The version that replaced the retired one: the promoted one,
             // whose id only the store knows on stores that copy.
             w.new_version_keys.push(RETIRE_KEEP.to_owned());
         }
+        let good = GoodVersion {
+            version: None,
+            rotation_id: Some(run.id),
+            since: None,
+            previous: Some(x.base.clone()),
+            previous_since: None,
+        };
+        RecordUpdate { good: Some(good), ..RecordUpdate::default() }.write_good(&mut w.may);
+        run.consecutive_failures = Some(0);
+        run.quarantined = false;
         Some(w)
     }
 }

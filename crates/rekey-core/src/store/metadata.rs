@@ -47,29 +47,38 @@ pub fn check_metadata(metadata: &Metadata) -> Result<(), StoreError> {
         )));
     }
     for (k, v) in metadata {
-        if !k.starts_with(METADATA_KEY_PREFIX) || k.len() == METADATA_KEY_PREFIX.len() {
-            return Err(StoreError::invalid(format!(
-                "metadata key {k:?} must start with `{METADATA_KEY_PREFIX}` and name something after it"
-            )));
-        }
-        if let Some(c) = k.chars().find(|c| !(c.is_alphanumeric() || " _.:/=+-@".contains(*c))) {
-            return Err(StoreError::invalid(format!(
-                "metadata key {k:?} has the character {c:?}; keys may hold letters, digits, spaces and `_.:/=+-@` \
-                 (what AWS tags allow)"
-            )));
-        }
-        if k.len() > MAX_METADATA_KEY_BYTES {
-            return Err(StoreError::invalid(format!(
-                "metadata key {k:?} is {} bytes long; the limit is {MAX_METADATA_KEY_BYTES}",
-                k.len()
-            )));
-        }
-        if v.len() > MAX_METADATA_VALUE_BYTES {
-            return Err(StoreError::invalid(format!(
-                "the value of metadata key {k:?} is {} bytes long; the limit is {MAX_METADATA_VALUE_BYTES}",
-                v.len()
-            )));
-        }
+        check_entry(k, Some(v))?;
+    }
+    Ok(())
+}
+
+/// One key (and the value it is set to) against the rules of
+/// [`check_metadata`].
+fn check_entry(k: &str, v: Option<&str>) -> Result<(), StoreError> {
+    if !k.starts_with(METADATA_KEY_PREFIX) || k.len() == METADATA_KEY_PREFIX.len() {
+        return Err(StoreError::invalid(format!(
+            "metadata key {k:?} must start with `{METADATA_KEY_PREFIX}` and name something after it"
+        )));
+    }
+    if let Some(c) = k.chars().find(|c| !(c.is_alphanumeric() || " _.:/=+-@".contains(*c))) {
+        return Err(StoreError::invalid(format!(
+            "metadata key {k:?} has the character {c:?}; keys may hold letters, digits, spaces and `_.:/=+-@` \
+             (what AWS tags allow)"
+        )));
+    }
+    if k.len() > MAX_METADATA_KEY_BYTES {
+        return Err(StoreError::invalid(format!(
+            "metadata key {k:?} is {} bytes long; the limit is {MAX_METADATA_KEY_BYTES}",
+            k.len()
+        )));
+    }
+    if let Some(v) = v
+        && v.len() > MAX_METADATA_VALUE_BYTES
+    {
+        return Err(StoreError::invalid(format!(
+            "the value of metadata key {k:?} is {} bytes long; the limit is {MAX_METADATA_VALUE_BYTES}",
+            v.len()
+        )));
     }
     Ok(())
 }
@@ -178,12 +187,27 @@ impl MetadataPatch {
 /// Whether the result stays within [`MAX_METADATA_ENTRIES`] depends on the
 /// keys already there; stores check that when they apply the patch.
 pub fn check_metadata_patch(patch: &MetadataPatch) -> Result<(), StoreError> {
-    let as_map: Metadata = patch.iter().map(|(k, v)| (k.to_owned(), v.unwrap_or("").to_owned())).collect();
-    if as_map.len() > MAX_METADATA_ENTRIES {
+    if patch.len() > MAX_METADATA_ENTRIES {
         return Err(StoreError::invalid(format!(
             "a metadata patch changes {} keys; a secret holds at most {MAX_METADATA_ENTRIES}",
-            as_map.len()
+            patch.len()
         )));
     }
-    check_metadata(&as_map)
+    for (k, v) in patch.iter() {
+        check_entry(k, v)?;
+    }
+    Ok(())
+}
+
+/// How many entries `metadata` holds once `patch` is applied.
+pub fn entries_after(metadata: &Metadata, patch: &MetadataPatch) -> usize {
+    let mut n = metadata.len();
+    for (k, v) in patch.iter() {
+        match (metadata.contains_key(k), v.is_some()) {
+            (false, true) => n += 1,
+            (true, false) => n -= 1,
+            _ => {}
+        }
+    }
+    n
 }

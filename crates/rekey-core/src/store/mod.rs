@@ -76,7 +76,7 @@ use async_trait::async_trait;
 pub use ids::{PutMode, PutOptions, RotationId, SecretVersion, Stages, VersionId, VersionMeta, VersionSelector};
 pub use metadata::{
     MAX_METADATA_ENTRIES, MAX_METADATA_KEY_BYTES, MAX_METADATA_VALUE_BYTES, METADATA_KEY_PREFIX, Metadata,
-    MetadataPatch, check_metadata, check_metadata_patch,
+    MetadataPatch, check_metadata, check_metadata_patch, entries_after,
 };
 
 pub use rotation::{
