@@ -1,0 +1,120 @@
+#!/usr/bin/env bash
+# Scale bench (issue 12): N secrets (default 10,000) in one store.
+#
+#   REKEY_TEST_STATE=/tmp/rekey-bench scripts/servers.sh start openbao moto
+#   source /tmp/rekey-bench/env
+#   crates/rekey-cli/bench/scale.sh [N=10000] [STORE=vault|aws] [IDLE_SECS=40]
+#   REKEY_TEST_STATE=/tmp/rekey-bench scripts/servers.sh stop
+#
+# Prints, each measured in this run (release build of `rekey`):
+#   1. seeding time (plain HTTP / boto3, not rekey);
+#   2. `rekey rotate --all --concurrency 32`: wall time, rotations/s, store
+#      calls per rotation (from the JSON summary) and the process's peak RSS
+#      (/usr/bin/time);
+#   3. `rekey status` over all N secrets: wall time (goal on OpenBao: <= 2 s);
+#   4. `rekey run` with N schedules none of which is due: store calls while
+#      it starts (one read per secret to schedule it), then over IDLE_SECS of
+#      idle ticks, split into calls made by resyncs and calls outside them
+#      (goal: none outside them), read from /metrics
+#      (`rekey_store_requests_total`), plus the daemon's peak RSS.
+set -euo pipefail
+N=${1:-10000}
+STORE=${2:-vault}
+IDLE_SECS=${3:-40}
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../../.." && pwd)
+TIME=/usr/bin/time
+[ -x "$TIME" ] || { echo "scale.sh needs GNU time at /usr/bin/time (Debian package 'time')" >&2; exit 2; }
+
+cargo build --release -q -p rekey-cli --manifest-path "$ROOT/Cargo.toml"
+BIN=${CARGO_TARGET_DIR:-$ROOT/target}/release/rekey
+DIR=$(mktemp -d)
+PREFIX="scale-$(date +%s)-$$"
+CFG=$DIR/rekey.toml
+PORT=$((20000 + RANDOM % 20000))
+
+case $STORE in
+  vault)
+    : "${REKEY_TEST_VAULT_ADDR:?start OpenBao: scripts/servers.sh start openbao; source its env}"
+    export VAULT_TOKEN=$REKEY_TEST_VAULT_TOKEN
+    printf '[store]\ntype = "vault"\naddress = "%s"\nmount = "secret"\n\n' "$REKEY_TEST_VAULT_ADDR" >"$CFG"
+    ;;
+  aws)
+    : "${REKEY_TEST_AWS_ENDPOINT:?start moto: scripts/servers.sh start moto; source its env}"
+    export AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing AWS_DEFAULT_REGION=us-east-1
+    printf '[store]\ntype = "aws"\nregion = "us-east-1"\nendpoint_url = "%s"\n\n' "$REKEY_TEST_AWS_ENDPOINT" >"$CFG"
+    ;;
+  *) echo "STORE must be vault or aws" >&2; exit 2 ;;
+esac
+{
+  printf '[policies.bench]\nschedule = "every 30d"\nstrategy = "staged"\n\n'
+  printf '[daemon]\nlisten = "127.0.0.1:%s"\nresync_interval = "10s"\nmax_concurrency = 32\n\n' "$PORT"
+  for i in $(seq 1 "$N"); do
+    printf '[[secret]]\npath = "%s/s%05d"\npolicy = "bench"\n' "$PREFIX" "$i"
+  done
+} >>"$CFG"
+
+echo "== $N secrets on $STORE (prefix $PREFIX)"
+start=$(date +%s.%N)
+if [ "$STORE" = vault ]; then
+  seq 1 "$N" | xargs -P 32 -n 50 sh -c '
+    for i in "$@"; do
+      curl -sf -o /dev/null -H "X-Vault-Token: $REKEY_TEST_VAULT_TOKEN" -X POST \
+        -d "{\"data\":{\"value\":\"seed-value-$i\"}}" \
+        "$REKEY_TEST_VAULT_ADDR/v1/secret/data/'"$PREFIX"'/s$(printf %05d "$i")"
+    done' sh
+else
+  PY=${REKEY_TOOLS_DIR:-$HOME/.cache/rekey-test-tools}/moto-venv/bin/python
+  "$PY" - "$N" "$PREFIX" "$REKEY_TEST_AWS_ENDPOINT" <<'PY'
+import sys, boto3
+from concurrent.futures import ThreadPoolExecutor
+n, prefix, url = int(sys.argv[1]), sys.argv[2], sys.argv[3]
+c = boto3.client("secretsmanager", endpoint_url=url, region_name="us-east-1")
+def create(i):
+    c.create_secret(Name=f"{prefix}/s{i:05d}", SecretString=f"seed-value-{i}")
+with ThreadPoolExecutor(16) as ex:
+    list(ex.map(create, range(1, n + 1)))
+PY
+fi
+printf 'seeded in %.1f s\n' "$(echo "$(date +%s.%N) - $start" | bc)"
+
+# 2. rotate --all
+"$TIME" -f '%e %M' -o "$DIR/rotate.time" "$BIN" -c "$CFG" rotate --all --concurrency 32 --json >"$DIR/rotate.json" || true
+python3 - "$DIR/rotate.json" "$DIR/rotate.time" <<'PY'
+import json, sys
+s = json.load(open(sys.argv[1]))["summary"]
+wall, rss_kb = open(sys.argv[2]).read().split()[-2:]
+calls = s.get("store_calls_per_rotation")
+print(f"rotate --all --concurrency 32: {s['rotated']}/{s['total']} rotated, {s['failed']} failed, "
+      f"{s['elapsed_ms']/1000:.1f} s of rotations ({s['per_second']:.0f}/s), process {float(wall):.1f} s, "
+      f"peak RSS {int(rss_kb)/1024:.0f} MiB, store calls per rotation {calls}")
+PY
+
+# 3. status
+"$TIME" -f '%e %M' -o "$DIR/status.time" "$BIN" -c "$CFG" status --json >"$DIR/status.json" || true
+read -r wall rss <"$DIR/status.time"
+echo "status on $N secrets: ${wall} s (goal <= 2 s), peak RSS $((rss / 1024)) MiB"
+
+# 4. the daemon, nothing due
+metric() {
+  curl -sf "http://127.0.0.1:$PORT/metrics" | awk -v m="$1" 'index($0, m) == 1 { s += $NF } END { printf "%d", s }'
+}
+"$TIME" -f '%M' -o "$DIR/run.time" "$BIN" -c "$CFG" run >"$DIR/run.log" 2>&1 &
+RUN=$!
+trap 'kill "$RUN" 2>/dev/null || true; rm -rf "$DIR"' EXIT
+for _ in $(seq 1 600); do
+  sched=$(metric rekey_scheduled_secrets 2>/dev/null || echo 0)
+  [ "${sched:-0}" -ge "$N" ] && break
+  sleep 0.5
+done
+sleep 2
+c0=$(metric rekey_store_requests_total)
+r0=$(metric rekey_resyncs_total)
+echo "run: $sched schedules after $((SECONDS)) s of script time; store calls so far (start-up): $c0"
+sleep "$IDLE_SECS"
+c1=$(metric rekey_store_requests_total)
+r1=$(metric rekey_resyncs_total)
+echo "run idle ${IDLE_SECS} s: $((c1 - c0)) store calls, $((r1 - r0)) resyncs" \
+  "($(( (r1 - r0) > 0 ? (c1 - c0) / (r1 - r0) : 0 )) calls per resync)"
+kill -TERM "$RUN"
+wait "$RUN" || true
+echo "daemon peak RSS $(( $(cat "$DIR/run.time" | tail -1) / 1024 )) MiB"
