@@ -151,7 +151,14 @@ fn rotation_error_exit_code(e: &RotationError) -> u8 {
     match e {
         RotationError::Store { step, source } => match &**source {
             s if unreachable(s) => EXIT_UNREACHABLE,
-            StoreError::NotFound { .. } if matches!(step, RotationStep::Prepare | RotationStep::Rollback) => {
+            // A missing secret found before anything changed: a manual
+            // rotation stages first, so its first call may be the stage.
+            StoreError::NotFound { .. }
+                if matches!(
+                    step,
+                    RotationStep::Prepare | RotationStep::Journal | RotationStep::Stage | RotationStep::Rollback
+                ) =>
+            {
                 EXIT_NOT_FOUND
             }
             _ => EXIT_FAILED,
@@ -168,7 +175,11 @@ fn rotation_error_exit_code(e: &RotationError) -> u8 {
 
 /// Phrases of the library's messages that name its API, and what they
 /// mean in the configuration file's terms.
-const IN_CONFIG_TERMS: [(&str, &str); 4] = [
+const IN_CONFIG_TERMS: [(&str, &str); 5] = [
+    (
+        "name the one to rotate, a whole text value would replace them all",
+        "set `field = \"NAME\"` in the secret's [[secret]] table to the field to rotate (a whole text value would replace them all)",
+    ),
     (
         "name the one to rotate (the binding's field)",
         "set `field = \"NAME\"` in the secret's [[secret]] table to the field to rotate",
