@@ -6,7 +6,7 @@
 //! [`generator_fn`]. Every value is a [`SecretString`], never shown by
 //! `Debug`.
 //!
-//! Randomness comes from the operating system ([`rand::rngs::OsRng`]);
+//! Randomness comes from the operating system ([`rand::rngs::SysRng`]);
 //! a failure of it is [`GeneratorError::Rng`], never a panic. Characters are
 //! drawn by rejection sampling, so every character of the charset is equally
 //! likely (no modulo bias), and charsets with duplicate characters are
@@ -24,8 +24,8 @@
 use std::fmt;
 use std::sync::Arc;
 
-use rand::TryRngCore;
-use rand::rngs::OsRng;
+use rand::TryRng;
+use rand::rngs::SysRng;
 use secrecy::zeroize::Zeroize;
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
@@ -584,7 +584,7 @@ impl OsPool {
         let mut off = 0;
         while off < dst.len() {
             if self.pos >= OS_POOL_LEN {
-                OsRng.try_fill_bytes(&mut self.buf[..]).map_err(|e| GeneratorError::Rng(e.to_string()))?;
+                SysRng.try_fill_bytes(&mut self.buf[..]).map_err(|e| GeneratorError::Rng(e.to_string()))?;
                 self.pos = 0;
             }
             let n = (OS_POOL_LEN - self.pos).min(dst.len() - off);

@@ -40,7 +40,7 @@ pub struct CommandVerifierConfig {
     #[serde(default = "default_env_var")]
     pub env_var: String,
     /// How long the program may run before it is killed.
-    #[serde(default = "default_timeout", with = "crate::duration")]
+    #[serde(default = "default_timeout", with = "rekey_core::policy::serde_duration")]
     pub timeout: Duration,
     /// Extra environment variables (not secret: they are part of the config).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]

@@ -43,7 +43,7 @@ pub struct HttpVerifierConfig {
     #[serde(default)]
     pub expect_status: ExpectStatus,
     /// How long the whole request may take.
-    #[serde(default = "default_timeout", with = "crate::duration")]
+    #[serde(default = "default_timeout", with = "rekey_core::policy::serde_duration")]
     pub timeout: Duration,
     /// Extra request headers (not secret: they are part of the config).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]

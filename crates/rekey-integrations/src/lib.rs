@@ -94,7 +94,7 @@ pub use error::IntegrationError;
 pub use http::{ExpectStatus, HttpVerifier, HttpVerifierConfig, Placement};
 pub use jsonl::{JsonLinesAuditSink, JsonLinesConfig};
 pub use sink::{SinkHandle, SinkStats};
-pub use webhook::{DEFAULT_SECRET_ENV, WebhookAuditSink, WebhookConfig, backoff_delay, sign};
+pub use webhook::{DEFAULT_SECRET_ENV, WebhookAuditSink, WebhookConfig, sign};
 
 /// A verifier as written in a config file, tagged by `type`:
 ///

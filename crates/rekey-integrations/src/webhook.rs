@@ -6,8 +6,8 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use hmac::{Hmac, Mac};
-use rekey_core::{AuditEvent, AuditSink};
+use hmac::{Hmac, KeyInit, Mac};
+use rekey_core::{AuditEvent, AuditSink, RetryPolicy};
 use reqwest::Url;
 use reqwest::header::{HeaderName, HeaderValue};
 use secrecy::{ExposeSecret, SecretSlice};
@@ -56,17 +56,18 @@ pub struct WebhookConfig {
     #[serde(default = "default_timestamp_header")]
     pub timestamp_header: String,
     /// Limit for one request.
-    #[serde(default = "default_timeout", with = "crate::duration")]
+    #[serde(default = "default_timeout", with = "rekey_core::policy::serde_duration")]
     pub timeout: Duration,
     /// Retries after the first attempt, on connection errors, timeouts, 429
     /// and 5xx. Other statuses are not retried.
     #[serde(default = "default_max_retries")]
     pub max_retries: u32,
-    /// The first retry delay; doubled each retry, with jitter.
-    #[serde(default = "default_initial_backoff", with = "crate::duration")]
+    /// The backoff before the first retry; doubled each retry (the delay is
+    /// half to all of it, at random). See [`WebhookConfig::retry_policy`].
+    #[serde(default = "default_initial_backoff", with = "rekey_core::policy::serde_duration")]
     pub initial_backoff: Duration,
-    /// The longest retry delay.
-    #[serde(default = "default_max_backoff", with = "crate::duration")]
+    /// The largest backoff.
+    #[serde(default = "default_max_backoff", with = "rekey_core::policy::serde_duration")]
     pub max_backoff: Duration,
     /// Events that may wait; beyond, new events are dropped (and counted).
     #[serde(default = "default_queue_capacity")]
@@ -111,23 +112,32 @@ impl WebhookConfig {
             queue_capacity: default_queue_capacity(),
         }
     }
-}
 
-/// The delay before retry number `attempt` (0-based): `initial · 2^attempt`,
-/// at most `max`, then scaled into `[½, 1]` of that by `jitter` (in `[0, 1)`;
-/// values outside are clamped, a NaN counts as 1).
-///
-/// ```
-/// use std::time::Duration;
-/// use rekey_integrations::backoff_delay;
-/// let d = backoff_delay(Duration::from_millis(500), Duration::from_secs(30), 2, 0.0);
-/// assert_eq!(d, Duration::from_secs(1)); // 500 ms · 2² = 2 s, jitter 0 → half
-/// ```
-pub fn backoff_delay(initial: Duration, max: Duration, attempt: u32, jitter: f64) -> Duration {
-    let factor = 2u32.saturating_pow(attempt.min(31));
-    let base = initial.saturating_mul(factor).min(max);
-    let jitter = if jitter.is_finite() { jitter.clamp(0.0, 1.0) } else { 1.0 };
-    base.mul_f64(0.5 + 0.5 * jitter)
+    /// How deliveries are retried, as the core [`RetryPolicy`]: up to
+    /// `max_retries` retries, the backoff ceiling starting at
+    /// `initial_backoff` and doubling up to `max_backoff`. Each delay is
+    /// [`RetryPolicy::backoff_equal_jitter`]: half to all of the ceiling.
+    ///
+    /// `max_retries` is taken as configured: the cap
+    /// [`MAX_RETRIES`](rekey_core::MAX_RETRIES) of a rotation policy does not
+    /// apply to event delivery.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use rekey_integrations::WebhookConfig;
+    /// let retry = WebhookConfig::new("https://hooks.internal/rekey").retry_policy();
+    /// // 500 ms, 1 s, 2 s ... capped at 30 s; the delay is half to all of it.
+    /// assert_eq!(retry.backoff_equal_jitter(3, 0.0), Duration::from_secs(1));
+    /// assert_eq!(retry.backoff_equal_jitter(3, 1.0), Duration::from_secs(2));
+    /// ```
+    pub fn retry_policy(&self) -> RetryPolicy {
+        RetryPolicy {
+            max_retries: self.max_retries,
+            initial_backoff: self.initial_backoff,
+            max_backoff: self.max_backoff,
+            multiplier: 2.0,
+        }
+    }
 }
 
 /// The signature header value for `body`: `sha256=<hex HMAC-SHA256(key, body)>`.
@@ -138,7 +148,7 @@ pub fn backoff_delay(initial: Duration, max: Duration, attempt: u32, jitter: f64
 /// ```
 pub fn sign(key: &[u8], body: &[u8]) -> String {
     // HMAC takes keys of any length: `new_from_slice` cannot fail for it.
-    match <Hmac<Sha256> as Mac>::new_from_slice(key) {
+    match <Hmac<Sha256> as KeyInit>::new_from_slice(key) {
         Ok(mut mac) => {
             mac.update(body);
             format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
@@ -153,9 +163,7 @@ struct Delivery {
     key: SecretSlice<u8>,
     header: HeaderName,
     timestamp_header: HeaderName,
-    max_retries: u32,
-    initial_backoff: Duration,
-    max_backoff: Duration,
+    retry: RetryPolicy,
     counters: Arc<Counters>,
 }
 
@@ -166,6 +174,17 @@ enum Outcome {
 }
 
 impl Delivery {
+    /// The wait before retry number `retry` (1-based): the policy's backoff
+    /// with equal jitter (`jitter_unit` in `[0, 1)`), or the server's
+    /// `Retry-After` if that is longer, never beyond `max_backoff`.
+    fn delay(&self, retry: u32, jitter_unit: f64, retry_after: Option<Duration>) -> Duration {
+        let delay = self.retry.backoff_equal_jitter(retry, jitter_unit);
+        match retry_after {
+            Some(ra) => delay.max(ra.min(self.retry.max_backoff)),
+            None => delay,
+        }
+    }
+
     async fn attempt(&self, body: &[u8], delivery_id: &str) -> Outcome {
         let now = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
         let mut sig = match HeaderValue::from_str(&sign(self.key.expose_secret(), body)) {
@@ -210,13 +229,9 @@ impl Delivery {
                     self.counters.delivered.fetch_add(1, Ordering::Relaxed);
                     return;
                 }
-                Outcome::Retry(why, retry_after) if attempt < self.max_retries => {
-                    let mut delay =
-                        backoff_delay(self.initial_backoff, self.max_backoff, attempt, rand::random::<f64>());
-                    if let Some(ra) = retry_after {
-                        delay = delay.max(ra.min(self.max_backoff));
-                    }
+                Outcome::Retry(why, retry_after) if attempt < self.retry.max_retries => {
                     attempt += 1;
+                    let delay = self.delay(attempt, rand::random::<f64>(), retry_after);
                     self.counters.retries.fetch_add(1, Ordering::Relaxed);
                     tracing::debug!(target: "rekey::audit", sink = "webhook", attempt, ?delay, "webhook delivery failed ({why}); retrying");
                     tokio::time::sleep(delay).await;
@@ -247,7 +262,8 @@ impl Delivery {
 /// event is dropped and counted ([`SinkStats::dropped`]). A background task
 /// sends the events in order, one at a time, retrying connection errors,
 /// timeouts, 429 and 5xx with exponential backoff and jitter
-/// ([`backoff_delay`], honouring a `Retry-After` in seconds), and gives up
+/// ([`WebhookConfig::retry_policy`], honouring a `Retry-After` in seconds,
+/// up to `max_backoff`), and gives up
 /// after `max_retries` ([`SinkStats::failed`]).
 ///
 /// ```no_run
@@ -355,9 +371,7 @@ impl WebhookAuditSink {
             key,
             header,
             timestamp_header,
-            max_retries: config.max_retries,
-            initial_backoff,
-            max_backoff: config.max_backoff,
+            retry: config.retry_policy(),
             counters: Arc::clone(&counters),
         });
         let (queue, handle) = sink::spawn("webhook", config.queue_capacity, counters, move |batch: Vec<Vec<u8>>| {
@@ -387,15 +401,72 @@ impl AuditSink for WebhookAuditSink {
 mod tests {
     use super::*;
 
+    fn delivery(config: &WebhookConfig) -> Delivery {
+        Delivery {
+            client: reqwest::Client::new(),
+            url: Url::parse(&config.url).unwrap(),
+            key: SecretSlice::from(b"k".to_vec()),
+            header: HeaderName::from_static("x-sig"),
+            timestamp_header: HeaderName::from_static("x-ts"),
+            retry: config.retry_policy(),
+            counters: Arc::new(Counters::default()),
+        }
+    }
+
     #[test]
     fn backoff_doubles_with_jitter_and_caps() {
-        let (i, m) = (Duration::from_millis(500), Duration::from_secs(30));
-        assert_eq!(backoff_delay(i, m, 0, 0.999_999).as_millis(), 499);
-        assert_eq!(backoff_delay(i, m, 0, 0.0), Duration::from_millis(250));
-        assert_eq!(backoff_delay(i, m, 3, 0.0), Duration::from_secs(2));
-        assert_eq!(backoff_delay(i, m, 10, 0.0), Duration::from_secs(15));
-        assert_eq!(backoff_delay(i, m, u32::MAX, 1.0), m);
-        assert_eq!(backoff_delay(i, m, 2, f64::NAN), Duration::from_secs(2));
+        let config = WebhookConfig {
+            initial_backoff: Duration::from_millis(500),
+            max_backoff: Duration::from_secs(30),
+            ..WebhookConfig::new("http://127.0.0.1:9/hook")
+        };
+        let d = delivery(&config);
+        // Retry n waits half to all of 500 ms · 2^(n-1), at most 30 s.
+        assert_eq!(d.delay(1, 0.0, None), Duration::from_millis(250));
+        assert_eq!(d.delay(1, 0.999_999, None).as_millis(), 499);
+        assert_eq!(d.delay(2, 0.0, None), Duration::from_millis(500));
+        assert_eq!(d.delay(3, 0.0, None), Duration::from_secs(1));
+        assert_eq!(d.delay(4, 0.5, None), Duration::from_millis(3_000));
+        assert_eq!(d.delay(11, 0.0, None), Duration::from_secs(15));
+        assert_eq!(d.delay(11, 1.0, None), Duration::from_secs(30));
+        assert_eq!(d.delay(u32::MAX, 1.0, None), Duration::from_secs(30));
+        // Jitter outside [0, 1] is clamped; NaN counts as the lower half.
+        assert_eq!(d.delay(3, 7.0, None), Duration::from_secs(2));
+        assert_eq!(d.delay(3, f64::NAN, None), Duration::from_secs(1));
+        // A longer Retry-After wins, up to max_backoff; a shorter one does not.
+        assert_eq!(d.delay(1, 0.0, Some(Duration::from_secs(4))), Duration::from_secs(4));
+        assert_eq!(d.delay(1, 0.0, Some(Duration::from_secs(3600))), Duration::from_secs(30));
+        assert_eq!(d.delay(3, 0.0, Some(Duration::from_millis(10))), Duration::from_secs(1));
+        // Every random unit stays within half to all of the ceiling.
+        for n in 1..=12 {
+            let ceiling = config.retry_policy().ceiling(n);
+            let d = d.delay(n, rand::random::<f64>(), None);
+            assert!(d >= ceiling / 2 && d <= ceiling, "retry {n}: {d:?} outside [{:?}, {ceiling:?}]", ceiling / 2);
+        }
+    }
+
+    #[test]
+    fn durations_are_read_and_written_by_the_core_adapter() {
+        let config: WebhookConfig = serde_json::from_str(
+            r#"{"url": "https://hooks.internal/x", "timeout": "1m 30s", "initial_backoff": "500ms", "max_backoff": "1 day"}"#,
+        )
+        .unwrap();
+        assert_eq!(config.timeout, Duration::from_secs(90));
+        assert_eq!(config.max_backoff, Duration::from_secs(86_400));
+        // The compact form of rekey_core::policy::serde_duration (not humantime's `1m 30s`, `1day`).
+        let json = serde_json::to_value(&config).unwrap();
+        assert_eq!(json["timeout"], "90s");
+        assert_eq!(json["initial_backoff"], "500ms");
+        assert_eq!(json["max_backoff"], "1d");
+        assert_eq!(serde_json::from_value::<WebhookConfig>(json).unwrap(), config);
+
+        let e = serde_json::from_str::<WebhookConfig>(
+            r#"{"url": "https://hooks.internal/x", "max_backoff": "30 parsecs"}"#,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains(r#"invalid duration "30 parsecs""#), "{e}");
+        assert!(e.contains(r#""500ms", "30s", "5m", "12h", "90d""#), "{e}");
     }
 
     #[test]

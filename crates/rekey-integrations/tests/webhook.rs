@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use common::{Reply, capture_logs, closed_port, serve};
-use hmac::{Hmac, Mac};
+use hmac::{Hmac, KeyInit, Mac};
 use rekey_core::{
     AuditEvent, AuditEventKind, AuditSink, ExposeSecret, RotationManager, RotationPolicy, RotationStrategy, SecretData,
     SecretPath, SecretStoreExt, SystemClock,

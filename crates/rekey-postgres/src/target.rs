@@ -1,7 +1,7 @@
 //! [`PostgresTarget`]: role passwords as a [`CredentialTarget`].
 
 use async_trait::async_trait;
-use rand::RngCore;
+use rand::Rng;
 use rekey_core::{CredentialTarget, SecretData, TargetCapabilities, TargetError};
 use secrecy::{ExposeSecret, SecretString};
 use tokio_postgres::Client;

@@ -8,7 +8,7 @@ use sha2::{Digest, Sha256};
 /// Lower-case hex SHA-256 of `password`: how Redis stores ACL passwords, and
 /// what the `#<hash>` / `!<hash>` rules take.
 pub(crate) fn sha256_hex(password: &str) -> String {
-    Sha256::digest(password.as_bytes()).iter().map(|b| format!("{b:02x}")).collect()
+    hex::encode(Sha256::digest(password.as_bytes()))
 }
 
 /// What `ACL GETUSER` says about the user.

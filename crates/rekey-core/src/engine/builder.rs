@@ -7,7 +7,6 @@ use std::time::Duration;
 
 use super::audit::{AuditSink, TracingAuditSink};
 use super::clock::Clock;
-use super::fxhash::{FxHashMap, FxHashSet};
 use super::health::DEFAULT_PROBE_INTERVAL;
 use super::manager::RotationManager;
 use super::schedule::ScheduleTable;
@@ -16,6 +15,7 @@ use super::stats::Counters;
 use crate::generator::{GenerateSecret, SecretGenerator};
 use crate::policy::RotationPolicy;
 use crate::{DynSecretStore, RotationId, Verifier};
+use rustc_hash::{FxHashMap, FxHashSet};
 
 /// Why a [`RotationManager`] could not be built.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

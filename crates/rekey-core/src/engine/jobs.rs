@@ -338,7 +338,7 @@ impl Inner {
                 let failures = t.slot(job.slot).map(|s| u32::from(s.failures)).unwrap_or(0);
                 let at =
                     |d: std::time::Duration| chrono::Duration::from_std(d).ok().and_then(|d| now.checked_add_signed(d));
-                let soon = |n: u32| at(policy.retry().backoff(n, 0.5 + rand::random::<f64>() / 2.0));
+                let soon = |n: u32| at(policy.retry().backoff_equal_jitter(n, rand::random::<f64>()));
                 match r.outcome {
                     RotationOutcome::Rotated | RotationOutcome::RotatedElsewhere => {
                         if r.success() {

@@ -18,7 +18,6 @@ pub mod consumers;
 mod context;
 pub mod error;
 mod events;
-mod fxhash;
 mod health;
 mod jobs;
 pub mod journal;

@@ -10,13 +10,13 @@ use super::audit::AuditSink;
 use super::binding::SecretBinding;
 use super::clock::Clock;
 use super::error::RotationError;
-use super::fxhash::{FxHashMap, FxHashSet};
 use super::schedule::ScheduleTable;
 use super::stats::Counters;
 use super::strategy;
 use crate::generator::GenerateSecret;
 use crate::policy::RotationPolicy;
 use crate::{DynSecretStore, RotationId, SecretPath, Verifier};
+use rustc_hash::{FxHashMap, FxHashSet};
 
 pub(super) struct Inner {
     pub(super) store: Arc<DynSecretStore>,

@@ -56,6 +56,7 @@ use std::time::Duration;
 use chrono::{DateTime, TimeDelta, Utc};
 use serde::{Deserialize, Serialize};
 
+pub use duration::serde_duration;
 pub use error::PolicyError;
 pub use retry::{MAX_RETRIES, RetryPolicy};
 pub use schedule::{CronSchedule, Schedule};

@@ -95,4 +95,24 @@ impl RetryPolicy {
         let d = Duration::try_from_secs_f64(ceiling.as_secs_f64() * unit).unwrap_or(ceiling);
         d.min(ceiling).min(self.max_backoff)
     }
+
+    /// Like [`backoff`](Self::backoff), but never below half the ceiling:
+    /// `ceiling(attempt) × (½ + ½ × jitter_unit)` ("equal jitter"), for a
+    /// caller that must not retry almost at once (a rescheduled rotation, a
+    /// webhook delivery).
+    ///
+    /// `jitter_unit` is clamped to `[0, 1]`; NaN counts as 0 (half).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use rekey_core::RetryPolicy;
+    /// let r = RetryPolicy::default(); // 1s, 2s, 4s ... capped at 5 min
+    /// assert_eq!(r.backoff_equal_jitter(3, 0.0), Duration::from_secs(2)); // half of 4s
+    /// assert_eq!(r.backoff_equal_jitter(3, 1.0), Duration::from_secs(4));
+    /// assert_eq!(r.backoff_equal_jitter(u32::MAX, f64::NAN), Duration::from_secs(150));
+    /// ```
+    pub fn backoff_equal_jitter(&self, attempt: u32, jitter_unit: f64) -> Duration {
+        let unit = if jitter_unit.is_nan() { 0.0 } else { jitter_unit.clamp(0.0, 1.0) };
+        self.backoff(attempt, 0.5 + unit / 2.0)
+    }
 }
