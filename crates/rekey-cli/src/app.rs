@@ -7,7 +7,6 @@ use rekey::{
     AuditSink, DynSecretStore, RotationManager, SecretBinding, SecretGenerator, SecretPath, SystemClock,
     TracingAuditSink, Verifier,
 };
-use secrecy::SecretString;
 
 use crate::config::{Config, SecretConfig, TargetConfig};
 use crate::error::CliError;
@@ -86,15 +85,8 @@ fn binding(s: &SecretConfig) -> Result<SecretBinding, CliError> {
 /// Builds a credential target; the admin URL comes from the environment.
 pub fn target(t: &TargetConfig) -> Result<Arc<dyn rekey::CredentialTarget>, String> {
     match t {
-        TargetConfig::Postgres { url_env, roles, group, timeout } => {
-            let url = SecretString::from(
-                std::env::var(url_env).map_err(|_| format!("the environment variable {url_env} is not set"))?,
-            );
-            let mut cfg = rekey_postgres::PostgresConfig::from_url(secrecy::ExposeSecret::expose_secret(&url))
-                .map_err(|e| e.to_string())?;
-            if let Some(d) = timeout {
-                cfg = cfg.with_timeout(*d);
-            }
+        TargetConfig::Postgres { roles, group, config, .. } => {
+            let cfg = (**config).clone();
             let target = match (roles.as_slice(), group) {
                 ([role], _) => rekey_postgres::PostgresTarget::single_user(cfg, role.clone()),
                 ([a, b], Some(g)) => {

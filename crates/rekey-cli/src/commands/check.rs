@@ -158,6 +158,9 @@ pub fn warnings(config: &Config, s: &SecretConfig) -> Vec<String> {
                 .to_owned(),
         );
     }
+    if let Some(x) = s.target.as_ref().and_then(|t| t.transport_warning()) {
+        w.push(x);
+    }
     if !p.auto_rollback() {
         w.push("auto_rollback is off: a failed verification leaves the new value current".to_owned());
     }

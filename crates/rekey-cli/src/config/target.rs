@@ -17,8 +17,10 @@ pub enum TargetConfig {
         roles: Vec<String>,
         /// The group role of two alternating roles.
         group: Option<String>,
-        /// Connect timeout.
-        timeout: Option<Duration>,
+        /// The admin connection, built from the URL and the `sslmode`,
+        /// `ca_file` and `allow_plaintext` keys while the file was read (its
+        /// transport already checked).
+        config: Box<rekey_postgres::PostgresConfig>,
     },
 }
 
@@ -40,6 +42,14 @@ impl TargetConfig {
     pub fn kind(&self) -> &'static str {
         match self {
             Self::Postgres { .. } => "postgres",
+        }
+    }
+
+    /// The library's warning about a weaker transport (plaintext allowed to
+    /// a remote host, `verify-ca`), for `plan` and `check`.
+    pub fn transport_warning(&self) -> Option<String> {
+        match self {
+            Self::Postgres { config, .. } => config.transport_warning(),
         }
     }
 
@@ -77,6 +87,9 @@ pub(super) fn target_config(
             ("roles", Kind::StrList),
             ("group", Kind::Str),
             ("timeout", Kind::Str),
+            ("sslmode", Kind::Str),
+            ("ca_file", Kind::Str),
+            ("allow_plaintext", Kind::Bool),
         ],
         &["url_env"],
     );
@@ -128,5 +141,55 @@ pub(super) fn target_config(
     if bad {
         return None;
     }
-    Some(TargetConfig::Postgres { url_env, roles, group, timeout })
+    let config = Box::new(postgres_config(ctx, t, &env(&url_env)?, &url_env, timeout)?);
+    Some(TargetConfig::Postgres { url_env, roles, group, config })
+}
+
+/// Builds the admin connection of a postgres target, every refusal reported
+/// at the key that causes it.
+fn postgres_config(
+    ctx: &mut Ctx<'_>,
+    t: &Tbl<'_>,
+    url: &str,
+    url_env: &str,
+    timeout: Option<Duration>,
+) -> Option<rekey_postgres::PostgresConfig> {
+    use rekey_postgres::{PostgresConfig, SslMode};
+    let mut cfg = match PostgresConfig::from_url(url) {
+        Ok(c) => c,
+        Err(e) => {
+            ctx.err(t.span_of("url_env"), t.field("url_env"), format!("{url_env}: {e}"));
+            return None;
+        }
+    };
+    if let Some(d) = timeout {
+        cfg = cfg.with_timeout(d);
+    }
+    if let Some(m) = t.str("sslmode") {
+        match m.parse::<SslMode>() {
+            Ok(mode) => cfg = cfg.with_ssl_mode(mode),
+            Err(e) => {
+                ctx.err(t.span_of("sslmode"), t.field("sslmode"), e.to_string());
+                return None;
+            }
+        }
+    }
+    if let Some(path) = t.str("ca_file") {
+        match cfg.with_ca_file(path) {
+            Ok(c) => cfg = c,
+            Err(e) => {
+                ctx.err(t.span_of("ca_file"), t.field("ca_file"), e.to_string());
+                return None;
+            }
+        }
+    }
+    cfg = cfg.with_plaintext_allowed(t.bool("allow_plaintext").unwrap_or(false));
+    if let Err(e) = cfg.check_transport() {
+        // Point at the key that chose the transport: `sslmode` if set, else
+        // the URL (its host and `sslmode` parameter).
+        let key = ["sslmode", "ca_file"].into_iter().find(|k| t.item(k).is_some()).unwrap_or("url_env");
+        ctx.err(t.span_of(key), t.field(key), e.to_string());
+        return None;
+    }
+    Some(cfg)
 }
