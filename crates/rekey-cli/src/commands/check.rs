@@ -17,6 +17,7 @@ pub async fn check(config: Config, out: Out) -> Result<u8, CliError> {
     let mut code = EXIT_OK;
     let mut items: Vec<Value> = Vec::new();
     let mut rows = Table::new(&["SECRET", "STATE"]);
+    let mut warned: Vec<String> = Vec::new();
     for s in &app.config.secrets {
         let (state, version, problem, c) = match app.store.current(&s.path).await {
             Ok(cur) => match shape_problem(s, &cur.data) {
@@ -36,7 +37,13 @@ pub async fn check(config: Config, out: Out) -> Result<u8, CliError> {
             (None, None) => state.to_owned(),
         };
         rows.row(vec![s.path.to_string(), text]);
-        items.push(json!({ "path": s.path.as_str(), "state": state, "version": version, "problem": problem }));
+        // The transport the target is allowed to use but should not (the
+        // full list of policy warnings is `plan`'s).
+        let w: Vec<String> = s.target.as_ref().and_then(|t| t.transport_warning()).into_iter().collect();
+        warned.extend(w.iter().map(|x| format!("{}: {x}", s.path)));
+        items.push(json!({
+            "path": s.path.as_str(), "state": state, "version": version, "problem": problem, "warnings": w,
+        }));
     }
     if app.config.secrets.is_empty() {
         // Still prove the store answers.
@@ -72,6 +79,9 @@ pub async fn check(config: Config, out: Out) -> Result<u8, CliError> {
             out.line(&format!("verifier {} ({}): ok", v.name, v.kind));
         }
         out.table(&rows);
+        for x in &warned {
+            out.line(&format!("warning: {x}"));
+        }
         out.line(if code == EXIT_OK { "ok" } else { "problems found" });
     }
     app.finish().await;

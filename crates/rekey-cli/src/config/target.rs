@@ -158,7 +158,7 @@ fn postgres_config(
     let mut cfg = match PostgresConfig::from_url(url) {
         Ok(c) => c,
         Err(e) => {
-            ctx.err(t.span_of("url_env"), t.field("url_env"), format!("{url_env}: {e}"));
+            ctx.err(t.span_of("url_env"), t.field("url_env"), format!("{url_env}: {}", why(e)));
             return None;
         }
     };
@@ -169,7 +169,7 @@ fn postgres_config(
         match m.parse::<SslMode>() {
             Ok(mode) => cfg = cfg.with_ssl_mode(mode),
             Err(e) => {
-                ctx.err(t.span_of("sslmode"), t.field("sslmode"), e.to_string());
+                ctx.err(t.span_of("sslmode"), t.field("sslmode"), why(e));
                 return None;
             }
         }
@@ -178,7 +178,7 @@ fn postgres_config(
         match cfg.with_ca_file(path) {
             Ok(c) => cfg = c,
             Err(e) => {
-                ctx.err(t.span_of("ca_file"), t.field("ca_file"), e.to_string());
+                ctx.err(t.span_of("ca_file"), t.field("ca_file"), why(e));
                 return None;
             }
         }
@@ -188,8 +188,21 @@ fn postgres_config(
         // Point at the key that chose the transport: `sslmode` if set, else
         // the URL (its host and `sslmode` parameter).
         let key = ["sslmode", "ca_file"].into_iter().find(|k| t.item(k).is_some()).unwrap_or("url_env");
-        ctx.err(t.span_of(key), t.field(key), e.to_string());
+        let mut msg = why(e);
+        if cfg.ssl_mode() == SslMode::Disable && !cfg.plaintext_allowed() {
+            msg.push_str(" (in this file: `allow_plaintext = true`)");
+        }
+        ctx.err(t.span_of(key), t.field(key), msg);
         return None;
     }
     Some(cfg)
+}
+
+/// A target library's refusal in config terms: its message without the
+/// error kind's prefix.
+fn why(e: rekey::TargetError) -> String {
+    match e {
+        rekey::TargetError::InvalidInput { message } => message,
+        other => other.to_string(),
+    }
 }
