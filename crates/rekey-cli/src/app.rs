@@ -74,8 +74,9 @@ fn binding(s: &SecretConfig) -> Result<SecretBinding, CliError> {
         b = b.target(target(t).map_err(|e| CliError::Usage(format!("{}: target: {e}", s.path)))?);
         // Alternating users: the engine must know both sets for the first
         // blue-green rotation, before a previous version names the other one.
-        let TargetConfig::Postgres { roles, .. } = t;
-        if let [first, second] = roles.as_slice() {
+        if let TargetConfig::Postgres { roles, .. } = t
+            && let [first, second] = roles.as_slice()
+        {
             b = b.credential_sets(first.clone(), second.clone());
         }
     }
@@ -97,6 +98,7 @@ pub fn target(t: &TargetConfig) -> Result<Arc<dyn rekey::CredentialTarget>, Stri
             .map_err(|e| e.to_string())?;
             Ok(Arc::new(target))
         }
+        TargetConfig::Redis { target, .. } => Ok(Arc::new((**target).clone())),
     }
 }
 

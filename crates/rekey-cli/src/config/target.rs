@@ -1,10 +1,13 @@
 //! `target = { ... }` of a `[[secret]]`: the system that checks the
-//! credential (a PostgreSQL role, or two alternating roles).
+//! credential (a PostgreSQL role, or two alternating roles; a Redis ACL
+//! user). The admin connection is built, and its transport checked, while
+//! the file is read: every refusal is a config error at its key.
 
 use std::fmt;
 use std::time::Duration;
 
-use super::walker::{Ctx, Kind, Tbl, check, parse_duration};
+use super::target_redis::redis_target;
+use super::walker::{Ctx, Kind, Tbl, check, parse_duration, target_refusal as why};
 
 /// A credential target.
 #[derive(Clone)]
@@ -22,6 +25,16 @@ pub enum TargetConfig {
         /// transport already checked).
         config: Box<rekey_postgres::PostgresConfig>,
     },
+    /// A Redis ACL user.
+    Redis {
+        /// The environment variable holding the admin connection URL.
+        url_env: String,
+        /// The ACL user whose password rotates.
+        user: String,
+        /// The target, built while the file was read (its transport
+        /// already checked).
+        target: Box<rekey_redis::RedisAclTarget>,
+    },
 }
 
 impl fmt::Debug for TargetConfig {
@@ -33,6 +46,9 @@ impl fmt::Debug for TargetConfig {
                 .field("roles", roles)
                 .field("group", group)
                 .finish_non_exhaustive(),
+            Self::Redis { url_env, user, .. } => {
+                f.debug_struct("Redis").field("url_env", url_env).field("user", user).finish_non_exhaustive()
+            }
         }
     }
 }
@@ -42,6 +58,7 @@ impl TargetConfig {
     pub fn kind(&self) -> &'static str {
         match self {
             Self::Postgres { .. } => "postgres",
+            Self::Redis { .. } => "redis",
         }
     }
 
@@ -50,6 +67,7 @@ impl TargetConfig {
     pub fn transport_warning(&self) -> Option<String> {
         match self {
             Self::Postgres { config, .. } => config.transport_warning(),
+            Self::Redis { target, .. } => target.config().transport_warning(),
         }
     }
 
@@ -57,6 +75,8 @@ impl TargetConfig {
     pub fn concurrent_credentials(&self) -> bool {
         match self {
             Self::Postgres { roles, .. } => roles.len() == 2,
+            // An ACL user holds the old and the new password at once.
+            Self::Redis { .. } => true,
         }
     }
 }
@@ -68,12 +88,23 @@ pub(super) fn target_config(
 ) -> Option<TargetConfig> {
     match t.str("type") {
         Some("postgres") => {}
+        Some("redis") => {
+            return redis_target(ctx, t, env).map(|(url_env, user, target)| TargetConfig::Redis {
+                url_env,
+                user,
+                target,
+            });
+        }
         Some(other) => {
-            ctx.err(t.span_of("type"), t.field("type"), format!("unknown target type {other:?}; expected `postgres`"));
+            ctx.err(
+                t.span_of("type"),
+                t.field("type"),
+                format!("unknown target type {other:?}; expected `postgres` or `redis`"),
+            );
             return None;
         }
         None => {
-            ctx.err(t.span.clone(), t.field("type"), "missing required key `type` (`postgres`)");
+            ctx.err(t.span.clone(), t.field("type"), "missing required key `type` (`postgres` or `redis`)");
             return None;
         }
     }
@@ -196,13 +227,4 @@ fn postgres_config(
         return None;
     }
     Some(cfg)
-}
-
-/// A target library's refusal in config terms: its message without the
-/// error kind's prefix.
-fn why(e: rekey::TargetError) -> String {
-    match e {
-        rekey::TargetError::InvalidInput { message } => message,
-        other => other.to_string(),
-    }
 }

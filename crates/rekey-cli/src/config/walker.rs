@@ -288,3 +288,12 @@ pub(super) fn url_problem(s: &str) -> Option<String> {
         Err(e) => Some(format!("{s:?} is not a valid URL ({e}); expected e.g. \"https://host:8200\"")),
     }
 }
+
+/// A target library's refusal in config terms: its message without the
+/// error kind's prefix.
+pub(super) fn target_refusal(e: rekey::TargetError) -> String {
+    match e {
+        rekey::TargetError::InvalidInput { message } => message,
+        other => other.to_string(),
+    }
+}
