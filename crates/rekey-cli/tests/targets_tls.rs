@@ -2,8 +2,9 @@
 //! `allow_plaintext` keys of a postgres target are checked while the file is
 //! read (refusals are config errors at the key, exit 2), a plaintext opt-out
 //! is warned about by `plan` and `check`, and a rotation over TLS works with
-//! the test CA and is refused without it. The last needs OpenBao and the
-//! PostgreSQL that `scripts/servers.sh` starts with TLS.
+//! the test CA and is refused without it, for PostgreSQL and Redis. Those
+//! need OpenBao and the PostgreSQL and Redis that `scripts/servers.sh`
+//! starts with TLS (and `redis-cli` to check Redis logins).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
 mod common;
@@ -58,6 +59,41 @@ async fn plaintext_to_a_remote_host_is_refused_at_its_key() {
     assert_eq!(r.code, 2, "{}", r.stderr);
     assert!(r.stderr.contains(&format!("rekey.toml:{line}:{col}: secret[1].target.sslmode: ")), "{}", r.stderr);
     assert!(r.stderr.contains("prefer"), "{}", r.stderr);
+}
+
+#[tokio::test]
+async fn a_redis_target_refuses_plaintext_to_a_remote_host_and_warns_when_allowed() {
+    let text = |extra: &str| {
+        format!(
+            "{}\n[policies.c]\nschedule = \"every 1h\"\n\n[[secret]]\npath = \"app/cache\"\npolicy = \"c\"\nfield = \"password\"\ntarget = {{ type = \"redis\", url_env = \"TLS_TEST_REDIS_URL\", user = \"app\"{extra} }}\n",
+            memory_store()
+        )
+    };
+    let env = [("TLS_TEST_REDIS_URL", "redis://default:adm1n-pw@cache.example.com:6379")];
+    let cfg = write_config(&scratch("tls-redis-plain"), &text(""));
+    let line = text("").lines().count();
+    let col = column(&cfg, line, r#""TLS_TEST_REDIS_URL""#);
+    let r = rekey(&cfg, &["check"], &env).await;
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(r.stderr.contains(&format!("rekey.toml:{line}:{col}: secret[1].target.url_env: ")), "{}", r.stderr);
+    assert!(r.stderr.contains("allow_plaintext = true") && !r.stderr.contains("adm1n-pw"), "{}", r.stderr);
+
+    let missing = scratch("tls-redis-ca").join("no-such-ca.pem").display().to_string();
+    let extra = format!(", ca_file = {missing:?}");
+    let cfg = write_config(&scratch("tls-redis-ca"), &text(&extra));
+    let col = column(&cfg, line, &format!("{missing:?}"));
+    let tls_env = [("TLS_TEST_REDIS_URL", "rediss://default:adm1n-pw@cache.example.com:6379")];
+    let r = rekey(&cfg, &["check"], &tls_env).await;
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(r.stderr.contains(&format!("rekey.toml:{line}:{col}: secret[1].target.ca_file: ")), "{}", r.stderr);
+
+    let cfg = write_config(&scratch("tls-redis-allowed"), &text(", allow_plaintext = true"));
+    for cmd in ["plan", "check"] {
+        let r = rekey(&cfg, &[cmd, "--json"], &env).await;
+        assert_eq!(r.code, 4, "{cmd}: {}{}", r.stdout, r.stderr);
+        let w = &r.json()["secrets"][0]["warnings"];
+        assert!(w.to_string().contains("not encrypted"), "{cmd}: {w}");
+    }
 }
 
 #[tokio::test]
@@ -191,6 +227,90 @@ target = {{ type = "postgres", url_env = "CLI_TEST_PG_TLS_URL", role = "{role}"{
         assert!(!login(&pg, &role, initial).await, "the old one does not");
 
         admin.simple_query(&format!("DROP ROLE IF EXISTS {role}")).await.unwrap();
+        assert_no_leak(&[initial.to_owned(), new_pw]);
+    }
+
+    /// `redis-cli` against the plaintext port of the test Redis (the same
+    /// server and users as its TLS port): one command's reply.
+    fn redis_cli(admin_url: &str, auth: Option<(&str, &str)>, args: &[&str]) -> String {
+        let mut cmd = std::process::Command::new("redis-cli");
+        match auth {
+            None => cmd.arg("-u").arg(admin_url),
+            Some((user, pw)) => {
+                let port = url::Url::parse(admin_url).unwrap().port().unwrap().to_string();
+                cmd.args(["-h", "127.0.0.1", "-p", &port, "--user", user, "--pass", pw])
+            }
+        };
+        let out = cmd.arg("--no-auth-warning").args(args).output().expect("redis-cli runs");
+        format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)).trim().to_owned()
+    }
+
+    /// A rotation of a Redis ACL user over `rediss://` with the test CA;
+    /// refused without it, the password unchanged.
+    #[tokio::test]
+    async fn a_redis_target_over_rediss_rotates_with_the_ca_and_is_refused_without() {
+        let Some(bao) = Bao::from_env() else { return };
+        let Some(plain) = rekey_testkit::env::require("REKEY_TEST_REDIS_URL", "Redis") else { return };
+        let Some(tls) = rekey_testkit::env::require("REKEY_TEST_REDIS_TLS_URL", "Redis with TLS") else { return };
+        let Some(ca) = rekey_testkit::env::require("REKEY_TEST_TLS_CA", "Redis with TLS") else { return };
+        let user = format!("cli_tls_{}", std::process::id());
+        let initial = "redis-tls-initial-s3cr3t-1";
+        let ok = redis_cli(&plain, None, &["ACL", "SETUSER", &user, "reset", "on", &format!(">{initial}"), "+ping"]);
+        assert_eq!(ok, "OK");
+        let ping = |pw: &str| redis_cli(&plain, Some((&user, pw)), &["PING"]) == "PONG";
+        assert!(ping(initial));
+
+        let write = |name: &str, path: &str, extra: &str| {
+            write_config(
+                &scratch(name),
+                &format!(
+                    r#"{store}
+[policies.cache]
+schedule = "every 1h"
+strategy = "staged"
+
+[[secret]]
+path = "{path}"
+policy = "cache"
+field = "password"
+generator = {{ type = "password", length = 24 }}
+target = {{ type = "redis", url_env = "CLI_TEST_REDIS_TLS_URL", user = "{user}"{extra} }}
+"#,
+                    store = vault_store(&bao)
+                ),
+            )
+        };
+        let env = [("VAULT_TOKEN", bao.token.as_str()), ("CLI_TEST_REDIS_TLS_URL", tls.as_str())];
+
+        let path = format!("{}/cache", unique("redistls-noca"));
+        bao.put(&path, json!({ "username": user, "password": initial })).await;
+        let r = rekey(&write("redistls-noca", &path, ""), &["rotate", &path, "--json"], &env).await;
+        assert_ne!(r.code, 0, "{}{}", r.stdout, r.stderr);
+        assert_ne!(r.code, 2, "the config is valid; the connection is what fails: {}", r.stderr);
+        let all = format!("{}{}", r.stdout, r.stderr).to_lowercase();
+        assert!(all.contains("certificate"), "{all}");
+        assert_eq!(bao.read(&path).await["password"], initial);
+        assert!(ping(initial), "the server's password is unchanged");
+
+        let path = format!("{}/cache", unique("redistls"));
+        bao.put(&path, json!({ "username": user, "password": initial })).await;
+        let cfg = write("redistls-ca", &path, &format!(", ca_file = {ca:?}"));
+        let r = rekey(&cfg, &["check", "--json"], &env).await;
+        assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+        assert_eq!(r.json()["secrets"][0]["warnings"], json!([]), "verified TLS warns about nothing");
+        let r = rekey(&cfg, &["rotate", &path, "--json"], &env).await;
+        assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+        assert_eq!(r.json()["results"][0]["verification_passed"], true);
+        let new_pw = bao.read(&path).await["password"].as_str().unwrap().to_owned();
+        assert_ne!(new_pw, initial);
+        assert!(ping(&new_pw), "the new password works on the server");
+        // An ACL user keeps the old password too (only dual_write retires
+        // it), which `plan` says.
+        let r = rekey(&cfg, &["plan", "--json"], &env).await;
+        let w = r.json()["secrets"][0]["warnings"].to_string();
+        assert!(w.contains("only the dual_write strategy retires it"), "{w}");
+
+        assert_eq!(redis_cli(&plain, None, &["ACL", "DELUSER", &user]), "1");
         assert_no_leak(&[initial.to_owned(), new_pw]);
     }
 }
