@@ -91,15 +91,38 @@
 //! | read / write metadata | 1 / 2 |
 //! | delete | 3 (existence, destroy staging, destroy secret) |
 //!
-//! A staged rotation (read current, stage, promote) is 7 requests. Without
-//! the `patch` capability each `custom_metadata` change costs one more (see
-//! Policy). After a 403, one `lookup-self` request tells a refused token
-//! from a missing capability.
+//! Without the `patch` capability each `custom_metadata` change costs one
+//! more (see Policy). After a 403, one `lookup-self` request tells a
+//! refused token from a missing capability.
+//!
+//! ## Requests per rotation
+//!
+//! The rotation calls of the store contract are done natively, so one
+//! rotation through the engine (`rotate_secret`, no verifier, no target)
+//! costs, by the [`REQUEST_OPS`] names that
+//! [`request_counts`](rekey_core::SecretStore::request_counts) reports
+//! (pinned by `tests/request_counts.rs`):
+//!
+//! | strategy | requests | which, and why |
+//! |---|---|---|
+//! | staged, dual_write | 6 | `kv_read` current (value, version and `custom_metadata`, where the record and a journal live: no metadata read); `kv_write` of the candidate to the staging path with `cas=0` (it carries the rotation id, so it is its own journal); at promotion `kv_read` of the candidate; `kv_write` with `cas` = the base version; one `metadata_patch` recording the rotation id and the rotation's record (and clearing a journal); `metadata_delete` of the staging entry |
+//! | immediate | 3 | `kv_read`, `kv_write` with `cas`, one `metadata_patch` (rotation id + record) |
+//!
+//! A required journal (a credential target is changed before promotion)
+//! adds one `metadata_patch`; a lost compare-and-swap one `metadata_read`
+//! (to tell a retry of our own write from another writer); a leftover
+//! candidate of a crashed rotation a read of it before it is replaced.
+//! Before these calls were native, the same rotations cost 10 and 5.
 //!
 //! The promote reads the candidate back from the staging entry rather than
 //! from a copy kept in memory at stage time: only the read proves that the
 //! candidate is still the staged one (another process may have replaced or
-//! discarded it, and promoting it anyway would break the contract).
+//! discarded it, and promoting it anyway would break the contract). That
+//! read is the one request above the protocol minimum of 5.
+//!
+//! One HTTP client serves a store and its clones (keep-alive connections,
+//! TLS set up once per connection); an AppRole login replaces it with a
+//! new one carrying the new token.
 //!
 //! ## Policy
 //!
@@ -173,4 +196,6 @@ mod store;
 pub use config::{
     DEFAULT_APPROLE_MOUNT, DEFAULT_MOUNT, DEFAULT_REQUEST_TIMEOUT, DEFAULT_STAGING_PREFIX, VaultAuth, VaultConfig,
 };
-pub use store::{MAX_CUSTOM_METADATA_KEY_BYTES, MAX_CUSTOM_METADATA_KEYS, MAX_CUSTOM_METADATA_VALUE_BYTES, VaultStore};
+pub use store::{
+    MAX_CUSTOM_METADATA_KEY_BYTES, MAX_CUSTOM_METADATA_KEYS, MAX_CUSTOM_METADATA_VALUE_BYTES, REQUEST_OPS, VaultStore,
+};

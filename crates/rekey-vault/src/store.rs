@@ -8,8 +8,9 @@ use std::sync::{Arc, RwLock};
 
 use async_trait::async_trait;
 use rekey_core::{
-    Metadata, MetadataPatch, PutMode, PutOptions, RotationId, SecretData, SecretPath, SecretStore, SecretVersion,
-    Stages, StoreError, VersionId, VersionMeta, VersionSelector,
+    JOURNAL_KEY, Metadata, MetadataPatch, PutMode, PutOptions, RecordWrite, RotationId, SecretData, SecretPath,
+    SecretStore, SecretVersion, StageOutcome, StageRequest, Staged, Stages, StoreError, VersionId, VersionMeta,
+    VersionSelector,
 };
 use secrecy::ExposeSecret;
 use serde_json::{Map, Value};
@@ -37,6 +38,33 @@ const REKEY_PREFIX: &str = "rekey.";
 /// See the [crate docs](crate) for how the contract maps onto KV v2.
 /// `Debug` shows the address, mount and auth method, never a token.
 ///
+/// The HTTP requests a [`VaultStore`] counts, by name (the `op` label of
+/// `rekey_store_requests_total`): KV v2 data reads and writes, metadata
+/// reads, PATCHes, POSTs and deletes, token lookups after a 403, logins.
+pub const REQUEST_OPS: [&str; 8] = [
+    "kv_read",
+    "kv_write",
+    "metadata_read",
+    "metadata_patch",
+    "metadata_post",
+    "metadata_delete",
+    "token_lookup",
+    "login",
+];
+
+/// Index into [`REQUEST_OPS`].
+#[derive(Clone, Copy)]
+enum Op {
+    KvRead,
+    KvWrite,
+    MetadataRead,
+    MetadataPatch,
+    MetadataPost,
+    MetadataDelete,
+    TokenLookup,
+    Login,
+}
+
 /// Cloning is cheap and clones share the connection and the request counter.
 #[derive(Clone)]
 pub struct VaultStore {
@@ -51,7 +79,8 @@ struct Inner {
     namespace: Option<String>,
     auth: VaultAuth,
     settings: VaultClientSettings,
-    requests: AtomicU64,
+    /// HTTP requests sent, by operation ([`REQUEST_OPS`]).
+    requests: [AtomicU64; REQUEST_OPS.len()],
     /// The server refused a metadata PATCH once: use read + POST.
     patch_refused: AtomicBool,
 }
@@ -65,7 +94,7 @@ impl fmt::Debug for VaultStore {
             .field("namespace", &i.namespace)
             .field("auth", &i.auth.method())
             .field("staging_prefix", &i.staging_prefix)
-            .field("requests_sent", &i.requests.load(Ordering::Relaxed))
+            .field("requests_sent", &self.requests_sent())
             .finish_non_exhaustive()
     }
 }
@@ -122,7 +151,7 @@ impl VaultStore {
             namespace: config.namespace,
             auth: config.auth,
             settings: VaultClientSettings { token: String::new(), ..settings },
-            requests: AtomicU64::new(0),
+            requests: Default::default(),
             patch_refused: AtomicBool::new(false),
         };
         let store = Self { inner: Arc::new(inner) };
@@ -136,7 +165,14 @@ impl VaultStore {
     /// store operation costs a known number (see the crate docs), which this
     /// counter lets tests and benchmarks check.
     pub fn requests_sent(&self) -> u64 {
-        self.inner.requests.load(Ordering::Relaxed)
+        self.inner.requests.iter().map(|c| c.load(Ordering::Relaxed)).sum()
+    }
+
+    /// HTTP requests sent so far by this store and its clones, by
+    /// operation ([`REQUEST_OPS`]); what [`SecretStore::request_counts`]
+    /// reports.
+    pub fn requests_by_operation(&self) -> rekey_core::RequestCounts {
+        REQUEST_OPS.iter().zip(&self.inner.requests).map(|(op, c)| (*op, c.load(Ordering::Relaxed))).collect()
     }
 
     /// The KV mount this store uses.
@@ -158,15 +194,15 @@ impl VaultStore {
         }
     }
 
-    fn count(&self) {
-        self.inner.requests.fetch_add(1, Ordering::Relaxed);
+    fn count(&self, op: Op) {
+        self.inner.requests[op as usize].fetch_add(1, Ordering::Relaxed);
     }
 
     /// AppRole login; installs the new token.
     async fn login(&self) -> Result<(), StoreError> {
         let VaultAuth::AppRole { role_id, secret_id, mount } = &self.inner.auth else { return Ok(()) };
         let anon = VaultClient::new(self.inner.settings.clone()).map_err(|e| to_store_error(&e.into(), None))?;
-        self.count();
+        self.count(Op::Login);
         let auth = vaultrs::auth::approle::login(&anon, mount.trim_matches('/'), role_id, secret_id.expose_secret())
             .await
             .map_err(|e| match Failure::from(e) {
@@ -188,13 +224,13 @@ impl VaultStore {
     /// Runs one request. After a 403, asks `lookup-self` whether the token
     /// itself is rejected; if so, logs in again (AppRole) and retries once,
     /// or reports `Unauthenticated`.
-    async fn call<T, F, Fut>(&self, path: &str, f: F) -> Result<T, Failure>
+    async fn call<T, F, Fut>(&self, op: Op, path: &str, f: F) -> Result<T, Failure>
     where
         F: Fn(Arc<VaultClient>) -> Fut,
         Fut: Future<Output = Result<T, Failure>>,
     {
         let client = self.client();
-        self.count();
+        self.count(op);
         let failure = match f(client.clone()).await {
             Ok(v) => return Ok(v),
             Err(e) => e,
@@ -202,7 +238,7 @@ impl VaultStore {
         if !failure.is_status(403) {
             return Err(failure);
         }
-        self.count();
+        self.count(Op::TokenLookup);
         match vaultrs::token::lookup_self(&*client).await.map_err(Failure::from) {
             Err(f) if f.is_status(403) => {}
             _ => return Err(failure),
@@ -219,7 +255,7 @@ impl VaultStore {
                 errors: vec!["the AppRole token expired and the login failed".into()],
             });
         }
-        self.count();
+        self.count(op);
         f(self.client()).await
     }
 
@@ -231,7 +267,7 @@ impl VaultStore {
 
     async fn kv_read(&self, kv_path: &str, version: Option<u64>) -> Result<ReadSecretResponse, Failure> {
         let mount = self.inner.mount.as_str();
-        self.call(kv_path, |c| async move {
+        self.call(Op::KvRead, kv_path, |c| async move {
             let req = ReadSecretRequest::builder()
                 .mount(mount)
                 .path(kv_path)
@@ -249,7 +285,7 @@ impl VaultStore {
             None => None,
             Some(n) => Some(u32::try_from(n).map_err(|_| Failure::Local(format!("version {n} is out of range")))?),
         };
-        self.call(kv_path, |c| async move {
+        self.call(Op::KvWrite, kv_path, |c| async move {
             let mut b = SetSecretRequest::builder();
             b.mount(mount).path(kv_path).data(body.0.clone());
             if let Some(cas) = cas {
@@ -265,17 +301,16 @@ impl VaultStore {
 
     async fn kv_metadata(&self, kv_path: &str) -> Result<ReadSecretMetadataResponse, Failure> {
         let mount = self.inner.mount.as_str();
-        self.call(
-            kv_path,
-            |c| async move { vaultrs::kv2::read_metadata(&*c, mount, kv_path).await.map_err(Failure::from) },
-        )
+        self.call(Op::MetadataRead, kv_path, |c| async move {
+            vaultrs::kv2::read_metadata(&*c, mount, kv_path).await.map_err(Failure::from)
+        })
         .await
     }
 
     /// Deletes the metadata and every version (data destroyed) of a path.
     async fn kv_destroy_all(&self, kv_path: &str) -> Result<(), Failure> {
         let mount = self.inner.mount.as_str();
-        self.call(kv_path, |c| async move {
+        self.call(Op::MetadataDelete, kv_path, |c| async move {
             vaultrs::kv2::delete_metadata(&*c, mount, kv_path).await.map_err(Failure::from)
         })
         .await
@@ -299,7 +334,7 @@ impl VaultStore {
         }
         let body = serde_json::to_vec(body).map_err(|e| Failure::Local(e.to_string()))?;
         let namespace = self.inner.namespace.as_deref();
-        self.call(kv_path, |c| {
+        self.call(if method == reqwest::Method::PATCH { Op::MetadataPatch } else { Op::MetadataPost }, kv_path, |c| {
             let req = c
                 .http
                 .http
@@ -413,15 +448,32 @@ impl VaultStore {
     /// describes already happened, so a failure here is logged, not
     /// returned; the only loss is that a retry of that write is then
     /// reported as a conflict instead of recognised).
-    async fn record(&self, path: &SecretPath, written: &SecretVersionMetadata, rotation: RotationId) {
-        let changes = codec::record_patch(written.custom_metadata.as_ref(), written.version, rotation);
-        if let Err(f) = self.update_custom_metadata(path.as_str(), changes).await {
-            tracing::warn!(
-                path = path.as_str(),
-                version = written.version,
-                error = %self.err(&f, path.as_str()),
-                "could not record the rotation id of a version; a retry of this write will be reported as a conflict"
-            );
+    async fn record(
+        &self,
+        path: &SecretPath,
+        written: &SecretVersionMetadata,
+        rotation: RotationId,
+        extra: Option<&RecordWrite>,
+    ) -> Result<(), StoreError> {
+        let mut changes = codec::record_patch(written.custom_metadata.as_ref(), written.version, rotation);
+        if let Some(extra) = extra {
+            // The rotation's own record rides on the same PATCH.
+            for (k, v) in extra.all(&codec::kv_id(written.version)).iter() {
+                changes.insert(k.to_owned(), v.map_or(Value::Null, |v| Value::String(v.to_owned())));
+            }
+        }
+        match self.update_custom_metadata(path.as_str(), changes).await {
+            Ok(()) => Ok(()),
+            Err(f) if extra.is_some() => Err(self.err(&f, path.as_str())),
+            Err(f) => {
+                tracing::warn!(
+                    path = path.as_str(),
+                    version = written.version,
+                    error = %self.err(&f, path.as_str()),
+                    "could not record the rotation id of a version; a retry of this write will be reported as a conflict"
+                );
+                Ok(())
+            }
         }
     }
 
@@ -519,78 +571,139 @@ fn check_metadata(m: &Metadata) -> Result<(), StoreError> {
 
 #[async_trait]
 impl SecretStore for VaultStore {
-    async fn put(&self, path: &SecretPath, data: SecretData, opts: PutOptions) -> Result<VersionMeta, StoreError> {
+    fn request_counts(&self) -> rekey_core::RequestCounts {
+        self.requests_by_operation()
+    }
+
+    /// One data read: KV v2 returns the version, its time and the secret's
+    /// `custom_metadata` (where the record and journal live) with the value,
+    /// so no metadata read is needed.
+    async fn snapshot(&self, path: &SecretPath, with_value: bool) -> Result<rekey_core::Snapshot, StoreError> {
         self.staging(path)?;
         let p = path.as_str();
-        let body = KvBody(Value::Object(codec::to_kv(&data)));
-        drop(data);
-        let cas = match &opts.mode {
-            PutMode::Create => Some(0),
-            PutMode::IfCurrent(id) => match codec::parse_id(id) {
-                Id::Kv(n) => Some(n),
-                // No staged or foreign id is ever current.
-                Id::Staged(_) | Id::Unknown => {
-                    let md = self.metadata_of(path).await?;
-                    if let Some(n) = opts.rotation_id.and_then(|r| codec::find_recorded(md.custom_metadata.as_ref(), r))
-                    {
-                        return meta_from_md(&md, n);
-                    }
-                    return Err(StoreError::Conflict {
-                        path: p.to_owned(),
-                        expected: Some(id.clone()),
-                        actual: Some(codec::kv_id(md.current_version)),
-                    });
+        let r = self.kv_read(p, None).await.map_err(|f| self.err(&f, p))?;
+        let n = r.metadata.version;
+        let current = VersionMeta {
+            id: codec::kv_id(n),
+            created_at: codec::time(&r.metadata.created_time)?,
+            stages: Stages { current: true, previous: false, pending: false },
+            rotation_id: codec::recorded(r.metadata.custom_metadata.as_ref(), n),
+        };
+        let metadata: Metadata = r
+            .metadata
+            .custom_metadata
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|(k, _)| k.starts_with(REKEY_PREFIX))
+            .collect();
+        let data = if with_value { Some(codec::from_kv(r.data, p)?) } else { None };
+        Ok(rekey_core::Snapshot::new(current, data, metadata))
+    }
+
+    async fn put(&self, path: &SecretPath, data: SecretData, opts: PutOptions) -> Result<VersionMeta, StoreError> {
+        self.put_with(path, data, opts, None).await.map(|(meta, _)| meta)
+    }
+
+    async fn put_rotation(
+        &self,
+        path: &SecretPath,
+        data: SecretData,
+        opts: PutOptions,
+        record: &RecordWrite,
+    ) -> Result<VersionMeta, StoreError> {
+        let extra = (!record.is_empty()).then_some(record);
+        if let Some(r) = extra {
+            rekey_core::check_metadata_patch(&r.all(&VersionId::new("0")))?;
+        }
+        let (meta, recorded) = self.put_with(path, data, opts, extra).await?;
+        if !recorded && let Some(r) = extra {
+            self.update_metadata(path, r.all(&meta.id)).await?;
+        }
+        Ok(meta)
+    }
+
+    /// Fast path, two requests: one data read (value, version, the
+    /// record and journal in `custom_metadata`) and one staging write with
+    /// `cas=0` (nothing staged, as after every promote or discard). A
+    /// required journal adds one metadata PATCH. Anything unusual (a
+    /// retried stage, a leftover candidate to replace) takes the general
+    /// path of [`stage`](SecretStore::stage).
+    async fn stage_rotation(
+        &self,
+        path: &SecretPath,
+        data: SecretData,
+        req: StageRequest,
+    ) -> Result<StageOutcome, StoreError> {
+        let loc = self.staging(path)?;
+        let p = path.as_str();
+        let rid = req.rotation_id;
+        let (base, metadata) = match (req.base, req.metadata) {
+            (Some(base), Some(metadata)) => (base, metadata),
+            _ => {
+                let snapshot = self.snapshot(path, true).await?;
+                if snapshot.journalled() {
+                    return Ok(StageOutcome::Journalled(snapshot));
                 }
-            },
-            PutMode::Overwrite => {
-                // No compare-and-swap to fail: look for an earlier attempt first.
-                if let Some(r) = opts.rotation_id {
-                    match self.metadata_of(path).await {
-                        Ok(md) => {
-                            if let Some(n) = codec::find_recorded(md.custom_metadata.as_ref(), r) {
-                                return meta_from_md(&md, n);
-                            }
-                        }
-                        Err(StoreError::NotFound { .. }) => {}
-                        Err(e) => return Err(e),
-                    }
+                if let Some(current) = &snapshot.data {
+                    rekey_core::check_whole_value(path, current, &data)?;
                 }
-                None
+                (snapshot.current, snapshot.metadata)
             }
         };
-        match self.kv_write(p, &body, cas).await {
-            Ok(w) => {
-                if let Some(r) = opts.rotation_id {
-                    self.record(path, &w, r).await;
-                }
-                written_meta(&w, opts.rotation_id)
+        let base_n = match codec::parse_id(&base.id) {
+            Id::Kv(n) => Some(n),
+            _ => None,
+        };
+        let recorded: HashMap<String, String> = metadata.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+        let retried = codec::find_recorded(Some(&recorded), rid).is_some();
+        let journal_kept = match req.journal.filter(|j| j.required) {
+            Some(journal) => {
+                let mut patch = MetadataPatch::new();
+                patch.set(JOURNAL_KEY, journal.line);
+                self.update_metadata(path, patch).await?;
+                true
             }
-            Err(f) if f.is_cas_mismatch() => {
-                // Only now pay for the metadata read: was it our own earlier
-                // attempt (a retry), someone else, or is the secret gone?
-                let md = match self.kv_metadata(p).await {
-                    Ok(md) if md.current_version > 0 => Some(md),
-                    Ok(_) => None,
-                    Err(f) if f.is_status(404) => None,
-                    Err(f) => return Err(self.err(&f, p)),
-                };
-                if let (Some(md), Some(r)) = (&md, opts.rotation_id)
-                    && let Some(n) = codec::find_recorded(md.custom_metadata.as_ref(), r)
-                {
-                    return meta_from_md(md, n);
+            None => false,
+        };
+        if let (Some(n), false) = (base_n, retried) {
+            let body = codec::envelope(&data, rid, n);
+            match self.kv_write(&loc, &body, Some(0)).await {
+                Ok(w) => {
+                    drop(data);
+                    let candidate = VersionMeta {
+                        id: codec::staged_id(rid),
+                        created_at: codec::time(&w.created_time)?,
+                        stages: Stages { current: false, previous: false, pending: true },
+                        rotation_id: Some(rid),
+                    };
+                    return Ok(StageOutcome::Staged(Staged::new(candidate, base, metadata, journal_kept)));
                 }
-                match (&opts.mode, md) {
-                    (PutMode::Create, _) => Err(StoreError::AlreadyExists { path: p.to_owned() }),
-                    (_, None) => Err(StoreError::not_found(p, None)),
-                    (_, Some(md)) => Err(StoreError::Conflict {
-                        path: p.to_owned(),
-                        expected: cas.map(codec::kv_id),
-                        actual: Some(codec::kv_id(md.current_version)),
-                    }),
-                }
+                Err(f) if f.is_cas_mismatch() => {}
+                Err(f) => return Err(self.err(&f, p)),
             }
-            Err(f) => Err(self.err(&f, p)),
         }
+        // Something is staged already (ours from an earlier attempt, or a
+        // crashed rotation's candidate to replace and report).
+        let replaced = match self.read(path, &VersionSelector::Pending).await {
+            Ok(v) if v.meta.rotation_id != Some(rid) => Some(v.meta),
+            Ok(_) | Err(StoreError::NotFound { .. }) => None,
+            Err(e) => return Err(e),
+        };
+        let candidate = self.stage(path, data, rid).await?;
+        Ok(StageOutcome::Staged(Staged::new(candidate, base, metadata, journal_kept).replacing(replaced)))
+    }
+
+    async fn promote_rotation(
+        &self,
+        path: &SecretPath,
+        req: rekey_core::PromoteRequest<'_>,
+    ) -> Result<VersionMeta, StoreError> {
+        let extra = (!req.record.is_empty()).then_some(req.record);
+        let (meta, recorded) = self.promote_with(path, req.candidate, req.expected, extra).await?;
+        if !recorded && let Some(r) = extra {
+            self.update_metadata(path, r.all(&meta.id)).await?;
+        }
+        Ok(meta)
     }
 
     async fn read(&self, path: &SecretPath, selector: &VersionSelector) -> Result<SecretVersion, StoreError> {
@@ -727,96 +840,7 @@ impl SecretStore for VaultStore {
         version: &VersionId,
         expected_current: &VersionId,
     ) -> Result<VersionMeta, StoreError> {
-        let p = path.as_str();
-        let loc = self.staging(path)?;
-        let missing = || StoreError::not_found(p, Some(format!("version {version}")));
-        let expected = match codec::parse_id(expected_current) {
-            Id::Kv(n) => Some(n),
-            _ => None,
-        };
-        match codec::parse_id(version) {
-            Id::Staged(rid) => {
-                let staged = match self.read_staged(path).await? {
-                    Some((s, _)) if s.rotation == rid => s,
-                    _ => {
-                        // Not staged (any more). If it was promoted, the
-                        // candidate lives on as the KV version recorded for its
-                        // rotation: promoting it again is a no-op when it is
-                        // current and `expected` names it, else a `Conflict`
-                        // (as for any other existing version).
-                        let md = self.metadata_of(path).await?;
-                        return match codec::find_recorded(md.custom_metadata.as_ref(), rid) {
-                            Some(_) if Some(md.current_version) != expected => Err(StoreError::Conflict {
-                                path: p.to_owned(),
-                                expected: Some(expected_current.clone()),
-                                actual: Some(codec::kv_id(md.current_version)),
-                            }),
-                            Some(n) if n == md.current_version => meta_from_md(&md, n),
-                            _ => Err(missing()),
-                        };
-                    }
-                };
-                let Some(exp) = expected else {
-                    return Err(self.conflict(path, None).await);
-                };
-                match self.kv_write(p, &staged.candidate, Some(exp)).await {
-                    Ok(w) => {
-                        self.record(path, &w, rid).await;
-                        if let Err(f) = self.kv_destroy_all(&loc).await {
-                            // The promote happened; the leftover candidate is
-                            // replaced by the next stage or removed by discard.
-                            tracing::warn!(path = p, error = %self.err(&f, p), "promoted, but could not remove the staging entry");
-                        }
-                        written_meta(&w, Some(rid))
-                    }
-                    // Lost the race (possibly to another promoter of this very
-                    // candidate, or to an earlier attempt of this call whose
-                    // answer was lost: the contract makes promote a plain
-                    // compare-and-swap, so that is a conflict too; the
-                    // caller sees its rotation id on the current version).
-                    Err(f) if f.is_cas_mismatch() => Err(self.conflict(path, Some(exp)).await),
-                    Err(f) => Err(self.err(&f, p)),
-                }
-            }
-            Id::Kv(n) => {
-                if Some(n) == expected {
-                    // Already current (if `expected` is right): nothing to write.
-                    let md = self.metadata_of(path).await?;
-                    if !live_versions(&md).iter().any(|(v, _)| *v == n) {
-                        return Err(missing());
-                    }
-                    if md.current_version != n {
-                        return Err(StoreError::Conflict {
-                            path: p.to_owned(),
-                            expected: Some(expected_current.clone()),
-                            actual: Some(codec::kv_id(md.current_version)),
-                        });
-                    }
-                    return meta_from_md(&md, n);
-                }
-                // Rollback (or roll forward): copy that version's value in.
-                let r = self.kv_read(p, Some(n)).await.map_err(|f| match self.err(&f, p) {
-                    StoreError::NotFound { .. } => missing(),
-                    e => e,
-                })?;
-                if r.metadata.destroyed || !r.metadata.deletion_time.is_empty() {
-                    return Err(missing());
-                }
-                let body = KvBody(r.data);
-                let Some(exp) = expected else {
-                    return Err(self.conflict(path, None).await);
-                };
-                match self.kv_write(p, &body, Some(exp)).await {
-                    Ok(w) => written_meta(&w, None),
-                    Err(f) if f.is_cas_mismatch() => Err(self.conflict(path, Some(exp)).await),
-                    Err(f) => Err(self.err(&f, p)),
-                }
-            }
-            Id::Unknown => {
-                self.metadata_of(path).await?;
-                Err(missing())
-            }
-        }
+        self.promote_with(path, version, expected_current, None).await.map(|(meta, _)| meta)
     }
 
     async fn discard(&self, path: &SecretPath, version: &VersionId) -> Result<(), StoreError> {
@@ -922,5 +946,212 @@ impl SecretStore for VaultStore {
         self.metadata_of(path).await?;
         self.kv_destroy_all(&loc).await.map_err(|f| self.err(&f, p))?;
         self.kv_destroy_all(p).await.map_err(|f| self.err(&f, p))
+    }
+}
+
+impl VaultStore {
+    /// [`SecretStore::put`], with `extra` (a rotation's record) written in
+    /// the same metadata PATCH as the rotation id. Returns whether `extra`
+    /// was written (not when an earlier attempt's version is returned).
+    async fn put_with(
+        &self,
+        path: &SecretPath,
+        data: SecretData,
+        opts: PutOptions,
+        extra: Option<&RecordWrite>,
+    ) -> Result<(VersionMeta, bool), StoreError> {
+        self.staging(path)?;
+        let p = path.as_str();
+        let body = KvBody(Value::Object(codec::to_kv(&data)));
+        drop(data);
+        let cas = match &opts.mode {
+            PutMode::Create => Some(0),
+            PutMode::IfCurrent(id) => match codec::parse_id(id) {
+                Id::Kv(n) => Some(n),
+                // No staged or foreign id is ever current.
+                Id::Staged(_) | Id::Unknown => {
+                    let md = self.metadata_of(path).await?;
+                    if let Some(n) = opts.rotation_id.and_then(|r| codec::find_recorded(md.custom_metadata.as_ref(), r))
+                    {
+                        return meta_from_md(&md, n).map(|m| (m, false));
+                    }
+                    return Err(StoreError::Conflict {
+                        path: p.to_owned(),
+                        expected: Some(id.clone()),
+                        actual: Some(codec::kv_id(md.current_version)),
+                    });
+                }
+            },
+            PutMode::Overwrite => {
+                // No compare-and-swap to fail: look for an earlier attempt first.
+                if let Some(r) = opts.rotation_id {
+                    match self.metadata_of(path).await {
+                        Ok(md) => {
+                            if let Some(n) = codec::find_recorded(md.custom_metadata.as_ref(), r) {
+                                return meta_from_md(&md, n).map(|m| (m, false));
+                            }
+                        }
+                        Err(StoreError::NotFound { .. }) => {}
+                        Err(e) => return Err(e),
+                    }
+                }
+                None
+            }
+        };
+        match self.kv_write(p, &body, cas).await {
+            Ok(w) => {
+                let recorded = match opts.rotation_id {
+                    Some(r) => {
+                        self.record(path, &w, r, extra).await?;
+                        extra.is_some()
+                    }
+                    None => false,
+                };
+                written_meta(&w, opts.rotation_id).map(|m| (m, recorded))
+            }
+            Err(f) if f.is_cas_mismatch() => {
+                // Only now pay for the metadata read: was it our own earlier
+                // attempt (a retry), someone else, or is the secret gone?
+                let md = match self.kv_metadata(p).await {
+                    Ok(md) if md.current_version > 0 => Some(md),
+                    Ok(_) => None,
+                    Err(f) if f.is_status(404) => None,
+                    Err(f) => return Err(self.err(&f, p)),
+                };
+                if let (Some(md), Some(r)) = (&md, opts.rotation_id)
+                    && let Some(n) = codec::find_recorded(md.custom_metadata.as_ref(), r)
+                {
+                    return meta_from_md(md, n).map(|m| (m, false));
+                }
+                match (&opts.mode, md) {
+                    (PutMode::Create, _) => Err(StoreError::AlreadyExists { path: p.to_owned() }),
+                    (_, None) => Err(StoreError::not_found(p, None)),
+                    (_, Some(md)) => Err(StoreError::Conflict {
+                        path: p.to_owned(),
+                        expected: cas.map(codec::kv_id),
+                        actual: Some(codec::kv_id(md.current_version)),
+                    }),
+                }
+            }
+            Err(f) => Err(self.err(&f, p)),
+        }
+    }
+
+    /// [`SecretStore::promote`], writing `extra` with the promotion when it
+    /// can; returns whether it did.
+    async fn promote_with(
+        &self,
+        path: &SecretPath,
+        version: &VersionId,
+        expected_current: &VersionId,
+        extra: Option<&RecordWrite>,
+    ) -> Result<(VersionMeta, bool), StoreError> {
+        let recorded = AtomicBool::new(false);
+        let meta = self.promote_inner(path, version, expected_current, extra, &recorded).await?;
+        Ok((meta, recorded.load(Ordering::Relaxed)))
+    }
+
+    /// The body of [`SecretStore::promote`]; a staged candidate's
+    /// promotion writes `extra` (the rotation's record) in the same
+    /// metadata PATCH as the rotation id, and then sets `recorded`.
+    async fn promote_inner(
+        &self,
+        path: &SecretPath,
+        version: &VersionId,
+        expected_current: &VersionId,
+        extra: Option<&RecordWrite>,
+        recorded: &AtomicBool,
+    ) -> Result<VersionMeta, StoreError> {
+        let p = path.as_str();
+        let loc = self.staging(path)?;
+        let missing = || StoreError::not_found(p, Some(format!("version {version}")));
+        let expected = match codec::parse_id(expected_current) {
+            Id::Kv(n) => Some(n),
+            _ => None,
+        };
+        match codec::parse_id(version) {
+            Id::Staged(rid) => {
+                let staged = match self.read_staged(path).await? {
+                    Some((s, _)) if s.rotation == rid => s,
+                    _ => {
+                        // Not staged (any more). If it was promoted, the
+                        // candidate lives on as the KV version recorded for its
+                        // rotation: promoting it again is a no-op when it is
+                        // current and `expected` names it, else a `Conflict`
+                        // (as for any other existing version).
+                        let md = self.metadata_of(path).await?;
+                        return match codec::find_recorded(md.custom_metadata.as_ref(), rid) {
+                            Some(_) if Some(md.current_version) != expected => Err(StoreError::Conflict {
+                                path: p.to_owned(),
+                                expected: Some(expected_current.clone()),
+                                actual: Some(codec::kv_id(md.current_version)),
+                            }),
+                            Some(n) if n == md.current_version => meta_from_md(&md, n),
+                            _ => Err(missing()),
+                        };
+                    }
+                };
+                let Some(exp) = expected else {
+                    return Err(self.conflict(path, None).await);
+                };
+                match self.kv_write(p, &staged.candidate, Some(exp)).await {
+                    Ok(w) => {
+                        self.record(path, &w, rid, extra).await?;
+                        recorded.store(extra.is_some(), Ordering::Relaxed);
+                        if let Err(f) = self.kv_destroy_all(&loc).await {
+                            // The promote happened; the leftover candidate is
+                            // replaced by the next stage or removed by discard.
+                            tracing::warn!(path = p, error = %self.err(&f, p), "promoted, but could not remove the staging entry");
+                        }
+                        written_meta(&w, Some(rid))
+                    }
+                    // Lost the race (possibly to another promoter of this very
+                    // candidate, or to an earlier attempt of this call whose
+                    // answer was lost: the contract makes promote a plain
+                    // compare-and-swap, so that is a conflict too; the
+                    // caller sees its rotation id on the current version).
+                    Err(f) if f.is_cas_mismatch() => Err(self.conflict(path, Some(exp)).await),
+                    Err(f) => Err(self.err(&f, p)),
+                }
+            }
+            Id::Kv(n) => {
+                if Some(n) == expected {
+                    // Already current (if `expected` is right): nothing to write.
+                    let md = self.metadata_of(path).await?;
+                    if !live_versions(&md).iter().any(|(v, _)| *v == n) {
+                        return Err(missing());
+                    }
+                    if md.current_version != n {
+                        return Err(StoreError::Conflict {
+                            path: p.to_owned(),
+                            expected: Some(expected_current.clone()),
+                            actual: Some(codec::kv_id(md.current_version)),
+                        });
+                    }
+                    return meta_from_md(&md, n);
+                }
+                // Rollback (or roll forward): copy that version's value in.
+                let r = self.kv_read(p, Some(n)).await.map_err(|f| match self.err(&f, p) {
+                    StoreError::NotFound { .. } => missing(),
+                    e => e,
+                })?;
+                if r.metadata.destroyed || !r.metadata.deletion_time.is_empty() {
+                    return Err(missing());
+                }
+                let body = KvBody(r.data);
+                let Some(exp) = expected else {
+                    return Err(self.conflict(path, None).await);
+                };
+                match self.kv_write(p, &body, Some(exp)).await {
+                    Ok(w) => written_meta(&w, None),
+                    Err(f) if f.is_cas_mismatch() => Err(self.conflict(path, Some(exp)).await),
+                    Err(f) => Err(self.err(&f, p)),
+                }
+            }
+            Id::Unknown => {
+                self.metadata_of(path).await?;
+                Err(missing())
+            }
+        }
     }
 }
