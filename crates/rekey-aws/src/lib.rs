@@ -18,6 +18,25 @@
 //!   Deserializable from a config file; never shows a credential.
 //! * [`ApiCallCounter`] — an SDK interceptor counting calls per operation.
 //!
+//! ## Calls per rotation
+//!
+//! Every store counts the calls it makes by operation
+//! ([`request_counts`](rekey_core::SecretStore::request_counts)). One
+//! rotation through the engine (no verifier, no target) costs, against moto
+//! (pinned by `tests/request_counts.rs`):
+//!
+//! | strategy | calls | which |
+//! |---|---|---|
+//! | staged, dual_write | 8 | GetSecretValue + DescribeSecret (value; tags hold the record), ListSecretVersionIds (token pre-check), PutSecretValue into AWSPENDING with the rotation's token, GetSecretValue of the candidate, 2 UpdateSecretVersionStage (AWSCURRENT moved, AWSPENDING removed), TagResource (record) |
+//! | immediate | 6 | GetSecretValue, DescribeSecret, ListSecretVersionIds, PutSecretValue, UpdateSecretVersionStage, TagResource |
+//!
+//! On AWS itself the token pre-check can be switched off
+//! ([`AwsSecretsStore::with_token_precheck`]), one call less each. The
+//! protocol's own minimum for a staged rotation is 4 (GetSecretValue,
+//! PutSecretValue, DescribeSecret, UpdateSecretVersionStage); the store does
+//! not reach it yet: the rotation calls of the contract still use the
+//! default composition of primitive calls here.
+//!
 //! ## Retries
 //!
 //! rekey's engine retries failed steps itself, deciding by

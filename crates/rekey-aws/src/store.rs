@@ -17,6 +17,7 @@ use crate::codec::{
     MAX_TAGS, METADATA_PREFIX, check_metadata_key, decode_tag_value, decode_value, encode_tag_value, encode_value,
 };
 use crate::config::AwsConfig;
+use crate::counter::ApiCallCounter;
 use crate::error::{AwsFailure, Ctx, map_sdk};
 use crate::lock::SecretLocks;
 
@@ -147,6 +148,8 @@ const MAX_VERSION_ID: usize = 64;
 #[derive(Clone)]
 pub struct AwsSecretsStore {
     client: Client,
+    /// Calls made through `client`, by operation (shared by clones).
+    calls: ApiCallCounter,
     token_precheck: bool,
     dates_from_reads: bool,
     locks: SecretLocks,
@@ -225,9 +228,13 @@ fn labels(stages: &[String]) -> Vec<String> {
 
 impl AwsSecretsStore {
     /// A store over an existing client (its region, endpoint, credentials,
-    /// retries and interceptors are used as they are).
+    /// retries and interceptors are used as they are), plus a counter of
+    /// the calls the store makes, by operation
+    /// ([`request_counts`](SecretStore::request_counts)).
     pub fn new(client: Client) -> Self {
-        Self { client, token_precheck: true, dates_from_reads: false, locks: SecretLocks::default() }
+        let calls = ApiCallCounter::new();
+        let client = Client::from_conf(client.config().to_builder().interceptor(calls.clone()).build());
+        Self { client, calls, token_precheck: true, dates_from_reads: false, locks: SecretLocks::default() }
     }
 
     /// A store over a client built from `config` (see [`AwsConfig`]).
@@ -563,6 +570,10 @@ impl AwsSecretsStore {
 
 #[async_trait]
 impl SecretStore for AwsSecretsStore {
+    fn request_counts(&self) -> rekey_core::RequestCounts {
+        self.calls.by_operation().into_iter().collect()
+    }
+
     async fn put(&self, path: &SecretPath, data: SecretData, opts: PutOptions) -> Result<VersionMeta, StoreError> {
         let value = encode_value(&data)?;
         let rotation = opts.rotation_id;
