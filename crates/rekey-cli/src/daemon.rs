@@ -48,6 +48,23 @@ struct Counters {
     batches: u64,
     http_open: usize,
     http_closed: BTreeMap<&'static str, u64>,
+    /// Resyncs done (start-up included).
+    resyncs: u64,
+    /// The daemon's own reads (scheduling, resync) cannot reach the store:
+    /// since when, and why (no secret in it).
+    sync_unreachable: Option<(chrono::DateTime<Utc>, String)>,
+}
+
+/// The store's health as the daemon reports it: the engine's view (the
+/// rotations' store calls) joined with the daemon's own reads.
+fn store_health(shared: &Shared) -> (bool, Option<chrono::DateTime<Utc>>, Option<String>) {
+    let h = shared.manager.store_health();
+    let c = shared.counters();
+    match (&c.sync_unreachable, h.available) {
+        (_, false) => (false, h.unavailable_since, h.last_error),
+        (Some((since, e)), true) => (false, Some(*since), Some(e.clone())),
+        (None, true) => (true, None, None),
+    }
 }
 
 struct Shared {
@@ -156,6 +173,28 @@ impl Shared {
             let n = c.http_closed.get(reason).copied().unwrap_or(0);
             let _ = writeln!(s, "rekey_http_connections_closed_total{{reason=\"{reason}\"}} {n}");
         }
+        let _ = writeln!(s, "# HELP rekey_resyncs_total Re-reads of the secrets the daemon could not schedule yet.");
+        let _ = writeln!(s, "# TYPE rekey_resyncs_total counter");
+        let _ = writeln!(s, "rekey_resyncs_total {}", c.resyncs);
+        drop(c);
+        let _ =
+            writeln!(s, "# HELP rekey_store_requests_total Requests this daemon's store client sent, by operation.");
+        let _ = writeln!(s, "# TYPE rekey_store_requests_total counter");
+        for (op, n) in self.manager.store().request_counts() {
+            let _ = writeln!(s, "rekey_store_requests_total{{op=\"{op}\"}} {n}");
+        }
+        let (up, since, _) = store_health(self);
+        let _ = writeln!(s, "# HELP rekey_store_up 1 when the store answers, 0 while it cannot be reached.");
+        let _ = writeln!(s, "# TYPE rekey_store_up gauge");
+        let _ = writeln!(s, "rekey_store_up {}", u8::from(up));
+        if let Some(t) = since {
+            let _ = writeln!(
+                s,
+                "# HELP rekey_store_unavailable_since_timestamp_seconds Since when the store cannot be reached (Unix time)."
+            );
+            let _ = writeln!(s, "# TYPE rekey_store_unavailable_since_timestamp_seconds gauge");
+            let _ = writeln!(s, "rekey_store_unavailable_since_timestamp_seconds {}", t.timestamp());
+        }
         s
     }
 }
@@ -165,20 +204,30 @@ fn respond(shared: &Shared, req: &Request<hyper::body::Incoming>) -> Response<Fu
         (&hyper::Method::GET, "/metrics") => {
             (StatusCode::OK, "text/plain; version=0.0.4; charset=utf-8", shared.metrics())
         }
+        (&hyper::Method::GET, "/livez") => (StatusCode::OK, "application/json", r#"{"status":"alive"}"#.into()),
         (&hyper::Method::GET, "/healthz") => {
             let stopping = *shared.stopping.borrow();
             let stats = shared.manager.statistics();
+            let (up, since, error) = store_health(shared);
+            let status = match (stopping, up) {
+                (true, _) => "stopping",
+                (false, false) => "degraded",
+                (false, true) => "ok",
+            };
             let body = json!({
-                "status": if stopping { "stopping" } else { "ok" },
+                "status": status,
+                "store": { "available": up, "unavailable_since": since, "error": error },
                 "scheduled": stats.active_schedules,
                 "in_flight": stats.active_rotations,
                 "next_due": shared.manager.next_due(),
             })
             .to_string();
-            (if stopping { StatusCode::SERVICE_UNAVAILABLE } else { StatusCode::OK }, "application/json", body)
+            (if stopping || !up { StatusCode::SERVICE_UNAVAILABLE } else { StatusCode::OK }, "application/json", body)
         }
-        (_, "/metrics" | "/healthz") => (StatusCode::METHOD_NOT_ALLOWED, "text/plain", "method not allowed\n".into()),
-        _ => (StatusCode::NOT_FOUND, "text/plain", "not found; try /healthz or /metrics\n".into()),
+        (_, "/metrics" | "/healthz" | "/livez") => {
+            (StatusCode::METHOD_NOT_ALLOWED, "text/plain", "method not allowed\n".into())
+        }
+        _ => (StatusCode::NOT_FOUND, "text/plain", "not found; try /healthz, /livez or /metrics\n".into()),
     };
     let mut r = Response::new(Full::new(Bytes::from(body)));
     *r.status_mut() = status;
@@ -515,9 +564,10 @@ fn signals(tx: watch::Sender<bool>) -> Result<(), CliError> {
 
 /// Schedules the secrets that are not yet; returns those still unscheduled
 /// and how many of them are quarantined.
-async fn sync(app: &app::App, pending: Vec<SecretConfig>) -> (Vec<SecretConfig>, usize) {
+async fn sync(app: &app::App, pending: Vec<SecretConfig>) -> (Vec<SecretConfig>, usize, Option<String>) {
     let mut left = Vec::new();
     let mut quarantined = 0;
+    let mut unreachable = None;
     for s in pending {
         match app.store.read_metadata(&s.path).await {
             Ok(m) => {
@@ -529,6 +579,9 @@ async fn sync(app: &app::App, pending: Vec<SecretConfig>) -> (Vec<SecretConfig>,
             }
             Err(e) => {
                 tracing::warn!(path = %s.path, error = %e, "cannot schedule the secret yet");
+                if crate::error::unreachable(&e) {
+                    unreachable = Some(e.to_string());
+                }
                 left.push(s);
                 continue;
             }
@@ -541,7 +594,20 @@ async fn sync(app: &app::App, pending: Vec<SecretConfig>) -> (Vec<SecretConfig>,
             }
         }
     }
-    (left, quarantined)
+    (left, quarantined, unreachable)
+}
+
+/// Records one resync's result in the counters.
+fn note_sync(shared: &Shared, unscheduled: usize, quarantined: usize, unreachable: Option<String>) {
+    let mut c = shared.counters();
+    c.quarantined = quarantined;
+    c.unscheduled = unscheduled;
+    c.resyncs += 1;
+    c.sync_unreachable = match (unreachable, c.sync_unreachable.take()) {
+        (None, _) => None,
+        (Some(e), Some((since, _))) => Some((since, e)),
+        (Some(e), None) => Some((Utc::now(), e)),
+    };
 }
 
 /// `rekey run`.
@@ -560,12 +626,8 @@ pub async fn run(config: Config, out: Out) -> Result<u8, CliError> {
 
     let quarantine_after: BTreeMap<String, u32> =
         app.config.secrets.iter().map(|s| (s.path.to_string(), s.policy.quarantine_after())).collect();
-    let (mut unscheduled, q) = sync(&app, app.config.secrets.clone()).await;
-    {
-        let mut c = shared.counters();
-        c.quarantined = q;
-        c.unscheduled = unscheduled.len();
-    }
+    let (mut unscheduled, q, down) = sync(&app, app.config.secrets.clone()).await;
+    note_sync(&shared, unscheduled.len(), q, down);
     let mut last_sync = tokio::time::Instant::now();
     let mut stop = rx.clone();
     let mut interrupted = false;
@@ -638,12 +700,15 @@ pub async fn run(config: Config, out: Out) -> Result<u8, CliError> {
             }
         }
         if last_sync.elapsed() >= resync {
-            let (left, q) = sync(&app, std::mem::take(&mut unscheduled)).await;
+            // Quarantines lifted in the store (`rekey resume` from another
+            // process) take effect here.
+            let lifted = app.manager.sync_quarantines().await;
+            if lifted > 0 {
+                tracing::info!(lifted, "quarantines lifted in the store; those secrets are due");
+            }
+            let (left, q, down) = sync(&app, std::mem::take(&mut unscheduled)).await;
             unscheduled = left;
-            let mut c = shared.counters();
-            c.quarantined = q;
-            c.unscheduled = unscheduled.len();
-            drop(c);
+            note_sync(&shared, unscheduled.len(), q, down);
             last_sync = tokio::time::Instant::now();
         }
     }

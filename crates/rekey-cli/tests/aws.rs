@@ -104,6 +104,11 @@ field = "password"
     let r = rekey(&cfg, &["rotate", "--all", "--json"], &env).await;
     assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
     assert_eq!(r.json()["summary"]["rotated"], 2);
+    // The AWS calls the run made, counted by the store's client.
+    let calls = r.json()["summary"]["store_calls"].as_u64().unwrap_or(0);
+    let per = r.json()["summary"]["store_calls_per_rotation"].as_f64().unwrap_or(0.0);
+    assert!(calls >= 2 * 4 && (per - calls as f64 / 2.0).abs() < 1e-9, "{}", r.stdout);
+    eprintln!("rotate --all on moto: {calls} API calls, {per} per rotation");
     let (value, version) = moto.current(&key).await;
     assert_eq!(value.len(), 48);
     assert!(value.chars().all(|c| c.is_ascii_hexdigit()));

@@ -83,6 +83,15 @@ async fn run_rotates_on_schedule_serves_metrics_and_stops_on_sigterm() {
     assert_eq!(metric(&metrics, "rekey_scheduled_secrets"), 2.0);
     assert!(metric(&metrics, "rekey_next_due_timestamp_seconds") > 0.0);
     assert_eq!(metric(&metrics, "rekey_rotation_duration_seconds_count"), rotated);
+    // The store's requests by operation: a staged rotation writes twice
+    // (the candidate to the staging path, then the new version).
+    assert!(metric(&metrics, "rekey_store_requests_total{op=\"kv_write\"}") >= 2.0 * rotated);
+    assert_eq!(metric(&metrics, "rekey_store_up"), 1.0);
+    assert!(metric(&metrics, "rekey_resyncs_total") >= 1.0);
+    let (status, health) = get(&format!("http://127.0.0.1:{port}/healthz")).await.expect("healthz");
+    assert_eq!(status, 200, "{health}");
+    assert!(health.contains(r#""available":true"#), "{health}");
+    assert_eq!(get(&format!("http://127.0.0.1:{port}/livez")).await.map(|r| r.0), Some(200));
     let run = stop(child).await;
     assert_eq!(run.code, 0, "clean exit after SIGTERM\n{}", run.stderr);
     let summary = run.json();
@@ -388,4 +397,101 @@ resync_interval = "1s"
     assert_eq!(bao.metadata(&path).await.0, 1, "no failed rotation created a version");
     assert!(!bao.staged(&path).await);
     assert_no_leak(&["dq-initial-s3cr3t-value".to_owned()]);
+}
+
+/// A TCP forwarder to the store that can be switched off (connections
+/// refused by closing them at once): a store outage on demand.
+struct Switch {
+    port: u16,
+    on: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl Switch {
+    async fn start(target: String) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let on = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flag = on.clone();
+        tokio::spawn(async move {
+            while let Ok((mut client, _)) = listener.accept().await {
+                if !flag.load(std::sync::atomic::Ordering::SeqCst) {
+                    drop(client);
+                    continue;
+                }
+                let target = target.clone();
+                tokio::spawn(async move {
+                    if let Ok(mut server) = tokio::net::TcpStream::connect(&target).await {
+                        let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
+                    }
+                });
+            }
+        });
+        Self { port, on }
+    }
+
+    fn set(&self, on: bool) {
+        self.on.store(on, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+/// Issue 11 point 3: a daemon that starts while its store cannot be reached
+/// says so (`/healthz` 503 `degraded` with the error, `rekey_store_up` 0,
+/// `/livez` still 200), quarantines nothing, and once the store answers
+/// schedules and rotates the overdue secret within a resync.
+#[tokio::test]
+async fn a_store_outage_is_reported_degraded_and_rotation_resumes_when_it_ends() {
+    let Some(bao) = Bao::from_env() else { return };
+    let prefix = unique("outage");
+    let dir = scratch("outage");
+    let path = format!("{prefix}/s");
+    bao.put(&path, json!({ "value": "outage-initial" })).await;
+    let target = bao.addr.trim_start_matches("http://").to_owned();
+    let switch = Switch::start(target).await;
+    let cfg = format!(
+        "[store]\ntype = \"vault\"\naddress = \"http://127.0.0.1:{}\"\nmount = \"secret\"\n\
+         [daemon]\nresync_interval = \"1s\"\n\
+         [policies.fast]\nschedule = \"every 2s\"\nstrategy = \"staged\"\n\
+         [[secret]]\npath = \"{path}\"\npolicy = \"fast\"\n",
+        switch.port
+    );
+    let cfg = write_config(&dir, &cfg);
+    let port = free_port();
+    let child = spawn(&cfg, port, &bao.token);
+    let url = |p: &str| format!("http://127.0.0.1:{port}{p}");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let health = loop {
+        if let Some((503, body)) = get(&url("/healthz")).await
+            && body.contains("degraded")
+        {
+            break body;
+        }
+        assert!(Instant::now() < deadline, "/healthz never said degraded");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert!(health.contains(r#""available":false"#) && health.contains(r#""error":""#), "{health}");
+    assert_eq!(get(&url("/livez")).await.map(|r| r.0), Some(200));
+    let (_, metrics) = get(&url("/metrics")).await.expect("metrics");
+    assert_eq!(metric(&metrics, "rekey_store_up"), 0.0);
+    assert!(metric(&metrics, "rekey_store_unavailable_since_timestamp_seconds") > 0.0);
+    assert_eq!(metric(&metrics, "rekey_quarantined_secrets"), 0.0);
+    // Several resyncs fail; none of them counts against the secret.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+
+    switch.set(true);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let (current, _, _) = bao.metadata(&path).await;
+        if current >= 2 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no rotation within 20 s after the store came back");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let (status, health) = get(&url("/healthz")).await.expect("healthz");
+    assert_eq!(status, 200, "{health}");
+    let (_, metrics) = get(&url("/metrics")).await.expect("metrics");
+    assert_eq!(metric(&metrics, "rekey_store_up"), 1.0);
+    assert_eq!(metric(&metrics, "rekey_quarantined_secrets"), 0.0);
+    let run = stop(child).await;
+    assert_eq!(run.code, 0, "{}", run.stderr);
 }

@@ -84,6 +84,11 @@ async fn rotate_many(
     results
 }
 
+/// The requests the store client has sent so far, all operations.
+fn store_calls(app: &App) -> u64 {
+    app.store.request_counts().iter().map(|(_, n)| n).sum()
+}
+
 /// Fails early (exit 3) when the store cannot be reached, rather than
 /// reporting every rotation as failed.
 async fn probe(app: &App, secrets: &[SecretConfig]) -> Result<(), CliError> {
@@ -123,19 +128,23 @@ pub async fn rotate(
         p
     });
     let n = secrets.len();
+    let calls_before = store_calls(&app);
     let started = Instant::now();
     let results = rotate_many(&app, secrets, concurrency, RotationTrigger::Manual, progress.clone()).await;
     let elapsed = started.elapsed();
+    let store_calls = store_calls(&app) - calls_before;
     if let Some(p) = progress {
         p.finish_and_clear();
     }
-    let code = report(out, &results, n, elapsed);
+    let code = report(out, &results, n, elapsed, store_calls);
     app.finish().await;
     Ok(code)
 }
 
 /// Prints the results; returns the exit code of the lot (the most severe).
-fn report(out: Out, results: &[RotationResult], n: usize, elapsed: Duration) -> u8 {
+/// `store_calls`: the requests the store client sent during the run (0 for
+/// a store that does not count them).
+fn report(out: Out, results: &[RotationResult], n: usize, elapsed: Duration, store_calls: u64) -> u8 {
     let count = |o: RotationOutcome| results.iter().filter(|r| r.outcome == o).count();
     let failed = results.iter().filter(|r| r.outcome.is_failure()).count();
     let rotated = count(RotationOutcome::Rotated);
@@ -154,6 +163,8 @@ fn report(out: Out, results: &[RotationResult], n: usize, elapsed: Duration) -> 
                     "skipped": n - rotated - failed,
                     "elapsed_ms": elapsed.as_secs_f64() * 1000.0,
                     "per_second": rate,
+                    "store_calls": store_calls,
+                    "store_calls_per_rotation": if rotated > 0 { store_calls as f64 / rotated as f64 } else { 0.0 },
                 },
                 "exit_code": code,
             }),
@@ -228,10 +239,11 @@ pub async fn emergency(config: Config, out: Out, path: &str, reason: &str) -> Re
     let app = app::build(config, None).await?;
     let s = app.secret(path)?.clone();
     probe(&app, std::slice::from_ref(&s)).await?;
+    let calls_before = store_calls(&app);
     let started = Instant::now();
     let trigger = RotationTrigger::Emergency { reason: reason.to_owned() };
     let results = rotate_many(&app, vec![s], 1, trigger, None).await;
-    let code = report(out, &results, 1, started.elapsed());
+    let code = report(out, &results, 1, started.elapsed(), store_calls(&app) - calls_before);
     app.finish().await;
     Ok(code)
 }

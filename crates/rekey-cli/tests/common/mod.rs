@@ -232,7 +232,8 @@ pub fn vault_store(bao: &Bao) -> String {
 /// and the numbers of timing keys and of `store_calls` (the engine's cost,
 /// pinned by its own tests) (`0`).
 pub fn normalize(v: &Value, prefix: &str, dir: &str) -> Value {
-    const TIMINGS: [&str; 5] = ["duration_ms", "elapsed_ms", "per_second", "next_due_in_seconds", "store_calls"];
+    const TIMINGS: [&str; 6] =
+        ["duration_ms", "elapsed_ms", "per_second", "next_due_in_seconds", "store_calls", "store_calls_per_rotation"];
     match v {
         Value::String(s) => {
             let mut s = s.clone();
