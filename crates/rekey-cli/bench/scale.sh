@@ -100,7 +100,9 @@ metric() {
 }
 "$TIME" -f '%M' -o "$DIR/run.time" "$BIN" -c "$CFG" run >"$DIR/run.log" 2>&1 &
 RUN=$!
-trap 'kill "$RUN" 2>/dev/null || true; rm -rf "$DIR"' EXIT
+# $RUN is GNU time, which does not pass signals on: signal its child, rekey.
+stop_run() { pkill -TERM -P "$RUN" 2>/dev/null || true; }
+trap 'stop_run; rm -rf "$DIR"' EXIT
 for _ in $(seq 1 600); do
   sched=$(metric rekey_scheduled_secrets 2>/dev/null || echo 0)
   [ "${sched:-0}" -ge "$N" ] && break
@@ -115,6 +117,6 @@ c1=$(metric rekey_store_requests_total)
 r1=$(metric rekey_resyncs_total)
 echo "run idle ${IDLE_SECS} s: $((c1 - c0)) store calls, $((r1 - r0)) resyncs" \
   "($(( (r1 - r0) > 0 ? (c1 - c0) / (r1 - r0) : 0 )) calls per resync)"
-kill -TERM "$RUN"
+stop_run
 wait "$RUN" || true
 echo "daemon peak RSS $(( $(cat "$DIR/run.time" | tail -1) / 1024 )) MiB"

@@ -192,6 +192,7 @@ mod codec;
 mod config;
 mod error;
 mod store;
+mod write;
 
 pub use config::{
     DEFAULT_APPROLE_MOUNT, DEFAULT_MOUNT, DEFAULT_REQUEST_TIMEOUT, DEFAULT_STAGING_PREFIX, VaultAuth, VaultConfig,

@@ -8,9 +8,8 @@ use std::sync::{Arc, RwLock};
 
 use async_trait::async_trait;
 use rekey_core::{
-    JOURNAL_KEY, Metadata, MetadataPatch, PutMode, PutOptions, RecordWrite, RotationId, SecretData, SecretPath,
-    SecretStore, SecretVersion, StageOutcome, StageRequest, Staged, Stages, StoreError, VersionId, VersionMeta,
-    VersionSelector,
+    JOURNAL_KEY, Metadata, MetadataPatch, PutOptions, RecordWrite, RotationId, SecretData, SecretPath, SecretStore,
+    SecretVersion, StageOutcome, StageRequest, Staged, Stages, StoreError, VersionId, VersionMeta, VersionSelector,
 };
 use secrecy::ExposeSecret;
 use serde_json::{Map, Value};
@@ -259,13 +258,13 @@ impl VaultStore {
         f(self.client()).await
     }
 
-    fn err(&self, f: &Failure, path: &str) -> StoreError {
+    pub(crate) fn err(&self, f: &Failure, path: &str) -> StoreError {
         to_store_error(f, Some(path))
     }
 
     // ---- raw KV v2 calls (one HTTP request each) ----
 
-    async fn kv_read(&self, kv_path: &str, version: Option<u64>) -> Result<ReadSecretResponse, Failure> {
+    pub(crate) async fn kv_read(&self, kv_path: &str, version: Option<u64>) -> Result<ReadSecretResponse, Failure> {
         let mount = self.inner.mount.as_str();
         self.call(Op::KvRead, kv_path, |c| async move {
             let req = ReadSecretRequest::builder()
@@ -279,7 +278,12 @@ impl VaultStore {
         .await
     }
 
-    async fn kv_write(&self, kv_path: &str, body: &KvBody, cas: Option<u64>) -> Result<SecretVersionMetadata, Failure> {
+    pub(crate) async fn kv_write(
+        &self,
+        kv_path: &str,
+        body: &KvBody,
+        cas: Option<u64>,
+    ) -> Result<SecretVersionMetadata, Failure> {
         let mount = self.inner.mount.as_str();
         let cas = match cas {
             None => None,
@@ -299,7 +303,7 @@ impl VaultStore {
         .await
     }
 
-    async fn kv_metadata(&self, kv_path: &str) -> Result<ReadSecretMetadataResponse, Failure> {
+    pub(crate) async fn kv_metadata(&self, kv_path: &str) -> Result<ReadSecretMetadataResponse, Failure> {
         let mount = self.inner.mount.as_str();
         self.call(Op::MetadataRead, kv_path, |c| async move {
             vaultrs::kv2::read_metadata(&*c, mount, kv_path).await.map_err(Failure::from)
@@ -308,7 +312,7 @@ impl VaultStore {
     }
 
     /// Deletes the metadata and every version (data destroyed) of a path.
-    async fn kv_destroy_all(&self, kv_path: &str) -> Result<(), Failure> {
+    pub(crate) async fn kv_destroy_all(&self, kv_path: &str) -> Result<(), Failure> {
         let mount = self.inner.mount.as_str();
         self.call(Op::MetadataDelete, kv_path, |c| async move {
             vaultrs::kv2::delete_metadata(&*c, mount, kv_path).await.map_err(Failure::from)
@@ -405,7 +409,7 @@ impl VaultStore {
 
     // ---- helpers built on them ----
 
-    fn staging(&self, path: &SecretPath) -> Result<String, StoreError> {
+    pub(crate) fn staging(&self, path: &SecretPath) -> Result<String, StoreError> {
         let p = path.as_str();
         let prefix = &self.inner.staging_prefix;
         if p == prefix || p.strip_prefix(prefix.as_str()).is_some_and(|rest| rest.starts_with('/')) {
@@ -417,7 +421,7 @@ impl VaultStore {
     }
 
     /// The main path's metadata; `NotFound` if the secret does not exist.
-    async fn metadata_of(&self, path: &SecretPath) -> Result<ReadSecretMetadataResponse, StoreError> {
+    pub(crate) async fn metadata_of(&self, path: &SecretPath) -> Result<ReadSecretMetadataResponse, StoreError> {
         self.staging(path)?;
         let md = self.kv_metadata(path.as_str()).await.map_err(|f| self.err(&f, path.as_str()))?;
         if md.current_version == 0 {
@@ -427,7 +431,7 @@ impl VaultStore {
     }
 
     /// The staged candidate, `None` when nothing is staged.
-    async fn read_staged(
+    pub(crate) async fn read_staged(
         &self,
         path: &SecretPath,
     ) -> Result<Option<(codec::Staged, SecretVersionMetadata)>, StoreError> {
@@ -448,7 +452,7 @@ impl VaultStore {
     /// describes already happened, so a failure here is logged, not
     /// returned; the only loss is that a retry of that write is then
     /// reported as a conflict instead of recognised).
-    async fn record(
+    pub(crate) async fn record(
         &self,
         path: &SecretPath,
         written: &SecretVersionMetadata,
@@ -479,7 +483,7 @@ impl VaultStore {
 
     /// After a failed compare-and-swap on the main path: the `Conflict`, or
     /// `NotFound` if the secret is gone.
-    async fn conflict(&self, path: &SecretPath, expected: Option<u64>) -> StoreError {
+    pub(crate) async fn conflict(&self, path: &SecretPath, expected: Option<u64>) -> StoreError {
         match self.kv_metadata(path.as_str()).await {
             Ok(md) if md.current_version > 0 => StoreError::Conflict {
                 path: path.as_str().to_owned(),
@@ -502,7 +506,7 @@ struct ApiErrors {
 }
 
 /// The live versions (not deleted, not destroyed), oldest first.
-fn live_versions(md: &ReadSecretMetadataResponse) -> Vec<(u64, &str)> {
+pub(crate) fn live_versions(md: &ReadSecretMetadataResponse) -> Vec<(u64, &str)> {
     let mut v: Vec<(u64, &str)> = md
         .versions
         .iter()
@@ -518,7 +522,7 @@ fn previous_of(md: &ReadSecretMetadataResponse) -> Option<u64> {
     live_versions(md).into_iter().map(|(n, _)| n).filter(|n| *n < md.current_version).max()
 }
 
-fn meta_from_md(md: &ReadSecretMetadataResponse, n: u64) -> Result<VersionMeta, StoreError> {
+pub(crate) fn meta_from_md(md: &ReadSecretMetadataResponse, n: u64) -> Result<VersionMeta, StoreError> {
     let created = md.versions.get(&n.to_string()).map(|m| m.created_time.as_str()).unwrap_or("");
     Ok(VersionMeta {
         id: codec::kv_id(n),
@@ -528,7 +532,7 @@ fn meta_from_md(md: &ReadSecretMetadataResponse, n: u64) -> Result<VersionMeta, 
     })
 }
 
-fn written_meta(w: &SecretVersionMetadata, rotation: Option<RotationId>) -> Result<VersionMeta, StoreError> {
+pub(crate) fn written_meta(w: &SecretVersionMetadata, rotation: Option<RotationId>) -> Result<VersionMeta, StoreError> {
     Ok(VersionMeta {
         id: codec::kv_id(w.version),
         created_at: codec::time(&w.created_time)?,
@@ -946,212 +950,5 @@ impl SecretStore for VaultStore {
         self.metadata_of(path).await?;
         self.kv_destroy_all(&loc).await.map_err(|f| self.err(&f, p))?;
         self.kv_destroy_all(p).await.map_err(|f| self.err(&f, p))
-    }
-}
-
-impl VaultStore {
-    /// [`SecretStore::put`], with `extra` (a rotation's record) written in
-    /// the same metadata PATCH as the rotation id. Returns whether `extra`
-    /// was written (not when an earlier attempt's version is returned).
-    async fn put_with(
-        &self,
-        path: &SecretPath,
-        data: SecretData,
-        opts: PutOptions,
-        extra: Option<&RecordWrite>,
-    ) -> Result<(VersionMeta, bool), StoreError> {
-        self.staging(path)?;
-        let p = path.as_str();
-        let body = KvBody(Value::Object(codec::to_kv(&data)));
-        drop(data);
-        let cas = match &opts.mode {
-            PutMode::Create => Some(0),
-            PutMode::IfCurrent(id) => match codec::parse_id(id) {
-                Id::Kv(n) => Some(n),
-                // No staged or foreign id is ever current.
-                Id::Staged(_) | Id::Unknown => {
-                    let md = self.metadata_of(path).await?;
-                    if let Some(n) = opts.rotation_id.and_then(|r| codec::find_recorded(md.custom_metadata.as_ref(), r))
-                    {
-                        return meta_from_md(&md, n).map(|m| (m, false));
-                    }
-                    return Err(StoreError::Conflict {
-                        path: p.to_owned(),
-                        expected: Some(id.clone()),
-                        actual: Some(codec::kv_id(md.current_version)),
-                    });
-                }
-            },
-            PutMode::Overwrite => {
-                // No compare-and-swap to fail: look for an earlier attempt first.
-                if let Some(r) = opts.rotation_id {
-                    match self.metadata_of(path).await {
-                        Ok(md) => {
-                            if let Some(n) = codec::find_recorded(md.custom_metadata.as_ref(), r) {
-                                return meta_from_md(&md, n).map(|m| (m, false));
-                            }
-                        }
-                        Err(StoreError::NotFound { .. }) => {}
-                        Err(e) => return Err(e),
-                    }
-                }
-                None
-            }
-        };
-        match self.kv_write(p, &body, cas).await {
-            Ok(w) => {
-                let recorded = match opts.rotation_id {
-                    Some(r) => {
-                        self.record(path, &w, r, extra).await?;
-                        extra.is_some()
-                    }
-                    None => false,
-                };
-                written_meta(&w, opts.rotation_id).map(|m| (m, recorded))
-            }
-            Err(f) if f.is_cas_mismatch() => {
-                // Only now pay for the metadata read: was it our own earlier
-                // attempt (a retry), someone else, or is the secret gone?
-                let md = match self.kv_metadata(p).await {
-                    Ok(md) if md.current_version > 0 => Some(md),
-                    Ok(_) => None,
-                    Err(f) if f.is_status(404) => None,
-                    Err(f) => return Err(self.err(&f, p)),
-                };
-                if let (Some(md), Some(r)) = (&md, opts.rotation_id)
-                    && let Some(n) = codec::find_recorded(md.custom_metadata.as_ref(), r)
-                {
-                    return meta_from_md(md, n).map(|m| (m, false));
-                }
-                match (&opts.mode, md) {
-                    (PutMode::Create, _) => Err(StoreError::AlreadyExists { path: p.to_owned() }),
-                    (_, None) => Err(StoreError::not_found(p, None)),
-                    (_, Some(md)) => Err(StoreError::Conflict {
-                        path: p.to_owned(),
-                        expected: cas.map(codec::kv_id),
-                        actual: Some(codec::kv_id(md.current_version)),
-                    }),
-                }
-            }
-            Err(f) => Err(self.err(&f, p)),
-        }
-    }
-
-    /// [`SecretStore::promote`], writing `extra` with the promotion when it
-    /// can; returns whether it did.
-    async fn promote_with(
-        &self,
-        path: &SecretPath,
-        version: &VersionId,
-        expected_current: &VersionId,
-        extra: Option<&RecordWrite>,
-    ) -> Result<(VersionMeta, bool), StoreError> {
-        let recorded = AtomicBool::new(false);
-        let meta = self.promote_inner(path, version, expected_current, extra, &recorded).await?;
-        Ok((meta, recorded.load(Ordering::Relaxed)))
-    }
-
-    /// The body of [`SecretStore::promote`]; a staged candidate's
-    /// promotion writes `extra` (the rotation's record) in the same
-    /// metadata PATCH as the rotation id, and then sets `recorded`.
-    async fn promote_inner(
-        &self,
-        path: &SecretPath,
-        version: &VersionId,
-        expected_current: &VersionId,
-        extra: Option<&RecordWrite>,
-        recorded: &AtomicBool,
-    ) -> Result<VersionMeta, StoreError> {
-        let p = path.as_str();
-        let loc = self.staging(path)?;
-        let missing = || StoreError::not_found(p, Some(format!("version {version}")));
-        let expected = match codec::parse_id(expected_current) {
-            Id::Kv(n) => Some(n),
-            _ => None,
-        };
-        match codec::parse_id(version) {
-            Id::Staged(rid) => {
-                let staged = match self.read_staged(path).await? {
-                    Some((s, _)) if s.rotation == rid => s,
-                    _ => {
-                        // Not staged (any more). If it was promoted, the
-                        // candidate lives on as the KV version recorded for its
-                        // rotation: promoting it again is a no-op when it is
-                        // current and `expected` names it, else a `Conflict`
-                        // (as for any other existing version).
-                        let md = self.metadata_of(path).await?;
-                        return match codec::find_recorded(md.custom_metadata.as_ref(), rid) {
-                            Some(_) if Some(md.current_version) != expected => Err(StoreError::Conflict {
-                                path: p.to_owned(),
-                                expected: Some(expected_current.clone()),
-                                actual: Some(codec::kv_id(md.current_version)),
-                            }),
-                            Some(n) if n == md.current_version => meta_from_md(&md, n),
-                            _ => Err(missing()),
-                        };
-                    }
-                };
-                let Some(exp) = expected else {
-                    return Err(self.conflict(path, None).await);
-                };
-                match self.kv_write(p, &staged.candidate, Some(exp)).await {
-                    Ok(w) => {
-                        self.record(path, &w, rid, extra).await?;
-                        recorded.store(extra.is_some(), Ordering::Relaxed);
-                        if let Err(f) = self.kv_destroy_all(&loc).await {
-                            // The promote happened; the leftover candidate is
-                            // replaced by the next stage or removed by discard.
-                            tracing::warn!(path = p, error = %self.err(&f, p), "promoted, but could not remove the staging entry");
-                        }
-                        written_meta(&w, Some(rid))
-                    }
-                    // Lost the race (possibly to another promoter of this very
-                    // candidate, or to an earlier attempt of this call whose
-                    // answer was lost: the contract makes promote a plain
-                    // compare-and-swap, so that is a conflict too; the
-                    // caller sees its rotation id on the current version).
-                    Err(f) if f.is_cas_mismatch() => Err(self.conflict(path, Some(exp)).await),
-                    Err(f) => Err(self.err(&f, p)),
-                }
-            }
-            Id::Kv(n) => {
-                if Some(n) == expected {
-                    // Already current (if `expected` is right): nothing to write.
-                    let md = self.metadata_of(path).await?;
-                    if !live_versions(&md).iter().any(|(v, _)| *v == n) {
-                        return Err(missing());
-                    }
-                    if md.current_version != n {
-                        return Err(StoreError::Conflict {
-                            path: p.to_owned(),
-                            expected: Some(expected_current.clone()),
-                            actual: Some(codec::kv_id(md.current_version)),
-                        });
-                    }
-                    return meta_from_md(&md, n);
-                }
-                // Rollback (or roll forward): copy that version's value in.
-                let r = self.kv_read(p, Some(n)).await.map_err(|f| match self.err(&f, p) {
-                    StoreError::NotFound { .. } => missing(),
-                    e => e,
-                })?;
-                if r.metadata.destroyed || !r.metadata.deletion_time.is_empty() {
-                    return Err(missing());
-                }
-                let body = KvBody(r.data);
-                let Some(exp) = expected else {
-                    return Err(self.conflict(path, None).await);
-                };
-                match self.kv_write(p, &body, Some(exp)).await {
-                    Ok(w) => written_meta(&w, None),
-                    Err(f) if f.is_cas_mismatch() => Err(self.conflict(path, Some(exp)).await),
-                    Err(f) => Err(self.err(&f, p)),
-                }
-            }
-            Id::Unknown => {
-                self.metadata_of(path).await?;
-                Err(missing())
-            }
-        }
     }
 }
