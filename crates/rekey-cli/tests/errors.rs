@@ -183,3 +183,41 @@ async fn durations_have_units() {
     assert!(j["results"][0]["duration_ms"].is_number(), "{j}");
     assert!(j["results"][0].get("duration").is_none(), "a bare `duration` has no unit: {j}");
 }
+
+/// Issue 11 point 1 through the binary: a policy that names a verifier and
+/// leaves `require_verification` at its default runs it (a failing verifier
+/// fails the rotation, exit 1, the value unchanged); switching verification
+/// off while naming verifiers is refused at the key (exit 2) by `check`.
+#[cfg(feature = "vault")]
+#[tokio::test]
+async fn named_verifiers_run_by_default_and_cannot_be_switched_off() {
+    let Some(bao) = Bao::from_env() else { return };
+    let path = format!("{}/named", unique("named"));
+    bao.put(&path, serde_json::json!({ "value": "named-initial-s3cr3t-01" })).await;
+    let dir = scratch("named");
+    let verifier = "[[verifier]]\nname = \"no\"\ntype = \"command\"\nprogram = \"/bin/false\"\n";
+    let secret = format!("[[secret]]\npath = \"{path}\"\npolicy = \"p\"\n");
+    let env = [("VAULT_TOKEN", bao.token.as_str())];
+
+    let cfg = write_config(
+        &dir,
+        &format!(
+            "{}[policies.p]\nverification_tests = [\"no\"]\nmax_retries = 0\n{verifier}{secret}",
+            vault_store(&bao)
+        ),
+    );
+    let r = rekey(&cfg, &["rotate", &path], &env).await;
+    assert_eq!(r.code, 1, "the named verifier ran and failed\n{}{}", r.stdout, r.stderr);
+    assert_eq!(bao.read(&path).await["value"], "named-initial-s3cr3t-01", "the unverified value never became current");
+
+    let cfg = write_config(
+        &dir,
+        &format!(
+            "{}[policies.p]\nrequire_verification = false\nverification_tests = [\"no\"]\n{verifier}{secret}",
+            vault_store(&bao)
+        ),
+    );
+    let r = rekey(&cfg, &["check"], &env).await;
+    assert_eq!(r.code, 2, "{}{}", r.stdout, r.stderr);
+    assert!(r.stderr.contains(":6:") || r.stdout.contains(":6:"), "refused at its line\n{}{}", r.stdout, r.stderr);
+}
