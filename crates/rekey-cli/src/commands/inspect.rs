@@ -34,22 +34,16 @@ async fn status_row(app: &App, s: &SecretConfig) -> Result<StatusRow, CliError> 
         state: state::SecretState::default(),
         error: None,
     };
-    match app.store.list_versions(&s.path).await {
-        Ok(vs) => {
-            if let Some(c) = vs.iter().find(|v| v.stages.current) {
-                row.version = Some(c.id.to_string());
-                row.last_rotated = Some(c.created_at);
-            }
+    // One snapshot per secret (on OpenBao a single data read): the current
+    // version, when it was written, and the record beside it.
+    match app.store.snapshot(&s.path, false).await {
+        Ok(snap) => {
+            row.version = Some(snap.current.id.to_string());
+            row.last_rotated = Some(snap.current.created_at);
+            row.state = state::read(&snap.metadata);
         }
         Err(e) if error::unreachable(&e) => return Err(CliError::store(format!("reading {}", s.path), e)),
         Err(e) => row.error = Some((e.to_string(), error::store_exit_code(&e))),
-    }
-    if row.error.is_none() {
-        match app.store.read_metadata(&s.path).await {
-            Ok(m) => row.state = state::read(&m),
-            Err(e) if error::unreachable(&e) => return Err(CliError::store(format!("reading {}", s.path), e)),
-            Err(e) => row.error = Some((e.to_string(), error::store_exit_code(&e))),
-        }
     }
     if row.state.quarantined.is_none() {
         row.next_due = row.last_rotated.and_then(|l| s.policy.next_due(l, jitter_key(&s.path)));
@@ -65,11 +59,17 @@ fn relative(t: DateTime<Utc>, now: DateTime<Utc>) -> String {
     }
 }
 
+/// Secrets `status` reads at once.
+const STATUS_CONCURRENCY: usize = 64;
+
 /// `rekey status`.
 pub async fn status(config: Config, out: Out) -> Result<u8, CliError> {
     let app = app::build(config, None).await?;
-    let rows: Vec<Result<StatusRow, CliError>> =
-        futures::stream::iter(app.config.secrets.iter()).map(|s| status_row(&app, s)).buffered(16).collect().await;
+    let rows: Vec<Result<StatusRow, CliError>> = futures::stream::iter(app.config.secrets.iter())
+        .map(|s| status_row(&app, s))
+        .buffered(STATUS_CONCURRENCY)
+        .collect()
+        .await;
     let rows = rows.into_iter().collect::<Result<Vec<_>, _>>()?;
     let code = rows.iter().filter_map(|r| r.error.as_ref().map(|e| e.1)).fold(EXIT_OK, error::worst);
     let now = Utc::now();
