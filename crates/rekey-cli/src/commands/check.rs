@@ -2,6 +2,7 @@
 //! will happen when.
 
 use chrono::{DateTime, Utc};
+use futures::StreamExt;
 use rekey::{RotationStrategy, Schedule, SecretData, SecretStoreExt, StoreError, jitter_key};
 use serde_json::{Value, json};
 
@@ -11,6 +12,9 @@ use crate::error::{self, CliError, EXIT_CONFIG, EXIT_NOT_FOUND, EXIT_OK};
 use crate::output::{Out, Table, time_json, when};
 use crate::state;
 
+/// Secrets `check` reads at once.
+const CHECK_CONCURRENCY: usize = 64;
+
 /// `rekey check`.
 pub async fn check(config: Config, out: Out) -> Result<u8, CliError> {
     let app = app::build(config, None).await?;
@@ -18,8 +22,15 @@ pub async fn check(config: Config, out: Out) -> Result<u8, CliError> {
     let mut items: Vec<Value> = Vec::new();
     let mut rows = Table::new(&["SECRET", "STATE"]);
     let mut warned: Vec<String> = Vec::new();
-    for s in &app.config.secrets {
-        let (state, version, problem, c) = match app.store.current(&s.path).await {
+    // The reads in parallel (in order), one per secret.
+    let store = &app.store;
+    let reads: Vec<_> = futures::stream::iter(app.config.secrets.iter())
+        .map(|s| async move { store.current(&s.path).await })
+        .buffered(CHECK_CONCURRENCY)
+        .collect()
+        .await;
+    for (s, read) in app.config.secrets.iter().zip(reads) {
+        let (state, version, problem, c) = match read {
             Ok(cur) => match shape_problem(s, &cur.data) {
                 Some(p) => ("misconfigured", Some(cur.meta.id.to_string()), Some(p), EXIT_CONFIG),
                 None => ("ok", Some(cur.meta.id.to_string()), None, EXIT_OK),

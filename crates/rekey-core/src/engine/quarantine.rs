@@ -61,7 +61,13 @@ impl RotationManager {
             let Some(path) = lock(&self.inner.schedules).slot(id).and_then(|s| s.path.clone()) else { continue };
             let Ok(path) = SecretPath::new(&*path) else { continue };
             let Ok(meta) = self.inner.store.read_metadata(&path).await else { continue };
-            if SecretRecord::read(&meta).quarantine.is_some() {
+            // Lifted in the store means: no quarantine *and* no failure
+            // counted — what `resume` and a successful rotation leave. A
+            // record that still counts failures (its quarantine entry not
+            // written, e.g. that write failed and this process quarantined
+            // on its own count) keeps the quarantine here.
+            let rec = SecretRecord::read(&meta);
+            if rec.quarantine.is_some() || rec.failures > 0 {
                 continue;
             }
             let now = self.inner.clock.now();
