@@ -263,3 +263,48 @@ async fn dropping_a_scheduling_pass_puts_its_jobs_back() {
         assert!(e.pending(&path(&format!("c/shutdown/{i}"))).await.is_none());
     }
 }
+
+/// A rotation that has run past three quarters of the stale-rotation limit
+/// (on the monotonic clock) never makes its candidate current: by then
+/// another process may have judged it crashed and taken it over (undone its
+/// target, discarded or replaced its candidate). Here a second manager does
+/// take it over and rotates; the first, released afterwards, is refused at
+/// its promote and leaves the second's value alone.
+#[tokio::test]
+async fn a_rotation_past_the_stale_limit_never_promotes_after_a_takeover() {
+    let limit = Duration::from_millis(400);
+    let gate = Gate::new();
+    let (entered, permits) = (gate.entered.clone(), gate.permits.clone());
+    let e = env_with(move |b| b.verifier(Arc::new(gate)).stale_rotation_after(limit));
+    let other = manager_on(e.store.clone(), &e.clock, &e.audit, |b| b.stale_rotation_after(limit));
+    {
+        let strategy = STAGED;
+        let p = path("c/overran");
+        e.seed(&p, "initial").await;
+        let m = e.manager.clone();
+        let p2 = p.clone();
+        let first = tokio::spawn(async move { m.rotate_secret(&p2, &gated(strategy), None).await });
+        entered.notified().await;
+        // Real time past the first rotation's guard; the engine clock past
+        // the second manager's judgement of staleness.
+        tokio::time::sleep(limit).await;
+        e.clock.advance(Duration::from_secs(1));
+        let taken = other.rotate_secret(&p, &policy(strategy), None).await;
+        assert!(taken.success(), "{strategy}: the takeover: {taken}");
+        let theirs = e.current_text(&p).await;
+        assert_ne!(theirs, "initial");
+        permits.add_permits(1);
+        let r = first.await.unwrap();
+        assert!(matches!(r.error, Some(RotationError::Overran { .. })), "{strategy}: {r}");
+        assert!(r.outcome.is_failure(), "{strategy}: {r}");
+        assert!(r.to_string().contains("treats it as crashed"), "{r}");
+        assert_eq!(e.current_text(&p).await, theirs, "{strategy}: the overrun rotation changed the value");
+        assert!(e.pending(&p).await.is_none(), "{strategy}");
+    }
+    // A rotation within the limit is not affected.
+    let p = path("c/overran-not");
+    e.seed(&p, "initial").await;
+    permits.add_permits(1);
+    let r = e.manager.rotate_secret(&p, &gated(STAGED), None).await;
+    assert!(r.success(), "{r}");
+}

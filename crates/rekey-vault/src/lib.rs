@@ -84,7 +84,7 @@
 //! | read pending | 1 |
 //! | put | 1, +1 with a rotation id (the record); +1 after a CAS failure |
 //! | stage | 2 (secret's metadata + staging write with `cas=0`) |
-//! | promote a staged candidate | 4 (read candidate, CAS write, record, destroy staging) |
+//! | promote a staged candidate | 4 (read candidate, CAS write, record, destroy staging); 3 with the value given (`promote_rotation`) |
 //! | rollback (promote an older version) | 2 (read it, CAS write) |
 //! | discard | 2 |
 //! | list versions | 2 |
@@ -105,20 +105,28 @@
 //!
 //! | strategy | requests | which, and why |
 //! |---|---|---|
-//! | staged, dual_write | 6 | `kv_read` current (value, version and `custom_metadata`, where the record and a journal live: no metadata read); `kv_write` of the candidate to the staging path with `cas=0` (it carries the rotation id, so it is its own journal); at promotion `kv_read` of the candidate; `kv_write` with `cas` = the base version; one `metadata_patch` recording the rotation id and the rotation's record (and clearing a journal); `metadata_delete` of the staging entry |
+//! | staged, dual_write | 5 | `kv_read` current (value, version and `custom_metadata`, where the record and a journal live: no metadata read); `kv_write` of the candidate to the staging path with `cas=0` (it carries the rotation id, so it is its own journal); at promotion `kv_write` of the value the engine staged with `cas` = the base version (the candidate is not read back); one `metadata_patch` recording the rotation id and the rotation's record (and clearing a journal); `metadata_delete` of the staging entry (so the next stage's `cas=0` write succeeds and no copy of the value stays behind) |
 //! | immediate | 3 | `kv_read`, `kv_write` with `cas`, one `metadata_patch` (rotation id + record) |
 //!
 //! A required journal (a credential target is changed before promotion)
 //! adds one `metadata_patch`; a lost compare-and-swap one `metadata_read`
 //! (to tell a retry of our own write from another writer); a leftover
 //! candidate of a crashed rotation a read of it before it is replaced.
-//! Before these calls were native, the same rotations cost 10 and 5.
+//! Before these calls were native, the same rotations cost 10 and 5
+//! (and 15 and 11 through the CLI before that).
 //!
-//! The promote reads the candidate back from the staging entry rather than
-//! from a copy kept in memory at stage time: only the read proves that the
-//! candidate is still the staged one (another process may have replaced or
-//! discarded it, and promoting it anyway would break the contract). That
-//! read is the one request above the protocol minimum of 5.
+//! The promote writes the value the engine staged
+//! ([`PromoteRequest::value`](rekey_core::PromoteRequest)) instead of
+//! reading the candidate back. The read would not make promotion safer: the
+//! compare-and-swap against the base version already lets exactly one of
+//! two racing rotations win, and the only process that may discard or
+//! replace a *live* rotation's candidate after a crash-style takeover is
+//! one that judged it stale; the engine refuses to promote once a rotation
+//! has run for three quarters of the stale-rotation limit
+//! ([`RotationError::Overran`](rekey_core::RotationError)), so a candidate
+//! taken over is never promoted behind the taker's back. A plain
+//! [`promote`](rekey_core::SecretStore::promote) (no value given) still
+//! reads the candidate (4 requests).
 //!
 //! One HTTP client serves a store and its clones (keep-alive connections,
 //! TLS set up once per connection); an AppRole login replaces it with a

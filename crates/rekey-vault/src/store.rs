@@ -703,7 +703,12 @@ impl SecretStore for VaultStore {
         req: rekey_core::PromoteRequest<'_>,
     ) -> Result<VersionMeta, StoreError> {
         let extra = (!req.record.is_empty()).then_some(req.record);
-        let (meta, recorded) = self.promote_with(path, req.candidate, req.expected, extra).await?;
+        let (meta, recorded) = match (codec::parse_id(req.candidate), codec::parse_id(req.expected), req.value) {
+            (Id::Staged(rid), Id::Kv(expected), Some(value)) => {
+                self.promote_staged_value(path, rid, expected, value, extra).await?
+            }
+            _ => self.promote_with(path, req.candidate, req.expected, extra).await?,
+        };
         if !recorded && let Some(r) = extra {
             self.update_metadata(path, r.all(&meta.id)).await?;
         }

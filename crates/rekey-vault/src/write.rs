@@ -5,7 +5,9 @@
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use rekey_core::{PutMode, PutOptions, RecordWrite, SecretData, SecretPath, StoreError, VersionId, VersionMeta};
+use rekey_core::{
+    PutMode, PutOptions, RecordWrite, RotationId, SecretData, SecretPath, StoreError, VersionId, VersionMeta,
+};
 use serde_json::Value;
 
 use crate::codec::{self, Id, KvBody};
@@ -95,6 +97,45 @@ impl VaultStore {
                     }),
                 }
             }
+            Err(f) => Err(self.err(&f, p)),
+        }
+    }
+
+    /// The promotion of a staged candidate whose value the caller holds (the
+    /// engine passes the value it staged): three requests, the
+    /// compare-and-swap write of the value, the metadata PATCH with the
+    /// rotation id and `extra`, and the removal of the staging entry. The
+    /// candidate is not read back: the compare-and-swap against `expected`
+    /// decides, as for any promote, which of two racing rotations wins, and
+    /// the engine never promotes a candidate once it has run long enough for
+    /// another process to take it over (`RotationError::Overran`), so a
+    /// candidate replaced or discarded by a stale-rotation takeover is never
+    /// promoted behind the taker's back.
+    pub(crate) async fn promote_staged_value(
+        &self,
+        path: &SecretPath,
+        rotation: RotationId,
+        expected: u64,
+        value: &SecretData,
+        extra: Option<&RecordWrite>,
+    ) -> Result<(VersionMeta, bool), StoreError> {
+        let p = path.as_str();
+        let loc = self.staging(path)?;
+        let body = KvBody(Value::Object(codec::to_kv(value)));
+        match self.kv_write(p, &body, Some(expected)).await {
+            Ok(w) => {
+                self.record(path, &w, rotation, extra).await?;
+                if let Err(f) = self.kv_destroy_all(&loc).await {
+                    // The promote happened; the leftover candidate is replaced
+                    // by the next stage or removed by discard.
+                    tracing::warn!(path = p, error = %self.err(&f, p), "promoted, but could not remove the staging entry");
+                }
+                written_meta(&w, Some(rotation)).map(|m| (m, extra.is_some()))
+            }
+            // Lost the race, or an earlier attempt of this call won and its
+            // answer was lost: a conflict either way (the caller sees its
+            // rotation id on the current version).
+            Err(f) if f.is_cas_mismatch() => Err(self.conflict(path, Some(expected)).await),
             Err(f) => Err(self.err(&f, p)),
         }
     }

@@ -38,11 +38,12 @@ async fn each_strategy_costs_a_pinned_number_of_requests() {
     assert_eq!(vault.request_counts().len(), REQUEST_OPS.len());
 
     // Staged and dual-write: read the current value (with its version and
-    // record), write the candidate to the staging path; at promotion read
-    // it back, CAS-write it as the new version, one PATCH for the rotation
-    // id and the record (journal cleared), delete the staging entry.
-    // Immediate: read, CAS-write, one PATCH.
-    const STAGED: &[(&str, u64)] = &[("kv_read", 2), ("kv_write", 2), ("metadata_patch", 1), ("metadata_delete", 1)];
+    // record), write the candidate to the staging path; at promotion
+    // CAS-write the value the engine staged as the new version (not read
+    // back), one PATCH for the rotation id and the record (journal
+    // cleared), delete the staging entry. Immediate: read, CAS-write, one
+    // PATCH.
+    const STAGED: &[(&str, u64)] = &[("kv_read", 1), ("kv_write", 2), ("metadata_patch", 1), ("metadata_delete", 1)];
     let cases: [(RotationStrategy, &[(&str, u64)]); 3] = [
         (RotationStrategy::Staged, STAGED),
         (RotationStrategy::Immediate, &[("kv_read", 1), ("kv_write", 1), ("metadata_patch", 1)]),

@@ -18,6 +18,9 @@ pub(super) struct Run<'a> {
     pub(super) policy: &'a RotationPolicy,
     pub(super) trigger: &'a RotationTrigger,
     pub(super) started: DateTime<Utc>,
+    /// When it started, on this process's monotonic clock: how long it has
+    /// run, whatever the engine's clock says (see `Inner::overran`).
+    pub(super) began: std::time::Instant,
     pub(super) old_version: Option<VersionId>,
     pub(super) new_version: Option<VersionId>,
     pub(super) calls: u32,

@@ -277,6 +277,24 @@ pub enum RotationError {
         /// The candidate's version.
         version: VersionId,
     },
+    /// The rotation ran so long that another process may already treat it
+    /// as crashed and take it over (its journal or candidate counts as stale
+    /// after the stale-rotation limit), so it did not make its candidate
+    /// current. Checked before the promote or write, at three quarters of
+    /// that limit.
+    #[error(
+        "{path}: the rotation ran for {}s, past three quarters of the {}s after which another process treats it as crashed; its candidate was not made current",
+        elapsed.as_secs(),
+        limit.as_secs()
+    )]
+    Overran {
+        /// The secret.
+        path: SecretPath,
+        /// How long it had run.
+        elapsed: std::time::Duration,
+        /// The stale-rotation limit.
+        limit: std::time::Duration,
+    },
     /// The rotation failed, and undoing it failed too. The cause comes
     /// first; the audit trail has both.
     #[error("{cause}; undoing the rotation also failed: {undo}")]
@@ -329,6 +347,7 @@ impl RotationError {
             Self::Verification { .. } => "verification",
             Self::Target { .. } => "target",
             Self::CandidateLost { .. } => "candidate_lost",
+            Self::Overran { .. } => "overran",
             Self::UndoFailed { .. } => "undo_failed",
         }
     }

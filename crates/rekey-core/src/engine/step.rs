@@ -29,6 +29,20 @@ impl Inner {
         }
     }
 
+    /// Whether the rotation has run so long (three quarters of the
+    /// stale-rotation limit, on the monotonic clock) that another process
+    /// may treat it as crashed: it then takes the rotation over (undoes the
+    /// target, discards or replaces the candidate), so this one must not
+    /// make its candidate current. This is what lets a store promote the
+    /// value the caller staged without reading the candidate back
+    /// ([`PromoteRequest::value`]): the only process that may replace a
+    /// live rotation's candidate is one that judged it stale.
+    fn overran(&self, run: &Run<'_>) -> Option<RotationError> {
+        let limit = self.stale_limit(run.policy);
+        let elapsed = run.began.elapsed();
+        (elapsed >= limit / 4 * 3).then(|| RotationError::Overran { path: run.path.clone(), elapsed, limit })
+    }
+
     pub(super) async fn perform(
         &self,
         run: &mut Run<'_>,
@@ -139,6 +153,10 @@ impl Inner {
                 }
             }
             RotationAction::Write => {
+                if let Some(e) = self.overran(run) {
+                    self.step_failed(run, action, e);
+                    return ActionOutcome::Failed;
+                }
                 let opts = PutOptions::if_current(x.base.clone()).with_rotation(run.id);
                 let c = &x.candidate;
                 let record = x.carry.clone().unwrap_or_default();
@@ -160,6 +178,10 @@ impl Inner {
                 let Some(candidate_id) = run.new_version.clone() else {
                     return ActionOutcome::Failed;
                 };
+                if let Some(e) = self.overran(run) {
+                    self.step_failed(run, action, e);
+                    return ActionOutcome::Failed;
+                }
                 let base = x.base.clone();
                 let record = x.carry.clone().unwrap_or_default();
                 let value = &x.candidate;
