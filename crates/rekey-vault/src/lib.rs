@@ -129,8 +129,8 @@
 //! reads the candidate (4 requests).
 //!
 //! One HTTP client serves a store and its clones (keep-alive connections,
-//! TLS set up once per connection); an AppRole login replaces it with a
-//! new one carrying the new token.
+//! TLS set up once per connection); an AppRole login installs a client
+//! with the new token on the same connection pool.
 //!
 //! ## Policy
 //!

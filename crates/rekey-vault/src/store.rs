@@ -197,10 +197,19 @@ impl VaultStore {
         self.inner.requests[op as usize].fetch_add(1, Ordering::Relaxed);
     }
 
+    /// A client with `settings` (another token) on the store's own HTTP
+    /// connection pool: a login opens no new connections and sets up no new
+    /// TLS sessions.
+    fn sharing_pool(&self, settings: VaultClientSettings) -> Result<VaultClient, StoreError> {
+        let mut client = VaultClient::new(settings).map_err(|e| to_store_error(&e.into(), None))?;
+        client.http.http = self.client().http.http.clone();
+        Ok(client)
+    }
+
     /// AppRole login; installs the new token.
     async fn login(&self) -> Result<(), StoreError> {
         let VaultAuth::AppRole { role_id, secret_id, mount } = &self.inner.auth else { return Ok(()) };
-        let anon = VaultClient::new(self.inner.settings.clone()).map_err(|e| to_store_error(&e.into(), None))?;
+        let anon = self.sharing_pool(self.inner.settings.clone())?;
         self.count(Op::Login);
         let auth = vaultrs::auth::approle::login(&anon, mount.trim_matches('/'), role_id, secret_id.expose_secret())
             .await
@@ -212,7 +221,7 @@ impl VaultStore {
             })?;
         check_header_value(&auth.client_token, "token from the AppRole login")?;
         let settings = VaultClientSettings { token: auth.client_token, ..self.inner.settings.clone() };
-        let client = VaultClient::new(settings).map_err(|e| to_store_error(&e.into(), None))?;
+        let client = self.sharing_pool(settings)?;
         match self.inner.client.write() {
             Ok(mut g) => *g = Arc::new(client),
             Err(poisoned) => *poisoned.into_inner() = Arc::new(client),
