@@ -92,6 +92,7 @@ mod config;
 mod counter;
 mod error;
 mod lock;
+mod rotation;
 mod store;
 
 pub use codec::{MAX_SECRET_STRING_BYTES, MAX_TAG_KEY_CHARS, MAX_TAG_VALUE_CHARS, MAX_TAGS, METADATA_PREFIX};

@@ -14,7 +14,7 @@ use rekey_core::{
 use tracing::{debug, warn};
 
 use crate::codec::{
-    MAX_TAGS, METADATA_PREFIX, check_metadata_key, decode_tag_value, decode_value, encode_tag_value, encode_value,
+    MAX_TAGS, METADATA_PREFIX, check_metadata_key, decode_value, encode_tag_value, encode_value, metadata_from_tags,
 };
 use crate::config::AwsConfig;
 use crate::counter::ApiCallCounter;
@@ -147,12 +147,12 @@ const MAX_VERSION_ID: usize = 64;
 /// ```
 #[derive(Clone)]
 pub struct AwsSecretsStore {
-    client: Client,
+    pub(crate) client: Client,
     /// Calls made through `client`, by operation (shared by clones).
     calls: ApiCallCounter,
     token_precheck: bool,
     dates_from_reads: bool,
-    locks: SecretLocks,
+    pub(crate) locks: SecretLocks,
 }
 
 impl fmt::Debug for AwsSecretsStore {
@@ -168,8 +168,8 @@ impl fmt::Debug for AwsSecretsStore {
 
 /// One version as listed.
 #[derive(Debug, Clone)]
-struct Listed {
-    id: String,
+pub(crate) struct Listed {
+    pub(crate) id: String,
     created_at: DateTime<Utc>,
     labels: Vec<String>,
 }
@@ -183,7 +183,7 @@ impl Listed {
     }
 }
 
-fn stages_of(labels: &[String]) -> Stages {
+pub(crate) fn stages_of(labels: &[String]) -> Stages {
     let has = |l: &str| labels.iter().any(|x| x == l);
     let current = has(AWSCURRENT);
     let previous = has(AWSPREVIOUS);
@@ -192,7 +192,7 @@ fn stages_of(labels: &[String]) -> Stages {
     Stages { current, previous, pending: has(AWSPENDING) && !current && !previous }
 }
 
-fn meta(id: &str, labels: &[String], created_at: DateTime<Utc>) -> VersionMeta {
+pub(crate) fn meta(id: &str, labels: &[String], created_at: DateTime<Utc>) -> VersionMeta {
     VersionMeta {
         id: VersionId::new(id),
         created_at,
@@ -206,7 +206,7 @@ fn to_chrono(dt: Option<&AwsDateTime>) -> DateTime<Utc> {
 }
 
 /// The `ClientRequestToken` of a write.
-fn token_for(rotation: Option<RotationId>) -> String {
+pub(crate) fn token_for(rotation: Option<RotationId>) -> String {
     match rotation {
         Some(r) => r.to_string(),
         None => format!("rekey-{}", uuid::Uuid::new_v4().simple()),
@@ -214,11 +214,11 @@ fn token_for(rotation: Option<RotationId>) -> String {
 }
 
 /// Whether `id` can be a Secrets Manager version id at all.
-fn plausible_version_id(id: &VersionId) -> bool {
+pub(crate) fn plausible_version_id(id: &VersionId) -> bool {
     (MIN_VERSION_ID..=MAX_VERSION_ID).contains(&id.as_str().len())
 }
 
-fn current_of(versions: &[Listed]) -> Option<VersionId> {
+pub(crate) fn current_of(versions: &[Listed]) -> Option<VersionId> {
     versions.iter().find(|v| v.has(AWSCURRENT)).map(|v| VersionId::new(&v.id))
 }
 
@@ -295,7 +295,7 @@ impl AwsSecretsStore {
     /// version's creation time when the listing's cannot be trusted (see
     /// [`with_version_dates_from_reads`](Self::with_version_dates_from_reads));
     /// internal checks only look at ids and stages.
-    async fn list_all(&self, path: &SecretPath, exact_dates: bool) -> Result<Vec<Listed>, StoreError> {
+    pub(crate) async fn list_all(&self, path: &SecretPath, exact_dates: bool) -> Result<Vec<Listed>, StoreError> {
         let name = path.as_str();
         let mut out = Vec::new();
         let mut next: Option<String> = None;
@@ -354,7 +354,7 @@ impl AwsSecretsStore {
         Ok(out)
     }
 
-    async fn describe(
+    pub(crate) async fn describe(
         &self,
         path: &SecretPath,
     ) -> Result<aws_sdk_secretsmanager::operation::describe_secret::DescribeSecretOutput, StoreError> {
@@ -414,7 +414,7 @@ impl AwsSecretsStore {
 
     /// `PutSecretValue` with explicit stages (`None`: the service default,
     /// `AWSCURRENT`). A reused token is answered with the existing version.
-    async fn put_value(
+    pub(crate) async fn put_value(
         &self,
         path: &SecretPath,
         value: &rekey_core::SecretString,
@@ -456,7 +456,7 @@ impl AwsSecretsStore {
     /// `UpdateSecretVersionStage(AWSCURRENT, MoveToVersionId=version,
     /// RemoveFromVersionId=expected)`. On refusal, lists the versions to
     /// explain it: a lost race is `Conflict`.
-    async fn move_current(
+    pub(crate) async fn move_current(
         &self,
         path: &SecretPath,
         version: &VersionId,
@@ -536,7 +536,7 @@ impl AwsSecretsStore {
             .map_err(|e| map_sdk(e, Ctx::new("UpdateSecretVersionStage", name)))
     }
 
-    async fn put_if_current(
+    pub(crate) async fn put_if_current(
         &self,
         path: &SecretPath,
         value: &rekey_core::SecretString,
@@ -572,6 +572,39 @@ impl AwsSecretsStore {
 impl SecretStore for AwsSecretsStore {
     fn request_counts(&self) -> rekey_core::RequestCounts {
         self.calls.by_operation().into_iter().collect()
+    }
+
+    // The calls a rotation makes, natively: see `rotation.rs`.
+
+    async fn snapshot(&self, path: &SecretPath, with_value: bool) -> Result<rekey_core::Snapshot, StoreError> {
+        self.rotation_snapshot(path, with_value).await
+    }
+
+    async fn stage_rotation(
+        &self,
+        path: &SecretPath,
+        data: SecretData,
+        req: rekey_core::StageRequest,
+    ) -> Result<rekey_core::StageOutcome, StoreError> {
+        self.rotation_stage(path, data, req).await
+    }
+
+    async fn promote_rotation(
+        &self,
+        path: &SecretPath,
+        req: rekey_core::PromoteRequest<'_>,
+    ) -> Result<VersionMeta, StoreError> {
+        self.rotation_promote(path, req).await
+    }
+
+    async fn put_rotation(
+        &self,
+        path: &SecretPath,
+        data: SecretData,
+        opts: PutOptions,
+        record: &rekey_core::RecordWrite,
+    ) -> Result<VersionMeta, StoreError> {
+        self.rotation_put(path, data, opts, record).await
     }
 
     async fn put(&self, path: &SecretPath, data: SecretData, opts: PutOptions) -> Result<VersionMeta, StoreError> {
@@ -761,17 +794,7 @@ impl SecretStore for AwsSecretsStore {
     }
 
     async fn read_metadata(&self, path: &SecretPath) -> Result<Metadata, StoreError> {
-        let out = self.describe(path).await?;
-        Ok(out
-            .tags()
-            .iter()
-            .filter_map(|t| match (t.key(), t.value()) {
-                (Some(k), v) if k.starts_with(METADATA_PREFIX) => {
-                    Some((k.to_owned(), decode_tag_value(v.unwrap_or(""))))
-                }
-                _ => None,
-            })
-            .collect())
+        Ok(metadata_from_tags(self.describe(path).await?.tags()))
     }
 
     async fn write_metadata(&self, path: &SecretPath, metadata: Metadata) -> Result<(), StoreError> {
