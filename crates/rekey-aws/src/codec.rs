@@ -215,4 +215,3 @@ mod tests {
         assert!(check_metadata_key(&format!("rekey.{}", "k".repeat(123))).is_err());
     }
 }
-
