@@ -123,12 +123,14 @@ const MAX_VERSION_ID: usize = 64;
 ///
 /// # API calls
 ///
-/// A staged rotation (read current, stage, promote) costs
-/// `GetSecretValue` + `PutSecretValue` + 2 × `UpdateSecretVersionStage`, plus
-/// one `ListSecretVersionIds` while the [token
-/// pre-check](Self::with_token_precheck) is on. A rollback (promoting a
-/// version that is not pending) costs one `ListSecretVersionIds` and two
-/// `UpdateSecretVersionStage`.
+/// The primitive calls above cost, for a staged rotation done by hand (read
+/// current, stage, promote), `GetSecretValue` + `PutSecretValue` + 2 ×
+/// `UpdateSecretVersionStage`, plus one `ListSecretVersionIds` while the
+/// [token pre-check](Self::with_token_precheck) is on. A rollback (promoting
+/// a version that is not pending) costs one `ListSecretVersionIds` and two
+/// `UpdateSecretVersionStage`. The engine uses the rotation calls
+/// (`snapshot`, `stage_rotation`, `promote_rotation`, `put_rotation`), which
+/// cost 4 per staged or immediate rotation: see the crate docs.
 ///
 /// `Debug` shows no credential and no value.
 ///
