@@ -20,9 +20,9 @@
 //!   RemoveFromVersionId = expected)`: the compare-and-swap promote. It fails
 //!   (and changes nothing) when `expected` no longer holds `AWSCURRENT`;
 //!   Secrets Manager moves `AWSPREVIOUS` to `expected` itself. `AWSPENDING`
-//!   stays on the candidate, now current too: AWS treats `AWSPENDING` on the
-//!   `AWSCURRENT` version as no rotation in progress, the store never reports
-//!   it as pending, and the next stage moves it away.
+//!   stays on the candidate, now current too, unless the store's pending
+//!   clean-up is on (the default): then one `UpdateSecretVersionStage` more
+//!   takes it off (see `AwsSecretsStore::with_pending_cleanup`).
 //! * `TagResource` / `UntagResource`: only for what the protocol cannot say
 //!   (a record's `must` part: a journal to clear, a failure count, a
 //!   quarantine, a dual-write retire record); a `may` part alone is dropped.
@@ -35,6 +35,7 @@ use rekey_core::{
     SecretStore, SecretVersion, Snapshot, StageOutcome, StageRequest, Staged, Stages, StoreError, VersionId,
     VersionMeta, VersionSelector,
 };
+use tracing::warn;
 
 use crate::codec::{check_metadata_key, encode_tag_value, encode_value, metadata_from_tags};
 use crate::store::{AWSPENDING, AwsSecretsStore, REKEY_WRITING, plausible_version_id, stages_of, token_for};
@@ -178,6 +179,12 @@ impl AwsSecretsStore {
             // checks `MoveToVersionId`; the candidate exists here (this
             // rotation staged it, and versions are never deleted one by one).
             self.move_current(path, req.candidate, req.expected, false).await?;
+            if self.pending_cleanup
+                && let Err(e) = self.remove_label(path, AWSPENDING, req.candidate.as_str()).await
+            {
+                warn!(path = path.as_str(), version = %req.candidate, error = %e,
+                    "promoted, but AWSPENDING could not be taken off the new current version");
+            }
             now_current(req.candidate)
         };
         if let Some(p) = patch {

@@ -154,6 +154,7 @@ pub struct AwsSecretsStore {
     calls: ApiCallCounter,
     token_precheck: bool,
     dates_from_reads: bool,
+    pub(crate) pending_cleanup: bool,
     pub(crate) locks: SecretLocks,
 }
 
@@ -164,6 +165,7 @@ impl fmt::Debug for AwsSecretsStore {
             .field("region", &conf.region().map(|r| r.as_ref().to_owned()))
             .field("token_precheck", &self.token_precheck)
             .field("dates_from_reads", &self.dates_from_reads)
+            .field("pending_cleanup", &self.pending_cleanup)
             .finish_non_exhaustive()
     }
 }
@@ -236,7 +238,14 @@ impl AwsSecretsStore {
     pub fn new(client: Client) -> Self {
         let calls = ApiCallCounter::new();
         let client = Client::from_conf(client.config().to_builder().interceptor(calls.clone()).build());
-        Self { client, calls, token_precheck: true, dates_from_reads: false, locks: SecretLocks::default() }
+        Self {
+            client,
+            calls,
+            token_precheck: true,
+            dates_from_reads: false,
+            pending_cleanup: true,
+            locks: SecretLocks::default(),
+        }
     }
 
     /// A store over a client built from `config` (see [`AwsConfig`]).
@@ -254,7 +263,8 @@ impl AwsSecretsStore {
         let sdk = config.sdk_config().await?;
         Ok(Self::new(Client::new(&sdk))
             .with_token_precheck(config.token_precheck.unwrap_or(true))
-            .with_version_dates_from_reads(config.version_dates_from_reads.unwrap_or(false)))
+            .with_version_dates_from_reads(config.version_dates_from_reads.unwrap_or(false))
+            .with_pending_cleanup(config.pending_cleanup.unwrap_or(true)))
     }
 
     /// Whether writes that carry a rotation id first list the secret's
@@ -285,6 +295,24 @@ impl AwsSecretsStore {
     /// of versions meaningless.
     pub fn with_version_dates_from_reads(mut self, on: bool) -> Self {
         self.dates_from_reads = on;
+        self
+    }
+
+    /// Whether a rotation's promotion (`promote_rotation`) also takes
+    /// `AWSPENDING` off the version it made current: one
+    /// `UpdateSecretVersionStage` more per staged rotation (5 calls instead
+    /// of the protocol's minimum of 4). On by default.
+    ///
+    /// Off, `AWSPENDING` stays on the new `AWSCURRENT` version, as AWS's own
+    /// rotation may leave it ("the AWSPENDING staging label might be
+    /// attached to the same version as the AWSCURRENT version"): the store
+    /// never reports it as pending, `RotateSecret` sees no rotation in
+    /// progress, and the next stage moves it away. Tools that take any
+    /// `AWSPENDING` for a rotation in flight would be misled, hence the
+    /// default. A failed clean-up is logged and does not fail the rotation
+    /// (the candidate is current by then).
+    pub fn with_pending_cleanup(mut self, on: bool) -> Self {
+        self.pending_cleanup = on;
         self
     }
 
@@ -501,7 +529,7 @@ impl AwsSecretsStore {
     }
 
     /// Removes `label` from `version`. `Ok(false)` when it was not there.
-    async fn remove_label(&self, path: &SecretPath, label: &str, version: &str) -> Result<bool, StoreError> {
+    pub(crate) async fn remove_label(&self, path: &SecretPath, label: &str, version: &str) -> Result<bool, StoreError> {
         let name = path.as_str();
         let res = self
             .client

@@ -84,13 +84,18 @@ async fn each_rotation_call_costs_a_pinned_number_of_calls() {
     assert_eq!(again.candidate.id, s.candidate.id);
     assert_eq!(store.list_versions(&p).await.unwrap().len(), 2, "the retry made no version");
 
-    // promote_rotation with only a `may` record: the compare-and-swap alone.
+    // promote_rotation with only a `may` record: the compare-and-swap, and
+    // (the default pending clean-up) AWSPENDING taken off the new current
+    // version.
     let before = counts(&store);
     let record = may_only();
     let req = PromoteRequest { candidate: &s.candidate.id, expected: &v1.id, value: Some(&value), record: &record };
     let now = store.promote_rotation(&p, req).await.unwrap();
-    assert_eq!(since(&store, &before), want(&[("UpdateSecretVersionStage", 1)]));
+    assert_eq!(since(&store, &before), want(&[("UpdateSecretVersionStage", 2)]));
     assert_eq!(now.id, s.candidate.id);
+    let raw = common::raw_client(&endpoint).await;
+    let stages = common::raw_stages(&raw, p.as_str()).await;
+    assert!(stages.iter().all(|(_, l)| !l.iter().any(|x| x == "AWSPENDING")), "{stages:?}");
     assert!(!store.read_metadata(&p).await.unwrap().contains_key("rekey.note"), "the `may` part was dropped");
     assert!(store.pending(&p).await.unwrap().is_none());
     assert_eq!(store.read(&p, &VersionSelector::Previous).await.unwrap().meta.id, v1.id);
@@ -109,14 +114,22 @@ async fn each_rotation_call_costs_a_pinned_number_of_calls() {
     assert_eq!(store.pending(&p).await.unwrap().unwrap().meta.rotation_id, Some(r2));
 
     // promote_rotation with a `must` record (a journal to clear, a retire
-    // record): one TagResource more.
+    // record): one TagResource more. Without the pending clean-up, the
+    // compare-and-swap is the only stage move, and AWSPENDING stays on the
+    // new current version, which is not pending.
     let mut must = MetadataPatch::new();
     must.set("rekey.done", "yes");
     let record = RecordWrite { must, ..RecordWrite::default() };
+    let minimal = store.clone().with_pending_cleanup(false);
     let before = counts(&store);
     let req = PromoteRequest { candidate: &s2.candidate.id, expected: &now.id, value: None, record: &record };
-    let third = store.promote_rotation(&p, req).await.unwrap();
+    let third = minimal.promote_rotation(&p, req).await.unwrap();
     assert_eq!(since(&store, &before), want(&[("TagResource", 1), ("UpdateSecretVersionStage", 1)]));
+    let stages = common::raw_stages(&raw, p.as_str()).await;
+    let on_current: Vec<_> = stages.iter().filter(|(id, _)| *id == third.id.as_str()).collect();
+    assert_eq!(on_current, [&(third.id.as_str().to_owned(), vec!["AWSCURRENT".to_owned(), "AWSPENDING".to_owned()])]);
+    assert!(store.pending(&p).await.unwrap().is_none());
+    assert_eq!(store.read_metadata(&p).await.unwrap().get("rekey.done").map(String::as_str), Some("yes"));
 
     // stage_rotation after a snapshot (the engine's slow path): the write
     // alone; a required journal adds its TagResource.
@@ -150,69 +163,73 @@ async fn each_rotation_call_costs_a_pinned_number_of_calls() {
 #[tokio::test]
 async fn each_strategy_costs_a_pinned_number_of_calls() {
     let Some(endpoint) = common::endpoint() else { return };
-    let aws = common::store(&endpoint).await;
-    let store: Arc<DynSecretStore> = Arc::new(aws.clone());
-    let manager = RotationManager::builder(store.clone())
-        .clock(Arc::new(SystemClock::new(|d| Box::pin(tokio::time::sleep(d)))))
-        .build()
-        .unwrap();
-
-    // Staged (the engine's fast path: stage first): GetSecretValue and
-    // DescribeSecret (the current version and value; the tags that hold the
-    // record and a journal, and the stage map: a retry of this rotation, a
-    // stale candidate), PutSecretValue into AWSPENDING with the rotation's
-    // token, UpdateSecretVersionStage moving AWSCURRENT with
-    // compare-and-swap. The result record's `may` part is dropped (it would
-    // cost a TagResource).
-    let staged: &[(&str, u64)] =
-        &[("DescribeSecret", 1), ("GetSecretValue", 1), ("PutSecretValue", 1), ("UpdateSecretVersionStage", 1)];
-    // Dual-write: the same, plus TagResource for the retire record (a `must`
-    // part: the protocol has no place for the grace deadline).
-    let dual: &[(&str, u64)] = &[
-        ("DescribeSecret", 1),
-        ("GetSecretValue", 1),
-        ("PutSecretValue", 1),
-        ("TagResource", 1),
-        ("UpdateSecretVersionStage", 1),
-    ];
-    // Immediate: the snapshot's two reads, PutSecretValue under
-    // rekey-writing with the rotation's token, UpdateSecretVersionStage
-    // moving AWSCURRENT with compare-and-swap.
-    let immediate = staged;
-    let cases: [(RotationStrategy, &[(&str, u64)]); 3] = [
-        (RotationStrategy::Staged, staged),
-        (RotationStrategy::Immediate, immediate),
-        (RotationStrategy::DualWrite, dual),
-    ];
     let mut report = Vec::new();
     let mut mismatches = Vec::new();
-    for (strategy, expected) in cases {
-        let name = format!("{strategy:?}").to_lowercase();
-        let p = common::name(&format!("counts-{name}"));
-        store.create(&p, SecretData::text("initial-value-0123456789")).await.unwrap();
-        let mut policy = RotationPolicy::builder("counts").strategy(strategy);
-        if strategy == RotationStrategy::DualWrite {
-            policy = policy.grace_period(Duration::from_secs(3600));
-        }
-        let policy = policy.build().unwrap();
-        // A dual-write secret's second rotation waits for the grace period.
-        let rounds = if strategy == RotationStrategy::DualWrite { 1 } else { 2 };
-        for round in 0..rounds {
-            let before = counts(&aws);
-            let result = manager.rotate_secret(&p, &policy, None).await;
-            assert!(result.success(), "{name} round {round}: {result}");
-            let got: BTreeMap<&str, u64> = counts(&aws)
-                .into_iter()
-                .map(|(op, n)| (op, n - before.get(op).copied().unwrap_or(0)))
-                .filter(|(_, n)| *n > 0)
-                .collect();
-            let total: u64 = got.values().sum();
-            report.push(format!("{name:<10} round {round}: {total:>2} calls {got:?}"));
-            let want: BTreeMap<&str, u64> = expected.iter().copied().collect();
-            if got != want {
-                mismatches.push(format!("{name} round {round}: got {got:?}, want {want:?}"));
+    for cleanup in [true, false] {
+        let aws = common::store(&endpoint).await.with_pending_cleanup(cleanup);
+        let store: Arc<DynSecretStore> = Arc::new(aws.clone());
+        let manager = RotationManager::builder(store.clone())
+            .clock(Arc::new(SystemClock::new(|d| Box::pin(tokio::time::sleep(d)))))
+            .build()
+            .unwrap();
+        // The clean-up of AWSPENDING on the promoted version (the default):
+        // one UpdateSecretVersionStage more per staged promotion.
+        let moves = 1 + u64::from(cleanup);
+        // Staged (the engine's fast path: stage first): GetSecretValue and
+        // DescribeSecret (the current version and value; the tags that hold
+        // the record and a journal, and the stage map: a retry of this
+        // rotation, a stale candidate), PutSecretValue into AWSPENDING with
+        // the rotation's token, UpdateSecretVersionStage moving AWSCURRENT
+        // with compare-and-swap. The result record's `may` part is dropped
+        // (it would cost a TagResource).
+        let staged = want(&[
+            ("DescribeSecret", 1),
+            ("GetSecretValue", 1),
+            ("PutSecretValue", 1),
+            ("UpdateSecretVersionStage", moves),
+        ]);
+        // Dual-write: the same, plus TagResource for the retire record (a
+        // `must` part: the protocol has no place for the grace deadline).
+        let mut dual = staged.clone();
+        dual.insert("TagResource", 1);
+        // Immediate: the snapshot's two reads, PutSecretValue under
+        // rekey-writing with the rotation's token, UpdateSecretVersionStage
+        // moving AWSCURRENT with compare-and-swap (nothing to clean up).
+        let immediate = want(&[
+            ("DescribeSecret", 1),
+            ("GetSecretValue", 1),
+            ("PutSecretValue", 1),
+            ("UpdateSecretVersionStage", 1),
+        ]);
+        let cases = [
+            (RotationStrategy::Staged, staged),
+            (RotationStrategy::Immediate, immediate),
+            (RotationStrategy::DualWrite, dual),
+        ];
+        for (strategy, expected) in cases {
+            let name = format!("{strategy:?}").to_lowercase();
+            let p = common::name(&format!("counts-{name}"));
+            store.create(&p, SecretData::text("initial-value-0123456789")).await.unwrap();
+            let mut policy = RotationPolicy::builder("counts").strategy(strategy);
+            if strategy == RotationStrategy::DualWrite {
+                policy = policy.grace_period(Duration::from_secs(3600));
             }
-            assert!(store.pending(&p).await.unwrap().is_none(), "{name}: nothing left pending");
+            let policy = policy.build().unwrap();
+            // A dual-write secret's second rotation waits for the grace period.
+            let rounds = if strategy == RotationStrategy::DualWrite { 1 } else { 2 };
+            for round in 0..rounds {
+                let before = counts(&aws);
+                let result = manager.rotate_secret(&p, &policy, None).await;
+                assert!(result.success(), "{name} round {round}: {result}");
+                let got = since(&aws, &before);
+                let total: u64 = got.values().sum();
+                report.push(format!("{name:<10} cleanup {cleanup:<5} round {round}: {total:>2} calls {got:?}"));
+                if got != expected {
+                    mismatches.push(format!("{name} cleanup {cleanup} round {round}: got {got:?}, want {expected:?}"));
+                }
+                assert!(store.pending(&p).await.unwrap().is_none(), "{name}: nothing left pending");
+            }
+            store.delete(&p).await.unwrap();
         }
     }
     for line in &report {
