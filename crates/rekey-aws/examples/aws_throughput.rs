@@ -110,43 +110,51 @@ async fn main() {
     // The raw client: the same SDK configuration, no rekey in between.
     let raw = Client::new(&cfg.sdk_config().await.expect("sdk config"));
     let prefix = format!("rekey-bench/{}", uuid::Uuid::new_v4().simple());
-    let mgr = manager(Arc::new(store.clone()));
     println!("endpoint {endpoint} (moto unless told otherwise), scale {scale}");
 
+    // Default store (AWSPENDING taken off the promoted version) and the
+    // protocol's minimum (left on it, see `with_pending_cleanup`).
+    let variants = [("default", store.clone()), ("minimum", store.clone().with_pending_cleanup(false))];
+
     // --- the calls of one rotation, per strategy ---------------------------
-    let mut per_rotation = BTreeMap::new();
-    for strategy in [RotationStrategy::Staged, RotationStrategy::DualWrite, RotationStrategy::Immediate] {
-        let p = seed(&store, &prefix, &format!("calls-{}", strategy.as_str()), 1).await;
-        let before = calls(&store);
-        let r = mgr.rotate_secret(&p[0], &policy(strategy), None).await;
-        assert!(r.success(), "{r}");
-        let got = since(&store, &before);
-        println!("{:<10} one rotation: {} API calls {got:?}", strategy.as_str(), total(&got));
-        per_rotation.insert(strategy.as_str(), total(&got));
-        clean(&store, &p).await;
+    for (label, store) in &variants {
+        let mgr = manager(Arc::new(store.clone()));
+        for strategy in [RotationStrategy::Staged, RotationStrategy::DualWrite, RotationStrategy::Immediate] {
+            let p = seed(store, &prefix, &format!("calls-{label}-{}", strategy.as_str()), 1).await;
+            let before = calls(store);
+            let r = mgr.rotate_secret(&p[0], &policy(strategy), None).await;
+            assert!(r.success(), "{r}");
+            let got = since(store, &before);
+            println!("{:<10} {label:<7} one rotation: {} API calls {got:?}", strategy.as_str(), total(&got));
+            clean(store, &p).await;
+        }
     }
 
     // --- throughput ----------------------------------------------------------
     println!();
     println!(
-        "strategy   | conc | rotations/s | calls/rotation | raw PutSecretValue/s | raw/calls | ratio rot/s ÷ (raw/calls)"
+        "strategy   | store   | conc | rotations/s | calls/rotation | raw PutSecretValue/s | raw/calls | ratio rot/s ÷ (raw/calls)"
     );
-    for strategy in [RotationStrategy::Staged, RotationStrategy::Immediate] {
+    let runs = [(RotationStrategy::Staged, 0), (RotationStrategy::Staged, 1), (RotationStrategy::Immediate, 0)];
+    for (strategy, variant) in runs {
+        let (label, store) = &variants[variant];
+        let mgr = manager(Arc::new(store.clone()));
         let pol = policy(strategy);
         for workers in [1usize, 32] {
             let per = scale * if workers == 1 { 100 } else { 10 };
+            let tag = format!("{}-{label}-{workers}", strategy.as_str());
 
-            let rot = seed(&store, &prefix, &format!("rot-{}-{workers}", strategy.as_str()), workers).await;
-            let before = calls(&store);
+            let rot = seed(store, &prefix, &format!("rot-{tag}"), workers).await;
+            let before = calls(store);
             let (mgr, pol, rot_paths) = (&mgr, &pol, &rot);
             let rot_rate = run(workers, per, |w, _| async move {
                 let r = mgr.rotate_secret(&rot_paths[w], pol, None).await;
                 assert!(r.success(), "{r}");
             })
             .await;
-            let used = total(&since(&store, &before)) as f64 / (workers * per) as f64;
+            let used = total(&since(store, &before)) as f64 / (workers * per) as f64;
 
-            let puts = seed(&store, &prefix, &format!("raw-{}-{workers}", strategy.as_str()), workers).await;
+            let puts = seed(store, &prefix, &format!("raw-{tag}"), workers).await;
             let (raw, put_paths) = (&raw, &puts);
             let put_rate = run(workers, per, |w, i| async move {
                 raw.put_secret_value()
@@ -160,14 +168,12 @@ async fn main() {
 
             let ideal = put_rate / used;
             println!(
-                "{:<10} | {workers:>4} | {rot_rate:>11.1} | {used:>14.2} | {put_rate:>20.1} | {ideal:>9.1} | {:>5.2}",
+                "{:<10} | {label:<7} | {workers:>4} | {rot_rate:>11.1} | {used:>14.2} | {put_rate:>20.1} | {ideal:>9.1} | {:>5.2}",
                 strategy.as_str(),
                 rot_rate / ideal
             );
-            clean(&store, &rot).await;
-            clean(&store, &puts).await;
+            clean(store, &rot).await;
+            clean(store, &puts).await;
         }
     }
-    println!();
-    println!("calls per rotation (one rotation, above): {per_rotation:?}");
 }

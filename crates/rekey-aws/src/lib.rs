@@ -30,14 +30,16 @@
 //! (no verifier, no target) costs, against moto (pinned by
 //! `tests/request_counts.rs`, which also pins each call at the store):
 //!
-//! | strategy | calls | which, in order |
-//! |---|---|---|
-//! | staged | 4 | GetSecretValue(AWSCURRENT) ∥ DescribeSecret, PutSecretValue, UpdateSecretVersionStage |
-//! | dual_write | 5 | as staged, plus TagResource (the retire record) |
-//! | immediate | 4 | GetSecretValue(AWSCURRENT) ∥ DescribeSecret, PutSecretValue, UpdateSecretVersionStage |
+//! | strategy | calls (default) | with `pending_cleanup = false` | which, in order |
+//! |---|---|---|---|
+//! | staged | 5 | 4 | GetSecretValue(AWSCURRENT) ∥ DescribeSecret, PutSecretValue, UpdateSecretVersionStage (+ UpdateSecretVersionStage: AWSPENDING off) |
+//! | dual_write | 6 | 5 | as staged, plus TagResource (the retire record) |
+//! | immediate | 4 | 4 | GetSecretValue(AWSCURRENT) ∥ DescribeSecret, PutSecretValue, UpdateSecretVersionStage |
 //!
 //! (∥: sent at once.) Before this, the same rotations cost 8 (staged,
-//! dual_write) and 6 (immediate).
+//! dual_write) and 6 (immediate). 4 is the protocol's minimum for a staged
+//! rotation; the default spends one call more to take `AWSPENDING` off the
+//! promoted version (see [`AwsSecretsStore::with_pending_cleanup`]).
 //!
 //! Why each call is needed:
 //!
@@ -65,12 +67,17 @@
 //!   (checked on moto 5.2: `InvalidParameterException`); only then does the
 //!   store list the versions to tell a lost race (`Conflict`) from a retry
 //!   that won. Secrets Manager moves `AWSPREVIOUS` to the base itself (moto
-//!   too). On the staged path `AWSPENDING` stays on the promoted version, as
-//!   after AWS's own rotation ("the AWSPENDING staging label might be
-//!   attached to the same version as the AWSCURRENT version"): the store
-//!   never reports it as pending, `RotateSecret` does not see a rotation in
-//!   progress, and the next stage moves it away. Removing it would cost a
-//!   second `UpdateSecretVersionStage` for nothing.
+//!   too).
+//! * **UpdateSecretVersionStage**(`AWSPENDING`, `RemoveFromVersionId` = the
+//!   promoted version), staged and dual_write only, while the pending
+//!   clean-up is on (the default): leaves no `AWSPENDING` anywhere, as tools
+//!   that take any `AWSPENDING` for a rotation in flight expect. Off, the
+//!   label stays on the new `AWSCURRENT` version, as AWS's own rotation may
+//!   leave it ("the AWSPENDING staging label might be attached to the same
+//!   version as the AWSCURRENT version"): the store never reports it as
+//!   pending, `RotateSecret` sees no rotation in progress, and the next
+//!   stage moves it away. A failed clean-up is logged, never a failed
+//!   rotation.
 //! * **TagResource / UntagResource**: only for a record's `must` part — a
 //!   journal to clear, a failure count to reset, a quarantine to lift, the
 //!   dual-write retire record (its grace deadline has no place in the
@@ -82,7 +89,7 @@
 //!
 //! A rotation of one field, or one the daemon schedules, takes the
 //! engine's slow path (`snapshot` first, then `stage_rotation` after it,
-//! which then writes only): the same 4 calls (`tests/engine_e2e.rs` prints
+//! which then writes only): the same calls (`tests/engine_e2e.rs` prints
 //! them for a field rotation). The primitive
 //! calls (`stage`, `promote`, `put`) keep their token pre-check
 //! ([`AwsSecretsStore::with_token_precheck`]); the rotation calls do without

@@ -130,7 +130,7 @@ const MAX_VERSION_ID: usize = 64;
 /// a version that is not pending) costs one `ListSecretVersionIds` and two
 /// `UpdateSecretVersionStage`. The engine uses the rotation calls
 /// (`snapshot`, `stage_rotation`, `promote_rotation`, `put_rotation`), which
-/// cost 4 per staged or immediate rotation: see the crate docs.
+/// cost 4 or 5 per rotation: see the crate docs.
 ///
 /// `Debug` shows no credential and no value.
 ///
