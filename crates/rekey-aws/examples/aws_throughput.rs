@@ -1,99 +1,70 @@
 //! Measures rekey's AWS store against a Secrets Manager endpoint (moto in
-//! the project's tests):
+//! the project's tests), through the engine (`RotationManager`, no
+//! verifier, no target), per strategy:
 //!
-//! * the API calls of one staged rotation, by operation: the store protocol
-//!   alone (read current, stage, promote) with and without the token
-//!   pre-check, and a whole `RotationManager` rotation (journal included);
-//! * rotations per second with 1 and with 32 concurrent rotations (each on
-//!   its own secret), through the engine and through the bare protocol;
-//! * a baseline of raw `PutSecretValue` calls per second in the same run,
-//!   and the ratios.
+//! * the API calls of one rotation, by operation, and the calls per
+//!   rotation over the whole throughput run;
+//! * rotations per second at concurrency 1 and 32 (each worker rotates its
+//!   own secret);
+//! * the server's raw `PutSecretValue` rate in the same run, at the same
+//!   concurrency (same client, same secrets count);
+//! * the ratio rotations/s ÷ (raw rate ÷ calls per rotation): 1.0 means a
+//!   rotation costs no more than its calls would if each were a raw write.
 //!
 //! ```text
-//! REKEY_TEST_STATE=/tmp/s scripts/servers.sh start moto && source /tmp/s/env
+//! REKEY_TEST_STATE=$PWD/.test-servers scripts/servers.sh start moto && source .test-servers/env
 //! cargo run -p rekey-aws --release --example aws_throughput
 //! ```
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+//!
+//! `REKEY_BENCH_SCALE` (default 1) multiplies the number of operations.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
-use async_trait::async_trait;
 use aws_sdk_secretsmanager::Client;
 use futures::future::join_all;
-use rekey_aws::{ApiCallCounter, AwsConfig, AwsSecretsStore};
+use rekey_aws::{AwsConfig, AwsSecretsStore};
 use rekey_core::{
-    DynSecretStore, RotationId, RotationManager, RotationPolicy, RotationStrategy, SecretData, SecretPath, SecretStore,
-    SecretStoreExt, SystemClock, Verifier, VerifyContext, VerifyError,
+    DynSecretStore, RotationManager, RotationPolicy, RotationStrategy, SecretData, SecretPath, SecretStore,
+    SecretStoreExt, SystemClock,
 };
 
-#[derive(Debug)]
-struct AlwaysOk;
-
-#[async_trait]
-impl Verifier for AlwaysOk {
-    fn name(&self) -> &str {
-        "ok"
-    }
-    async fn verify(&self, _ctx: VerifyContext<'_>) -> Result<(), VerifyError> {
-        Ok(())
-    }
+fn calls(store: &AwsSecretsStore) -> BTreeMap<&'static str, u64> {
+    store.request_counts().into_iter().collect()
 }
 
-struct Setup {
-    store: AwsSecretsStore,
-    counter: ApiCallCounter,
-    client: Client,
-    prefix: String,
+fn total(m: &BTreeMap<&'static str, u64>) -> u64 {
+    m.values().sum()
 }
 
-async fn setup(endpoint: &str) -> Setup {
-    let cfg = AwsConfig::default()
-        .with_region("us-east-1")
-        .with_endpoint_url(endpoint)
-        .with_static_credentials("test", "test")
-        .with_max_attempts(1)
-        .for_moto();
-    let counter = ApiCallCounter::new();
-    let sdk = cfg.sdk_config().await.expect("sdk config");
-    let conf = aws_sdk_secretsmanager::config::Builder::from(&sdk).interceptor(counter.clone()).build();
-    let client = Client::from_conf(conf);
-    let store = AwsSecretsStore::new(client.clone()).with_version_dates_from_reads(true);
-    let prefix = format!("rekey-bench/{}", uuid::Uuid::new_v4().simple());
-    Setup { store, counter, client, prefix }
-}
-
-fn path(prefix: &str, name: &str) -> SecretPath {
-    format!("{prefix}/{name}").parse().expect("path")
-}
-
-/// One staged rotation through the bare store protocol.
-async fn protocol_rotation(store: &AwsSecretsStore, p: &SecretPath, n: usize) {
-    let current = store.current(p).await.expect("read current");
-    let candidate = store.stage(p, SecretData::text(format!("value-{n}")), RotationId::new()).await.expect("stage");
-    store.promote(p, &candidate.id, &current.meta.id).await.expect("promote");
+fn since(store: &AwsSecretsStore, before: &BTreeMap<&'static str, u64>) -> BTreeMap<&'static str, u64> {
+    calls(store)
+        .into_iter()
+        .map(|(op, n)| (op, n - before.get(op).copied().unwrap_or(0)))
+        .filter(|(_, n)| *n > 0)
+        .collect()
 }
 
 fn manager(store: Arc<DynSecretStore>) -> RotationManager {
     RotationManager::builder(store)
         .clock(Arc::new(SystemClock::new(|d| Box::pin(tokio::time::sleep(d)))))
-        .verifier(Arc::new(AlwaysOk))
         .max_concurrency(64)
         .build()
         .expect("manager")
 }
 
-fn policy() -> RotationPolicy {
-    RotationPolicy::builder("bench")
-        .strategy(RotationStrategy::Staged)
-        .require_verification(true)
-        .verification_tests(["ok"])
-        .build()
-        .expect("policy")
+fn policy(strategy: RotationStrategy) -> RotationPolicy {
+    let mut b = RotationPolicy::builder("bench").strategy(strategy);
+    if strategy == RotationStrategy::DualWrite {
+        b = b.grace_period(Duration::from_secs(3600));
+    }
+    b.build().expect("policy")
 }
 
-/// `workers` concurrent workers, each doing `per_worker` operations on its
-/// own secret; operations per second.
+/// `workers` concurrent workers, each doing `per_worker` operations;
+/// operations per second.
 async fn run<F, Fut>(workers: usize, per_worker: usize, op: F) -> f64
 where
     F: Fn(usize, usize) -> Fut,
@@ -113,11 +84,13 @@ where
 }
 
 async fn seed(store: &AwsSecretsStore, prefix: &str, tag: &str, n: usize) -> Vec<SecretPath> {
-    let paths: Vec<_> = (0..n).map(|i| path(prefix, &format!("{tag}-{i}"))).collect();
-    for p in &paths {
-        store.create(p, SecretData::text("initial")).await.expect("create");
-    }
+    let paths: Vec<SecretPath> = (0..n).map(|i| format!("{prefix}/{tag}-{i}").parse().expect("path")).collect();
+    join_all(paths.iter().map(|p| store.create(p, SecretData::text("initial-value-0123456789")))).await;
     paths
+}
+
+async fn clean(store: &AwsSecretsStore, paths: &[SecretPath]) {
+    join_all(paths.iter().map(|p| store.delete(p))).await;
 }
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
@@ -126,74 +99,81 @@ async fn main() {
         eprintln!("REKEY_TEST_AWS_ENDPOINT is not set: start moto with scripts/servers.sh start moto");
         std::process::exit(2);
     };
-    let s = setup(&endpoint).await;
-    println!("endpoint {endpoint} (moto unless told otherwise)");
+    let scale: usize = std::env::var("REKEY_BENCH_SCALE").ok().and_then(|s| s.parse().ok()).unwrap_or(1).max(1);
+    let cfg = AwsConfig::default()
+        .with_region("us-east-1")
+        .with_endpoint_url(&endpoint)
+        .with_static_credentials("test", "test")
+        .with_max_attempts(1)
+        .for_moto();
+    let store = AwsSecretsStore::from_config(&cfg).await.expect("store");
+    // The raw client: the same SDK configuration, no rekey in between.
+    let raw = Client::new(&cfg.sdk_config().await.expect("sdk config"));
+    let prefix = format!("rekey-bench/{}", uuid::Uuid::new_v4().simple());
+    println!("endpoint {endpoint} (moto unless told otherwise), scale {scale}");
 
-    // --- API calls of one staged rotation ---------------------------------
-    let one = seed(&s.store, &s.prefix, "calls", 1).await;
-    for precheck in [true, false] {
-        let store = s.store.clone().with_token_precheck(precheck);
-        s.counter.reset();
-        protocol_rotation(&store, &one[0], 0).await;
-        println!(
-            "API calls, store protocol (read current, stage, promote), token pre-check {}: {} {:?}",
-            if precheck { "on " } else { "off" },
-            s.counter.total(),
-            s.counter.by_operation()
-        );
-    }
-    let store_dyn: Arc<DynSecretStore> = Arc::new(s.store.clone());
-    let mgr = manager(store_dyn.clone());
-    let pol = policy();
-    s.counter.reset();
-    let r = mgr.rotate_secret(&one[0], &pol, None).await;
-    assert!(r.success(), "{r}");
-    println!(
-        "API calls, RotationManager staged rotation with verifier (journal included): {} {:?}",
-        s.counter.total(),
-        s.counter.by_operation()
-    );
+    // Default store (AWSPENDING taken off the promoted version) and the
+    // protocol's minimum (left on it, see `with_pending_cleanup`).
+    let variants = [("default", store.clone()), ("minimum", store.clone().with_pending_cleanup(false))];
 
-    // --- throughput ---------------------------------------------------------
-    const PER_WORKER_1: usize = 60;
-    const PER_WORKER_32: usize = 6;
-    let mut rows = Vec::new();
-    for workers in [1usize, 32] {
-        let per = if workers == 1 { PER_WORKER_1 } else { PER_WORKER_32 };
-
-        let puts = seed(&s.store, &s.prefix, &format!("put{workers}"), workers).await;
-        let client = &s.client;
-        let put_rate = run(workers, per * 3, |w, i| {
-            let name = puts[w].as_str().to_owned();
-            async move {
-                client.put_secret_value().secret_id(name).secret_string(format!("raw-{i}")).send().await.expect("put");
-            }
-        })
-        .await;
-
-        let proto = seed(&s.store, &s.prefix, &format!("proto{workers}"), workers).await;
-        let store = &s.store;
-        let proto_rate = run(workers, per, |w, i| protocol_rotation(store, &proto[w], i)).await;
-
-        let eng = seed(&s.store, &s.prefix, &format!("engine{workers}"), workers).await;
-        let (mgr, pol) = (&mgr, &pol);
-        let engine_rate = run(workers, per, |w, _| {
-            let p = eng[w].clone();
-            async move {
-                let r = mgr.rotate_secret(&p, pol, None).await;
-                assert!(r.success(), "{r}");
-            }
-        })
-        .await;
-        rows.push((workers, put_rate, proto_rate, engine_rate));
-        for p in puts.iter().chain(&proto).chain(&eng) {
-            let _ = s.store.delete(p).await;
+    // --- the calls of one rotation, per strategy ---------------------------
+    for (label, store) in &variants {
+        let mgr = manager(Arc::new(store.clone()));
+        for strategy in [RotationStrategy::Staged, RotationStrategy::DualWrite, RotationStrategy::Immediate] {
+            let p = seed(store, &prefix, &format!("calls-{label}-{}", strategy.as_str()), 1).await;
+            let before = calls(store);
+            let r = mgr.rotate_secret(&p[0], &policy(strategy), None).await;
+            assert!(r.success(), "{r}");
+            let got = since(store, &before);
+            println!("{:<10} {label:<7} one rotation: {} API calls {got:?}", strategy.as_str(), total(&got));
+            clean(store, &p).await;
         }
     }
+
+    // --- throughput ----------------------------------------------------------
     println!();
-    println!("concurrency | raw PutSecretValue/s | protocol rotations/s (ratio) | engine rotations/s (ratio)");
-    for (w, put, proto, eng) in rows {
-        println!("{w:>11} | {put:>20.1} | {proto:>15.1} ({:>5.3}) | {eng:>13.1} ({:>5.3})", proto / put, eng / put);
+    println!(
+        "strategy   | store   | conc | rotations/s | calls/rotation | raw PutSecretValue/s | raw/calls | ratio rot/s ÷ (raw/calls)"
+    );
+    let runs = [(RotationStrategy::Staged, 0), (RotationStrategy::Staged, 1), (RotationStrategy::Immediate, 0)];
+    for (strategy, variant) in runs {
+        let (label, store) = &variants[variant];
+        let mgr = manager(Arc::new(store.clone()));
+        let pol = policy(strategy);
+        for workers in [1usize, 32] {
+            let per = scale * if workers == 1 { 100 } else { 10 };
+            let tag = format!("{}-{label}-{workers}", strategy.as_str());
+
+            let rot = seed(store, &prefix, &format!("rot-{tag}"), workers).await;
+            let before = calls(store);
+            let (mgr, pol, rot_paths) = (&mgr, &pol, &rot);
+            let rot_rate = run(workers, per, |w, _| async move {
+                let r = mgr.rotate_secret(&rot_paths[w], pol, None).await;
+                assert!(r.success(), "{r}");
+            })
+            .await;
+            let used = total(&since(store, &before)) as f64 / (workers * per) as f64;
+
+            let puts = seed(store, &prefix, &format!("raw-{tag}"), workers).await;
+            let (raw, put_paths) = (&raw, &puts);
+            let put_rate = run(workers, per, |w, i| async move {
+                raw.put_secret_value()
+                    .secret_id(put_paths[w].as_str())
+                    .secret_string(format!("raw-value-{i:08}-0123456789"))
+                    .send()
+                    .await
+                    .expect("PutSecretValue");
+            })
+            .await;
+
+            let ideal = put_rate / used;
+            println!(
+                "{:<10} | {label:<7} | {workers:>4} | {rot_rate:>11.1} | {used:>14.2} | {put_rate:>20.1} | {ideal:>9.1} | {:>5.2}",
+                strategy.as_str(),
+                rot_rate / ideal
+            );
+            clean(store, &rot).await;
+            clean(store, &puts).await;
+        }
     }
-    let _ = s.store.delete(&one[0]).await;
 }

@@ -136,6 +136,16 @@ fn base64_decode(text: &str) -> Option<Vec<u8>> {
     base64::engine::general_purpose::STANDARD.decode(text).ok()
 }
 
+/// The metadata among a secret's tags: those whose keys start with `rekey.`.
+pub(crate) fn metadata_from_tags(tags: &[aws_sdk_secretsmanager::types::Tag]) -> rekey_core::Metadata {
+    tags.iter()
+        .filter_map(|t| match (t.key(), t.value()) {
+            (Some(k), v) if k.starts_with(METADATA_PREFIX) => Some((k.to_owned(), decode_tag_value(v.unwrap_or("")))),
+            _ => None,
+        })
+        .collect()
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {

@@ -88,6 +88,12 @@ pub struct AwsConfig {
     /// [`AwsSecretsStore::with_version_dates_from_reads`](crate::AwsSecretsStore::with_version_dates_from_reads).
     #[serde(default)]
     pub version_dates_from_reads: Option<bool>,
+    /// Whether a rotation's promotion also takes `AWSPENDING` off the
+    /// promoted version (one `UpdateSecretVersionStage` more). Default
+    /// `true`. See
+    /// [`AwsSecretsStore::with_pending_cleanup`](crate::AwsSecretsStore::with_pending_cleanup).
+    #[serde(default)]
+    pub pending_cleanup: Option<bool>,
     /// Fixed credentials, for emulators and tests. Prefer the standard chain
     /// everywhere else.
     #[serde(default)]
@@ -127,6 +133,7 @@ impl fmt::Debug for AwsConfig {
             .field("attempt_timeout_ms", &self.attempt_timeout_ms)
             .field("token_precheck", &self.token_precheck)
             .field("version_dates_from_reads", &self.version_dates_from_reads)
+            .field("pending_cleanup", &self.pending_cleanup)
             .field("static_credentials", &self.static_credentials)
             .finish()
     }

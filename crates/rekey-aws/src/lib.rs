@@ -21,21 +21,80 @@
 //! ## Calls per rotation
 //!
 //! Every store counts the calls it makes by operation
-//! ([`request_counts`](rekey_core::SecretStore::request_counts)). One
-//! rotation through the engine (no verifier, no target) costs, against moto
-//! (pinned by `tests/request_counts.rs`):
+//! ([`request_counts`](rekey_core::SecretStore::request_counts)). The
+//! calls a rotation makes (`snapshot`, `stage_rotation`, `promote_rotation`,
+//! `put_rotation`) use Secrets Manager's own rotation protocol: the
+//! `AWSPENDING` stage and the `ClientRequestToken` (= the rotation id) are
+//! the journal, `UpdateSecretVersionStage` is the compare-and-swap, and tags
+//! carry only what the protocol cannot say. One rotation through the engine
+//! (no verifier, no target) costs, against moto (pinned by
+//! `tests/request_counts.rs`, which also pins each call at the store):
 //!
-//! | strategy | calls | which |
-//! |---|---|---|
-//! | staged, dual_write | 8 | GetSecretValue + DescribeSecret (value; tags hold the record), ListSecretVersionIds (token pre-check), PutSecretValue into AWSPENDING with the rotation's token, GetSecretValue of the candidate, 2 UpdateSecretVersionStage (AWSCURRENT moved, AWSPENDING removed), TagResource (record) |
-//! | immediate | 6 | GetSecretValue, DescribeSecret, ListSecretVersionIds, PutSecretValue, UpdateSecretVersionStage, TagResource |
+//! | strategy | calls (default) | with `pending_cleanup = false` | which, in order |
+//! |---|---|---|---|
+//! | staged | 5 | 4 | GetSecretValue(AWSCURRENT) ∥ DescribeSecret, PutSecretValue, UpdateSecretVersionStage (+ UpdateSecretVersionStage: AWSPENDING off) |
+//! | dual_write | 6 | 5 | as staged, plus TagResource (the retire record) |
+//! | immediate | 4 | 4 | GetSecretValue(AWSCURRENT) ∥ DescribeSecret, PutSecretValue, UpdateSecretVersionStage |
 //!
-//! On AWS itself the token pre-check can be switched off
-//! ([`AwsSecretsStore::with_token_precheck`]), one call less each. The
-//! protocol's own minimum for a staged rotation is 4 (GetSecretValue,
-//! PutSecretValue, DescribeSecret, UpdateSecretVersionStage); the store does
-//! not reach it yet: the rotation calls of the contract still use the
-//! default composition of primitive calls here.
+//! (∥: sent at once.) Before this, the same rotations cost 8 (staged,
+//! dual_write) and 6 (immediate). 4 is the protocol's minimum for a staged
+//! rotation; the default spends one call more to take `AWSPENDING` off the
+//! promoted version (see [`AwsSecretsStore::with_pending_cleanup`]).
+//!
+//! Why each call is needed:
+//!
+//! * **GetSecretValue(AWSCURRENT)**: the current version id (the
+//!   compare-and-swap base) and its creation time, and the value: a text
+//!   candidate may not replace a secret of several fields, and an immediate
+//!   or field rotation builds its candidate from it.
+//! * **DescribeSecret**: the tags, where the engine keeps its record
+//!   (failures, quarantine, a dual-write retire record) and a required
+//!   journal; and `VersionIdsToStages`, which replaces the token pre-check on
+//!   the staged path: a version this rotation's token already made (a retry:
+//!   nothing is written) and a stale candidate of another rotation (read
+//!   once more, only then, to report its takeover). Secrets Manager has no
+//!   call that returns the value and the tags together.
+//! * **PutSecretValue** with `ClientRequestToken` = the rotation id: staged
+//!   and dual_write into `AWSPENDING` (the pending version *is* the journal:
+//!   a crashed rotation leaves a candidate whose id is its rotation id, and
+//!   the next stage moves `AWSPENDING` away from it); immediate under the
+//!   private label [`REKEY_WRITING`], so the write does not touch
+//!   `AWSCURRENT`. The token makes any retry return the first attempt's
+//!   version.
+//! * **UpdateSecretVersionStage**(`AWSCURRENT`, `MoveToVersionId` = the new
+//!   version, `RemoveFromVersionId` = the base): the compare-and-swap. It
+//!   fails and changes nothing when the base no longer holds `AWSCURRENT`
+//!   (checked on moto 5.2: `InvalidParameterException`); only then does the
+//!   store list the versions to tell a lost race (`Conflict`) from a retry
+//!   that won. Secrets Manager moves `AWSPREVIOUS` to the base itself (moto
+//!   too).
+//! * **UpdateSecretVersionStage**(`AWSPENDING`, `RemoveFromVersionId` = the
+//!   promoted version), staged and dual_write only, while the pending
+//!   clean-up is on (the default): leaves no `AWSPENDING` anywhere, as tools
+//!   that take any `AWSPENDING` for a rotation in flight expect. Off, the
+//!   label stays on the new `AWSCURRENT` version, as AWS's own rotation may
+//!   leave it ("the AWSPENDING staging label might be attached to the same
+//!   version as the AWSCURRENT version"): the store never reports it as
+//!   pending, `RotateSecret` sees no rotation in progress, and the next
+//!   stage moves it away. A failed clean-up is logged, never a failed
+//!   rotation.
+//! * **TagResource / UntagResource**: only for a record's `must` part — a
+//!   journal to clear, a failure count to reset, a quarantine to lift, the
+//!   dual-write retire record (its grace deadline has no place in the
+//!   protocol). The `may` part (the last good version, a history event) is
+//!   dropped when it would cost a call. A rotation with a credential target
+//!   (or an immediate one with checks) writes its journal as a tag first,
+//!   since a crash must then clean up more than the candidate: one
+//!   `TagResource` more, and its clearing write after.
+//!
+//! A rotation of one field, or one the daemon schedules, takes the
+//! engine's slow path (`snapshot` first, then `stage_rotation` after it,
+//! which then writes only): the same calls (`tests/engine_e2e.rs` prints
+//! them for a field rotation). The primitive
+//! calls (`stage`, `promote`, `put`) keep their token pre-check
+//! ([`AwsSecretsStore::with_token_precheck`]); the rotation calls do without
+//! it, because the engine repeats a write only with the same rotation id and
+//! the same value, which AWS and moto both answer with the existing version.
 //!
 //! ## Retries
 //!
@@ -92,6 +151,7 @@ mod config;
 mod counter;
 mod error;
 mod lock;
+mod rotation;
 mod store;
 
 pub use codec::{MAX_SECRET_STRING_BYTES, MAX_TAG_KEY_CHARS, MAX_TAG_VALUE_CHARS, MAX_TAGS, METADATA_PREFIX};
