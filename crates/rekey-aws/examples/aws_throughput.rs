@@ -112,9 +112,9 @@ async fn main() {
     let prefix = format!("rekey-bench/{}", uuid::Uuid::new_v4().simple());
     println!("endpoint {endpoint} (moto unless told otherwise), scale {scale}");
 
-    // Default store (AWSPENDING taken off the promoted version) and the
-    // protocol's minimum (left on it, see `with_pending_cleanup`).
-    let variants = [("default", store.clone()), ("minimum", store.clone().with_pending_cleanup(false))];
+    // Default store (the protocol's minimum: AWSPENDING left on the promoted
+    // version) and with the clean-up on (see `with_pending_cleanup`).
+    let variants = [("default", store.clone()), ("cleanup", store.clone().with_pending_cleanup(true))];
 
     // --- the calls of one rotation, per strategy ---------------------------
     for (label, store) in &variants {

@@ -90,7 +90,7 @@ pub struct AwsConfig {
     pub version_dates_from_reads: Option<bool>,
     /// Whether a rotation's promotion also takes `AWSPENDING` off the
     /// promoted version (one `UpdateSecretVersionStage` more). Default
-    /// `true`. See
+    /// `false` (AWS's own rotation may leave it there too). See
     /// [`AwsSecretsStore::with_pending_cleanup`](crate::AwsSecretsStore::with_pending_cleanup).
     #[serde(default)]
     pub pending_cleanup: Option<bool>,

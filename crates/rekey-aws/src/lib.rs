@@ -30,16 +30,17 @@
 //! (no verifier, no target) costs, against moto (pinned by
 //! `tests/request_counts.rs`, which also pins each call at the store):
 //!
-//! | strategy | calls (default) | with `pending_cleanup = false` | which, in order |
+//! | strategy | calls (default) | with `pending_cleanup = true` | which, in order |
 //! |---|---|---|---|
-//! | staged | 5 | 4 | GetSecretValue(AWSCURRENT) ∥ DescribeSecret, PutSecretValue, UpdateSecretVersionStage (+ UpdateSecretVersionStage: AWSPENDING off) |
-//! | dual_write | 6 | 5 | as staged, plus TagResource (the retire record) |
+//! | staged | 4 | 5 | GetSecretValue(AWSCURRENT) ∥ DescribeSecret, PutSecretValue, UpdateSecretVersionStage (+ UpdateSecretVersionStage: AWSPENDING off) |
+//! | dual_write | 5 | 6 | as staged, plus TagResource (the retire record) |
 //! | immediate | 4 | 4 | GetSecretValue(AWSCURRENT) ∥ DescribeSecret, PutSecretValue, UpdateSecretVersionStage |
 //!
 //! (∥: sent at once.) Before this, the same rotations cost 8 (staged,
 //! dual_write) and 6 (immediate). 4 is the protocol's minimum for a staged
-//! rotation; the default spends one call more to take `AWSPENDING` off the
-//! promoted version (see [`AwsSecretsStore::with_pending_cleanup`]).
+//! rotation, and the default: `AWSPENDING` stays on the promoted version,
+//! as AWS's own rotation may leave it; `pending_cleanup = true` spends one
+//! call more to take it off (see [`AwsSecretsStore::with_pending_cleanup`]).
 //!
 //! Why each call is needed:
 //!

@@ -21,7 +21,7 @@
 //!   (and changes nothing) when `expected` no longer holds `AWSCURRENT`;
 //!   Secrets Manager moves `AWSPREVIOUS` to `expected` itself. `AWSPENDING`
 //!   stays on the candidate, now current too, unless the store's pending
-//!   clean-up is on (the default): then one `UpdateSecretVersionStage` more
+//!   clean-up is on (off by default): then one `UpdateSecretVersionStage` more
 //!   takes it off (see `AwsSecretsStore::with_pending_cleanup`).
 //! * `TagResource` / `UntagResource`: only for what the protocol cannot say
 //!   (a record's `must` part: a journal to clear, a failure count, a

@@ -243,7 +243,7 @@ impl AwsSecretsStore {
             calls,
             token_precheck: true,
             dates_from_reads: false,
-            pending_cleanup: true,
+            pending_cleanup: false,
             locks: SecretLocks::default(),
         }
     }
@@ -264,7 +264,7 @@ impl AwsSecretsStore {
         Ok(Self::new(Client::new(&sdk))
             .with_token_precheck(config.token_precheck.unwrap_or(true))
             .with_version_dates_from_reads(config.version_dates_from_reads.unwrap_or(false))
-            .with_pending_cleanup(config.pending_cleanup.unwrap_or(true)))
+            .with_pending_cleanup(config.pending_cleanup.unwrap_or(false)))
     }
 
     /// Whether writes that carry a rotation id first list the secret's
@@ -301,16 +301,16 @@ impl AwsSecretsStore {
     /// Whether a rotation's promotion (`promote_rotation`) also takes
     /// `AWSPENDING` off the version it made current: one
     /// `UpdateSecretVersionStage` more per staged rotation (5 calls instead
-    /// of the protocol's minimum of 4). On by default.
+    /// of the protocol's minimum of 4). Off by default.
     ///
     /// Off, `AWSPENDING` stays on the new `AWSCURRENT` version, as AWS's own
-    /// rotation may leave it ("the AWSPENDING staging label might be
-    /// attached to the same version as the AWSCURRENT version"): the store
-    /// never reports it as pending, `RotateSecret` sees no rotation in
-    /// progress, and the next stage moves it away. Tools that take any
-    /// `AWSPENDING` for a rotation in flight would be misled, hence the
-    /// default. A failed clean-up is logged and does not fail the rotation
-    /// (the candidate is current by then).
+    /// rotation may leave it (the `RotateSecret` reference: "the AWSPENDING
+    /// staging label might be attached to the same version as the
+    /// AWSCURRENT version"): the store never reports it as pending,
+    /// `RotateSecret` sees no rotation in progress, and the next stage moves
+    /// it away. Turn it on for tools of your own that take any `AWSPENDING`
+    /// for a rotation in flight. A failed clean-up is logged and does not
+    /// fail the rotation (the candidate is current by then).
     pub fn with_pending_cleanup(mut self, on: bool) -> Self {
         self.pending_cleanup = on;
         self

@@ -85,12 +85,12 @@ async fn each_rotation_call_costs_a_pinned_number_of_calls() {
     assert_eq!(store.list_versions(&p).await.unwrap().len(), 2, "the retry made no version");
 
     // promote_rotation with only a `may` record: the compare-and-swap, and
-    // (the default pending clean-up) AWSPENDING taken off the new current
-    // version.
+    // (with the pending clean-up on; off by default) AWSPENDING taken off
+    // the new current version.
     let before = counts(&store);
     let record = may_only();
     let req = PromoteRequest { candidate: &s.candidate.id, expected: &v1.id, value: Some(&value), record: &record };
-    let now = store.promote_rotation(&p, req).await.unwrap();
+    let now = store.clone().with_pending_cleanup(true).promote_rotation(&p, req).await.unwrap();
     assert_eq!(since(&store, &before), want(&[("UpdateSecretVersionStage", 2)]));
     assert_eq!(now.id, s.candidate.id);
     let raw = common::raw_client(&endpoint).await;
@@ -120,7 +120,7 @@ async fn each_rotation_call_costs_a_pinned_number_of_calls() {
     let mut must = MetadataPatch::new();
     must.set("rekey.done", "yes");
     let record = RecordWrite { must, ..RecordWrite::default() };
-    let minimal = store.clone().with_pending_cleanup(false);
+    let minimal = store.clone(); // the default: no clean-up
     let before = counts(&store);
     let req = PromoteRequest { candidate: &s2.candidate.id, expected: &now.id, value: None, record: &record };
     let third = minimal.promote_rotation(&p, req).await.unwrap();
@@ -172,7 +172,7 @@ async fn each_strategy_costs_a_pinned_number_of_calls() {
             .clock(Arc::new(SystemClock::new(|d| Box::pin(tokio::time::sleep(d)))))
             .build()
             .unwrap();
-        // The clean-up of AWSPENDING on the promoted version (the default):
+        // The clean-up of AWSPENDING on the promoted version (off by default):
         // one UpdateSecretVersionStage more per staged promotion.
         let moves = 1 + u64::from(cleanup);
         // Staged (the engine's fast path: stage first): GetSecretValue and

@@ -117,7 +117,10 @@ field = "password"
     assert_eq!(dbj["username"], "app");
     let pw = dbj["password"].as_str().unwrap().to_owned();
     assert_ne!(pw, "aws-initial-db-pw-s3cr3t");
-    assert!(moto.stage_of(&key, "AWSPENDING").await.is_none(), "nothing left pending");
+    // Nothing left pending: AWSPENDING is gone or on the current version,
+    // where AWS's own rotation may leave it too (the store's default).
+    let pending = moto.stage_of(&key, "AWSPENDING").await;
+    assert!(pending.is_none() || pending.as_deref() == Some(version.as_str()), "pending: {pending:?}");
 
     // status and history agree with the native stages.
     let r = rekey(&cfg, &["status", "--json"], &env).await;
