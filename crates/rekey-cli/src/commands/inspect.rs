@@ -3,14 +3,14 @@
 
 use chrono::{DateTime, Utc};
 use futures::StreamExt;
-use rekey::{RotationStrategy, VersionMeta, jitter_key};
+use rekey::record::{HISTORY_KEPT, HistoryEvent};
+use rekey::{RotationStrategy, SecretRecord, VersionMeta, jitter_key};
 use serde_json::{Value, json};
 
 use crate::app::{self, App};
 use crate::config::{Config, SecretConfig};
 use crate::error::{self, CliError, EXIT_OK};
-use crate::output::{Out, Table, cell, duration, time_json, when};
-use crate::state;
+use crate::output::{Out, Table, cell, duration, quarantine_json, quarantine_text, time_json, when};
 
 struct StatusRow {
     path: String,
@@ -19,7 +19,8 @@ struct StatusRow {
     version: Option<String>,
     last_rotated: Option<DateTime<Utc>>,
     next_due: Option<DateTime<Utc>>,
-    state: state::SecretState,
+    /// The engine's record beside the secret (`rekey.*` keys).
+    record: SecretRecord,
     error: Option<(String, u8)>,
 }
 
@@ -31,7 +32,7 @@ async fn status_row(app: &App, s: &SecretConfig) -> Result<StatusRow, CliError> 
         version: None,
         last_rotated: None,
         next_due: None,
-        state: state::SecretState::default(),
+        record: SecretRecord::default(),
         error: None,
     };
     // One snapshot per secret (on OpenBao a single data read): the current
@@ -40,12 +41,12 @@ async fn status_row(app: &App, s: &SecretConfig) -> Result<StatusRow, CliError> 
         Ok(snap) => {
             row.version = Some(snap.current.id.to_string());
             row.last_rotated = Some(snap.current.created_at);
-            row.state = state::read(&snap.metadata);
+            row.record = SecretRecord::read_brief(&snap.metadata);
         }
         Err(e) if error::unreachable(&e) => return Err(CliError::store(format!("reading {}", s.path), e)),
         Err(e) => row.error = Some((e.to_string(), error::store_exit_code(&e))),
     }
-    if row.state.quarantined.is_none() {
+    if row.record.quarantine.is_none() {
         row.next_due = row.last_rotated.and_then(|l| s.policy.next_due(l, jitter_key(&s.path)));
     }
     Ok(row)
@@ -85,12 +86,12 @@ pub async fn status(config: Config, out: Out) -> Result<u8, CliError> {
                     "last_rotated": time_json(r.last_rotated),
                     "next_due": time_json(r.next_due),
                     "next_due_in_seconds": r.next_due.map(|t| (t - now).num_milliseconds() as f64 / 1000.0),
-                    "last_result": r.state.last_result,
-                    "last_attempt": r.state.last_attempt,
-                    "consecutive_failures": r.state.failures,
-                    "quarantined": r.state.quarantined.is_some(),
-                    "quarantine": r.state.quarantined,
-                    "rotation_in_progress": r.state.in_progress,
+                    "last_result": r.record.last.as_ref().map(|a| a.outcome.as_str()),
+                    "last_attempt": time_json(r.record.last.as_ref().map(|a| a.at)),
+                    "consecutive_failures": r.record.failures,
+                    "quarantined": r.record.quarantine.is_some(),
+                    "quarantine": quarantine_json(r.record.quarantine.as_ref()),
+                    "rotation_in_progress": r.record.unfinished.is_some(),
                     "error": r.error.as_ref().map(|e| e.0.clone()),
                 })
             })
@@ -114,19 +115,24 @@ pub async fn status(config: Config, out: Out) -> Result<u8, CliError> {
                 r.strategy.to_string(),
                 cell(r.version.as_ref()),
                 r.last_rotated.map_or_else(|| "-".to_owned(), |l| format!("{} ({})", when(Some(l)), relative(l, now))),
-                match (r.state.quarantined.is_some(), r.next_due) {
+                match (r.record.quarantine.is_some(), r.next_due) {
                     (false, Some(d)) => format!("{} ({})", when(Some(d)), relative(d, now)),
                     _ => "-".into(),
                 },
-                match (&r.error, &r.state.last_result) {
+                match (&r.error, r.record.last.as_ref().map(|a| a.outcome.as_str())) {
                     (Some((e, _)), _) => format!("error: {e}"),
-                    (None, Some(l)) if r.state.in_progress => format!("{l} (rotation in progress)"),
-                    (None, l) => cell(l.as_ref()),
+                    (None, Some(l)) if r.record.unfinished.is_some() => format!("{l} (rotation in progress)"),
+                    (None, l) => cell(l),
                 },
-                if r.state.quarantined.is_some() { "yes".into() } else { "no".into() },
+                if r.record.quarantine.is_some() { "yes".into() } else { "no".into() },
             ]);
         }
         out.table(&t);
+        for r in &rows {
+            if let Some(q) = &r.record.quarantine {
+                out.line(&format!("{}: quarantined {}; `rekey resume {}` lifts it", r.path, quarantine_text(q), r.path));
+            }
+        }
     }
     app.finish().await;
     Ok(code)
@@ -143,7 +149,7 @@ fn version_json(v: &VersionMeta) -> Value {
     })
 }
 
-fn event_json(e: &state::Event) -> Value {
+fn event_json(e: &HistoryEvent) -> Value {
     json!({
         "at": e.at,
         "event": e.event,
@@ -162,15 +168,15 @@ pub async fn history(config: Config, out: Out, path: &str) -> Result<u8, CliErro
     let versions =
         app.store.list_versions(&s.path).await.map_err(|e| CliError::store(format!("reading {}", s.path), e))?;
     let meta = app.store.read_metadata(&s.path).await.map_err(|e| CliError::store(format!("reading {}", s.path), e))?;
-    let st = state::read(&meta);
+    let rec = SecretRecord::read(&meta);
     if out.json {
         out.emit(
             true,
             json!({
                 "path": s.path.as_str(),
                 "versions": versions.iter().map(version_json).collect::<Vec<_>>(),
-                "events": st.history.iter().map(event_json).collect::<Vec<_>>(),
-                "quarantine": st.quarantined,
+                "events": rec.history.iter().map(event_json).collect::<Vec<_>>(),
+                "quarantine": quarantine_json(rec.quarantine.as_ref()),
             }),
         );
     } else {
@@ -192,9 +198,9 @@ pub async fn history(config: Config, out: Out, path: &str) -> Result<u8, CliErro
         }
         out.table(&t);
         out.line("");
-        out.line(&format!("rotation events (newest first, last {} kept):", state::HISTORY_KEPT));
+        out.line(&format!("rotation events (newest first, last {HISTORY_KEPT} kept):"));
         let mut t = Table::new(&["TIME", "EVENT", "TRIGGER", "VERSIONS", "DETAIL"]);
-        for e in &st.history {
+        for e in &rec.history {
             t.row(vec![
                 e.at.clone(),
                 e.event.clone(),
@@ -204,6 +210,9 @@ pub async fn history(config: Config, out: Out, path: &str) -> Result<u8, CliErro
             ]);
         }
         out.table(&t);
+        if let Some(q) = &rec.quarantine {
+            out.line(&format!("quarantined {}; `rekey resume {}` lifts it", quarantine_text(q), s.path));
+        }
     }
     app.finish().await;
     Ok(EXIT_OK)
