@@ -17,6 +17,8 @@ struct StatusRow {
     policy: String,
     strategy: RotationStrategy,
     version: Option<String>,
+    /// The last attempt: outcome and when.
+    last: Option<(String, DateTime<Utc>)>,
     last_rotated: Option<DateTime<Utc>>,
     next_due: Option<DateTime<Utc>>,
     /// The engine's record beside the secret (`rekey.*` keys).
@@ -30,6 +32,7 @@ async fn status_row(app: &App, s: &SecretConfig) -> Result<StatusRow, CliError> 
         policy: s.policy_name.clone(),
         strategy: s.policy.strategy(),
         version: None,
+        last: None,
         last_rotated: None,
         next_due: None,
         record: SecretRecord::default(),
@@ -42,6 +45,7 @@ async fn status_row(app: &App, s: &SecretConfig) -> Result<StatusRow, CliError> 
             row.version = Some(snap.current.id.to_string());
             row.last_rotated = Some(snap.current.created_at);
             row.record = SecretRecord::read_brief(&snap.metadata);
+            row.last = last_attempt(&row.record, &snap.current);
         }
         Err(e) if error::unreachable(&e) => return Err(CliError::store(format!("reading {}", s.path), e)),
         Err(e) => row.error = Some((e.to_string(), error::store_exit_code(&e))),
@@ -50,6 +54,25 @@ async fn status_row(app: &App, s: &SecretConfig) -> Result<StatusRow, CliError> 
         row.next_due = row.last_rotated.and_then(|l| s.policy.next_due(l, jitter_key(&s.path)));
     }
     Ok(row)
+}
+
+/// The last rotation attempt, from the engine's record and the current
+/// version. A successful rotation records no attempt of its own (the
+/// version it made current, which carries its rotation id, says it) and
+/// clears a failed one; a failure is recorded with its time.
+fn last_attempt(rec: &SecretRecord, current: &VersionMeta) -> Option<(String, DateTime<Utc>)> {
+    let written_by = current
+        .rotation_id
+        .filter(|_| !rec.is_failed(&current.id))
+        .or_else(|| rec.good.as_ref().filter(|g| g.names(current)).and_then(|g| g.rotation_id));
+    let recorded = rec.last.as_ref();
+    match (recorded, written_by) {
+        (Some(a), Some(rid)) if a.rotation_id == Some(rid) || a.at >= current.created_at => {
+            Some((a.outcome.clone(), a.at))
+        }
+        (_, Some(_)) => Some(("rotated".to_owned(), current.created_at)),
+        (a, None) => a.map(|a| (a.outcome.clone(), a.at)),
+    }
 }
 
 /// "in 5m 2s" / "5m 2s ago", always with units.
@@ -86,8 +109,8 @@ pub async fn status(config: Config, out: Out) -> Result<u8, CliError> {
                     "last_rotated": time_json(r.last_rotated),
                     "next_due": time_json(r.next_due),
                     "next_due_in_seconds": r.next_due.map(|t| (t - now).num_milliseconds() as f64 / 1000.0),
-                    "last_result": r.record.last.as_ref().map(|a| a.outcome.as_str()),
-                    "last_attempt": time_json(r.record.last.as_ref().map(|a| a.at)),
+                    "last_result": r.last.as_ref().map(|l| l.0.as_str()),
+                    "last_attempt": time_json(r.last.as_ref().map(|l| l.1)),
                     "consecutive_failures": r.record.failures,
                     "quarantined": r.record.quarantine.is_some(),
                     "quarantine": quarantine_json(r.record.quarantine.as_ref()),
@@ -119,7 +142,7 @@ pub async fn status(config: Config, out: Out) -> Result<u8, CliError> {
                     (false, Some(d)) => format!("{} ({})", when(Some(d)), relative(d, now)),
                     _ => "-".into(),
                 },
-                match (&r.error, r.record.last.as_ref().map(|a| a.outcome.as_str())) {
+                match (&r.error, r.last.as_ref().map(|l| l.0.as_str())) {
                     (Some((e, _)), _) => format!("error: {e}"),
                     (None, Some(l)) if r.record.unfinished.is_some() => format!("{l} (rotation in progress)"),
                     (None, l) => cell(l),
@@ -153,12 +176,40 @@ fn event_json(e: &HistoryEvent) -> Value {
     json!({
         "at": e.at,
         "event": e.event,
-        "trigger": e.trigger,
+        "trigger": (!e.trigger.is_empty()).then_some(e.trigger.as_str()),
         "old_version": e.old_version,
         "new_version": e.new_version,
         "rotation_id": e.rotation_id,
         "detail": e.detail,
     })
+}
+
+/// The rotation events, newest first: the engine's recorded events
+/// (failures, rollbacks, quarantines, resumes, ...) and one `rotated` event
+/// per version a rotation wrote that no recorded event names — the engine
+/// records no event for a success (the version, with its rotation id, is
+/// the record), so its trigger is not known (empty) unless the last
+/// attempt names that rotation.
+fn events(rec: &SecretRecord, versions: &[VersionMeta]) -> Vec<HistoryEvent> {
+    let mut out = rec.history.clone();
+    let mut by_time: Vec<&VersionMeta> = versions.iter().filter(|v| !v.stages.pending).collect();
+    by_time.sort_by_key(|v| v.created_at);
+    for (i, v) in by_time.iter().enumerate() {
+        let Some(rid) = v.rotation_id else { continue };
+        let rid_s = rid.to_string();
+        if rec.history.iter().any(|e| e.rotation_id.as_deref() == Some(rid_s.as_str())) {
+            continue;
+        }
+        let trigger = rec.last.as_ref().filter(|a| a.rotation_id == Some(rid)).map_or("", |a| a.trigger.as_str());
+        let mut e = HistoryEvent::new(v.created_at, "rotated", trigger);
+        e.old_version = i.checked_sub(1).map(|p| by_time[p].id.to_string());
+        e.new_version = Some(v.id.to_string());
+        e.rotation_id = Some(rid_s);
+        out.push(e);
+    }
+    // RFC 3339 in UTC with milliseconds: the text order is the time order.
+    out.sort_by(|a, b| b.at.cmp(&a.at));
+    out
 }
 
 /// `rekey history`.
@@ -169,13 +220,14 @@ pub async fn history(config: Config, out: Out, path: &str) -> Result<u8, CliErro
         app.store.list_versions(&s.path).await.map_err(|e| CliError::store(format!("reading {}", s.path), e))?;
     let meta = app.store.read_metadata(&s.path).await.map_err(|e| CliError::store(format!("reading {}", s.path), e))?;
     let rec = SecretRecord::read(&meta);
+    let events = events(&rec, &versions);
     if out.json {
         out.emit(
             true,
             json!({
                 "path": s.path.as_str(),
                 "versions": versions.iter().map(version_json).collect::<Vec<_>>(),
-                "events": rec.history.iter().map(event_json).collect::<Vec<_>>(),
+                "events": events.iter().map(event_json).collect::<Vec<_>>(),
                 "quarantine": quarantine_json(rec.quarantine.as_ref()),
             }),
         );
@@ -198,13 +250,15 @@ pub async fn history(config: Config, out: Out, path: &str) -> Result<u8, CliErro
         }
         out.table(&t);
         out.line("");
-        out.line(&format!("rotation events (newest first, last {HISTORY_KEPT} kept):"));
+        out.line(&format!(
+            "rotation events (newest first; the last {HISTORY_KEPT} recorded, and the versions rotations wrote):"
+        ));
         let mut t = Table::new(&["TIME", "EVENT", "TRIGGER", "VERSIONS", "DETAIL"]);
-        for e in &rec.history {
+        for e in &events {
             t.row(vec![
                 e.at.clone(),
                 e.event.clone(),
-                e.trigger.clone(),
+                if e.trigger.is_empty() { "-".to_owned() } else { e.trigger.clone() },
                 format!("{} -> {}", cell(e.old_version.as_ref()), cell(e.new_version.as_ref())),
                 cell(e.detail.as_ref()),
             ]);
