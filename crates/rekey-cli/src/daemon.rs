@@ -123,15 +123,18 @@ impl Shared {
         let _ = writeln!(s, "# HELP rekey_quarantined_secrets Secrets not rotated until `rekey resume`.");
         let _ = writeln!(s, "# TYPE rekey_quarantined_secrets gauge");
         let _ = writeln!(s, "rekey_quarantined_secrets {}", c.quarantined + stats.quarantined);
+        // A secret quarantined by the engine keeps its schedule (so
+        // `sync_quarantines` can lift it) but is not rotated: it counts as
+        // unscheduled here.
         let _ = writeln!(s, "# HELP rekey_scheduled_secrets Secrets this daemon schedules.");
         let _ = writeln!(s, "# TYPE rekey_scheduled_secrets gauge");
-        let _ = writeln!(s, "rekey_scheduled_secrets {}", stats.active_schedules);
+        let _ = writeln!(s, "rekey_scheduled_secrets {}", stats.active_schedules.saturating_sub(stats.quarantined));
         let _ = writeln!(
             s,
             "# HELP rekey_unscheduled_secrets Configured secrets not scheduled (missing, unreachable or quarantined)."
         );
         let _ = writeln!(s, "# TYPE rekey_unscheduled_secrets gauge");
-        let _ = writeln!(s, "rekey_unscheduled_secrets {}", c.unscheduled);
+        let _ = writeln!(s, "rekey_unscheduled_secrets {}", c.unscheduled + stats.quarantined);
         let _ = writeln!(s, "# HELP rekey_rotations_in_flight Rotations running now.");
         let _ = writeln!(s, "# TYPE rekey_rotations_in_flight gauge");
         let _ = writeln!(s, "rekey_rotations_in_flight {}", stats.active_rotations);
