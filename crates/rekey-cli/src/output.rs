@@ -261,9 +261,10 @@ pub fn trigger_name(t: &rekey::RotationTrigger) -> &'static str {
 /// A quarantine recorded beside a secret, for JSON: since when, after how
 /// many failures in a row, and why.
 pub fn quarantine_json(q: Option<&rekey::record::QuarantineRecord>) -> Value {
-    q.map_or(Value::Null, |q| {
-        serde_json::json!({ "since": time_json(Some(q.since)), "failures": q.failures, "reason": q.reason })
-    })
+    q.map_or(
+        Value::Null,
+        |q| serde_json::json!({ "since": time_json(Some(q.since)), "failures": q.failures, "reason": q.reason }),
+    )
 }
 
 /// A quarantine for people: `since <time> after N failure(s): <reason>`.

@@ -14,7 +14,9 @@ use std::sync::Arc;
 
 use common::*;
 use rekey::vault::{VaultAuth, VaultConfig, VaultStore};
-use rekey::{DynSecretStore, RotationManager, RotationPolicy, RotationStrategy, SecretData, SecretStore, SecretStoreExt};
+use rekey::{
+    DynSecretStore, RotationManager, RotationPolicy, RotationStrategy, SecretData, SecretStore, SecretStoreExt,
+};
 use serde_json::json;
 
 /// Requests the engine's staged rotation of a fresh secret costs, through

@@ -153,7 +153,12 @@ pub async fn status(config: Config, out: Out) -> Result<u8, CliError> {
         out.table(&t);
         for r in &rows {
             if let Some(q) = &r.record.quarantine {
-                out.line(&format!("{}: quarantined {}; `rekey resume {}` lifts it", r.path, quarantine_text(q), r.path));
+                out.line(&format!(
+                    "{}: quarantined {}; `rekey resume {}` lifts it",
+                    r.path,
+                    quarantine_text(q),
+                    r.path
+                ));
             }
         }
     }
