@@ -32,7 +32,6 @@ use crate::app;
 use crate::config::{Config, SecretConfig};
 use crate::error::{CliError, EXIT_OK};
 use crate::output::Out;
-use crate::state;
 
 const BUCKETS: [f64; 12] = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0];
 
@@ -80,7 +79,7 @@ impl Shared {
 
     fn record(&self, r: &RotationResult) {
         let mut c = self.counters();
-        *c.by_outcome.entry(state::outcome_name(r.outcome)).or_default() += 1;
+        *c.by_outcome.entry(r.outcome.as_str()).or_default() += 1;
         let secs = r.duration.as_secs_f64();
         for (i, b) in BUCKETS.iter().enumerate() {
             if secs <= *b {
@@ -106,7 +105,7 @@ impl Shared {
             RotationOutcome::AlreadyRotating,
             RotationOutcome::OutsideWindow,
         ] {
-            let name = state::outcome_name(o);
+            let name = o.as_str();
             let _ = writeln!(
                 s,
                 "rekey_rotations_total{{outcome=\"{name}\"}} {}",
@@ -123,16 +122,19 @@ impl Shared {
         let _ = writeln!(s, "rekey_rotation_duration_seconds_count {}", c.duration_count);
         let _ = writeln!(s, "# HELP rekey_quarantined_secrets Secrets not rotated until `rekey resume`.");
         let _ = writeln!(s, "# TYPE rekey_quarantined_secrets gauge");
-        let _ = writeln!(s, "rekey_quarantined_secrets {}", c.quarantined.max(stats.quarantined));
+        let _ = writeln!(s, "rekey_quarantined_secrets {}", c.quarantined + stats.quarantined);
+        // A secret quarantined by the engine keeps its schedule (so
+        // `sync_quarantines` can lift it) but is not rotated: it counts as
+        // unscheduled here.
         let _ = writeln!(s, "# HELP rekey_scheduled_secrets Secrets this daemon schedules.");
         let _ = writeln!(s, "# TYPE rekey_scheduled_secrets gauge");
-        let _ = writeln!(s, "rekey_scheduled_secrets {}", stats.active_schedules);
+        let _ = writeln!(s, "rekey_scheduled_secrets {}", stats.active_schedules.saturating_sub(stats.quarantined));
         let _ = writeln!(
             s,
             "# HELP rekey_unscheduled_secrets Configured secrets not scheduled (missing, unreachable or quarantined)."
         );
         let _ = writeln!(s, "# TYPE rekey_unscheduled_secrets gauge");
-        let _ = writeln!(s, "rekey_unscheduled_secrets {}", c.unscheduled);
+        let _ = writeln!(s, "rekey_unscheduled_secrets {}", c.unscheduled + stats.quarantined);
         let _ = writeln!(s, "# HELP rekey_rotations_in_flight Rotations running now.");
         let _ = writeln!(s, "# TYPE rekey_rotations_in_flight gauge");
         let _ = writeln!(s, "rekey_rotations_in_flight {}", stats.active_rotations);
@@ -571,7 +573,7 @@ async fn sync(app: &app::App, pending: Vec<SecretConfig>) -> (Vec<SecretConfig>,
     for s in pending {
         match app.store.read_metadata(&s.path).await {
             Ok(m) => {
-                if state::read(&m).quarantined.is_some() {
+                if rekey::SecretRecord::read_brief(&m).quarantine.is_some() {
                     quarantined += 1;
                     left.push(s);
                     continue;
@@ -624,8 +626,6 @@ pub async fn run(config: Config, out: Out) -> Result<u8, CliError> {
     tokio::spawn(serve(listener, shared.clone(), Limits::DEFAULT));
     tracing::info!(listen = %bound, secrets = app.config.secrets.len(), store = %app.config.store_kind, "rekey daemon started");
 
-    let quarantine_after: BTreeMap<String, u32> =
-        app.config.secrets.iter().map(|s| (s.path.to_string(), s.policy.quarantine_after())).collect();
     let (mut unscheduled, q, down) = sync(&app, app.config.secrets.clone()).await;
     note_sync(&shared, unscheduled.len(), q, down);
     let mut last_sync = tokio::time::Instant::now();
@@ -675,19 +675,12 @@ pub async fn run(config: Config, out: Out) -> Result<u8, CliError> {
             shared.counters().batches += 1;
             for r in &results {
                 shared.record(r);
-                let threshold = quarantine_after.get(r.path.as_str()).copied().unwrap_or(3);
-                match state::record(&*app.store, r, threshold).await {
-                    Ok(state::Recorded::Quarantined) => {
-                        tracing::warn!(path = %r.path, "quarantined after repeated failures; `rekey resume` lifts it");
-                        app.manager.unschedule_rotation(&r.path);
-                        if let Some(s) = app.config.secrets.iter().find(|s| s.path == r.path) {
-                            unscheduled.push(s.clone());
-                        }
-                    }
-                    Ok(_) => {}
-                    Err(e) => {
-                        tracing::warn!(path = %r.path, error = %e, "could not record the result beside the secret")
-                    }
+                // The engine recorded the result beside the secret and, after
+                // `quarantine_after` failures in a row, quarantined it there
+                // and in its schedule; `sync_quarantines` lifts it once
+                // `rekey resume` has.
+                if r.quarantined && r.outcome.is_failure() {
+                    tracing::warn!(path = %r.path, "quarantined after repeated failures; `rekey resume` lifts it");
                 }
                 if r.outcome.is_failure() {
                     tracing::warn!(path = %r.path, outcome = %r.outcome, error = ?r.error.as_ref().map(ToString::to_string), "rotation failed");

@@ -13,7 +13,6 @@ mod error;
 mod integrations;
 mod logging;
 mod output;
-mod state;
 
 use std::path::PathBuf;
 use std::process::ExitCode;

@@ -247,6 +247,31 @@ pub fn time_json(t: Option<chrono::DateTime<chrono::Utc>>) -> Value {
     t.map_or(Value::Null, |t| Value::from(t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)))
 }
 
+/// A trigger's short name (`manual`, `schedule`, `emergency`), as the
+/// engine records it.
+pub fn trigger_name(t: &rekey::RotationTrigger) -> &'static str {
+    match t {
+        rekey::RotationTrigger::Manual => "manual",
+        rekey::RotationTrigger::Schedule => "schedule",
+        rekey::RotationTrigger::Emergency { .. } => "emergency",
+        _ => "other",
+    }
+}
+
+/// A quarantine recorded beside a secret, for JSON: since when, after how
+/// many failures in a row, and why.
+pub fn quarantine_json(q: Option<&rekey::record::QuarantineRecord>) -> Value {
+    q.map_or(
+        Value::Null,
+        |q| serde_json::json!({ "since": time_json(Some(q.since)), "failures": q.failures, "reason": q.reason }),
+    )
+}
+
+/// A quarantine for people: `since <time> after N failure(s): <reason>`.
+pub fn quarantine_text(q: &rekey::record::QuarantineRecord) -> String {
+    format!("since {} after {} failure(s): {}", when(Some(q.since)), q.failures, q.reason)
+}
+
 /// A duration for people, always with its unit (`250ms`, `1m 30s`).
 pub fn duration(d: Duration) -> String {
     if d < Duration::from_secs(1) {

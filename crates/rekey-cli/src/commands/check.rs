@@ -9,8 +9,7 @@ use serde_json::{Value, json};
 use crate::app;
 use crate::config::{Config, SecretConfig};
 use crate::error::{self, CliError, EXIT_CONFIG, EXIT_NOT_FOUND, EXIT_OK};
-use crate::output::{Out, Table, time_json, when};
-use crate::state;
+use crate::output::{Out, Table, quarantine_json, quarantine_text, time_json, when};
 
 /// Secrets `check` reads at once.
 const CHECK_CONCURRENCY: usize = 64;
@@ -218,8 +217,8 @@ pub async fn plan(config: Config, out: Out, next: usize) -> Result<u8, CliError>
             }
         };
         let meta = store.read_metadata(&s.path).await.unwrap_or_default();
-        let st = state::read(&meta);
-        let dues = match (last, &st.quarantined) {
+        let quarantine = rekey::SecretRecord::read_brief(&meta).quarantine;
+        let dues = match (last, &quarantine) {
             (Some(l), None) => next_dues(s, l, next),
             _ => Vec::new(),
         };
@@ -236,8 +235,8 @@ pub async fn plan(config: Config, out: Out, next: usize) -> Result<u8, CliError>
             if let Some(e) = &problem {
                 out.line(&format!("  problem: {e}"));
             }
-            if let Some(q) = &st.quarantined {
-                out.line(&format!("  QUARANTINED since {q}; `rekey resume {}` lifts it", s.path));
+            if let Some(q) = &quarantine {
+                out.line(&format!("  QUARANTINED {}; `rekey resume {}` lifts it", quarantine_text(q), s.path));
             }
             for d in &dues {
                 out.line(&format!("  due: {}", when(Some(*d))));
@@ -253,8 +252,8 @@ pub async fn plan(config: Config, out: Out, next: usize) -> Result<u8, CliError>
             "schedule": s.policy.schedule().to_string(),
             "last_rotated": time_json(last),
             "next_due": dues.iter().map(|d| time_json(Some(*d))).collect::<Vec<_>>(),
-            "quarantined": st.quarantined.is_some(),
-            "quarantine": st.quarantined,
+            "quarantined": quarantine.is_some(),
+            "quarantine": quarantine_json(quarantine.as_ref()),
             "verifiers": s.policy.verification_tests(),
             "secret_verifiers": s.verifiers,
             "target": s.target.as_ref().map(|t| t.kind()),

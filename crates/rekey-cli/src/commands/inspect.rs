@@ -3,23 +3,26 @@
 
 use chrono::{DateTime, Utc};
 use futures::StreamExt;
-use rekey::{RotationStrategy, VersionMeta, jitter_key};
+use rekey::record::{HISTORY_KEPT, HistoryEvent};
+use rekey::{RotationStrategy, SecretRecord, VersionMeta, jitter_key};
 use serde_json::{Value, json};
 
 use crate::app::{self, App};
 use crate::config::{Config, SecretConfig};
 use crate::error::{self, CliError, EXIT_OK};
-use crate::output::{Out, Table, cell, duration, time_json, when};
-use crate::state;
+use crate::output::{Out, Table, cell, duration, quarantine_json, quarantine_text, time_json, when};
 
 struct StatusRow {
     path: String,
     policy: String,
     strategy: RotationStrategy,
     version: Option<String>,
+    /// The last attempt: outcome and when.
+    last: Option<(String, DateTime<Utc>)>,
     last_rotated: Option<DateTime<Utc>>,
     next_due: Option<DateTime<Utc>>,
-    state: state::SecretState,
+    /// The engine's record beside the secret (`rekey.*` keys).
+    record: SecretRecord,
     error: Option<(String, u8)>,
 }
 
@@ -29,9 +32,10 @@ async fn status_row(app: &App, s: &SecretConfig) -> Result<StatusRow, CliError> 
         policy: s.policy_name.clone(),
         strategy: s.policy.strategy(),
         version: None,
+        last: None,
         last_rotated: None,
         next_due: None,
-        state: state::SecretState::default(),
+        record: SecretRecord::default(),
         error: None,
     };
     // One snapshot per secret (on OpenBao a single data read): the current
@@ -40,15 +44,35 @@ async fn status_row(app: &App, s: &SecretConfig) -> Result<StatusRow, CliError> 
         Ok(snap) => {
             row.version = Some(snap.current.id.to_string());
             row.last_rotated = Some(snap.current.created_at);
-            row.state = state::read(&snap.metadata);
+            row.record = SecretRecord::read_brief(&snap.metadata);
+            row.last = last_attempt(&row.record, &snap.current);
         }
         Err(e) if error::unreachable(&e) => return Err(CliError::store(format!("reading {}", s.path), e)),
         Err(e) => row.error = Some((e.to_string(), error::store_exit_code(&e))),
     }
-    if row.state.quarantined.is_none() {
+    if row.record.quarantine.is_none() {
         row.next_due = row.last_rotated.and_then(|l| s.policy.next_due(l, jitter_key(&s.path)));
     }
     Ok(row)
+}
+
+/// The last rotation attempt, from the engine's record and the current
+/// version. A successful rotation records no attempt of its own (the
+/// version it made current, which carries its rotation id, says it) and
+/// clears a failed one; a failure is recorded with its time.
+fn last_attempt(rec: &SecretRecord, current: &VersionMeta) -> Option<(String, DateTime<Utc>)> {
+    let written_by = current
+        .rotation_id
+        .filter(|_| !rec.is_failed(&current.id))
+        .or_else(|| rec.good.as_ref().filter(|g| g.names(current)).and_then(|g| g.rotation_id));
+    let recorded = rec.last.as_ref();
+    match (recorded, written_by) {
+        (Some(a), Some(rid)) if a.rotation_id == Some(rid) || a.at >= current.created_at => {
+            Some((a.outcome.clone(), a.at))
+        }
+        (_, Some(_)) => Some(("rotated".to_owned(), current.created_at)),
+        (a, None) => a.map(|a| (a.outcome.clone(), a.at)),
+    }
 }
 
 /// "in 5m 2s" / "5m 2s ago", always with units.
@@ -85,12 +109,12 @@ pub async fn status(config: Config, out: Out) -> Result<u8, CliError> {
                     "last_rotated": time_json(r.last_rotated),
                     "next_due": time_json(r.next_due),
                     "next_due_in_seconds": r.next_due.map(|t| (t - now).num_milliseconds() as f64 / 1000.0),
-                    "last_result": r.state.last_result,
-                    "last_attempt": r.state.last_attempt,
-                    "consecutive_failures": r.state.failures,
-                    "quarantined": r.state.quarantined.is_some(),
-                    "quarantine": r.state.quarantined,
-                    "rotation_in_progress": r.state.in_progress,
+                    "last_result": r.last.as_ref().map(|l| l.0.as_str()),
+                    "last_attempt": time_json(r.last.as_ref().map(|l| l.1)),
+                    "consecutive_failures": r.record.failures,
+                    "quarantined": r.record.quarantine.is_some(),
+                    "quarantine": quarantine_json(r.record.quarantine.as_ref()),
+                    "rotation_in_progress": r.record.unfinished.is_some(),
                     "error": r.error.as_ref().map(|e| e.0.clone()),
                 })
             })
@@ -114,19 +138,29 @@ pub async fn status(config: Config, out: Out) -> Result<u8, CliError> {
                 r.strategy.to_string(),
                 cell(r.version.as_ref()),
                 r.last_rotated.map_or_else(|| "-".to_owned(), |l| format!("{} ({})", when(Some(l)), relative(l, now))),
-                match (r.state.quarantined.is_some(), r.next_due) {
+                match (r.record.quarantine.is_some(), r.next_due) {
                     (false, Some(d)) => format!("{} ({})", when(Some(d)), relative(d, now)),
                     _ => "-".into(),
                 },
-                match (&r.error, &r.state.last_result) {
+                match (&r.error, r.last.as_ref().map(|l| l.0.as_str())) {
                     (Some((e, _)), _) => format!("error: {e}"),
-                    (None, Some(l)) if r.state.in_progress => format!("{l} (rotation in progress)"),
-                    (None, l) => cell(l.as_ref()),
+                    (None, Some(l)) if r.record.unfinished.is_some() => format!("{l} (rotation in progress)"),
+                    (None, l) => cell(l),
                 },
-                if r.state.quarantined.is_some() { "yes".into() } else { "no".into() },
+                if r.record.quarantine.is_some() { "yes".into() } else { "no".into() },
             ]);
         }
         out.table(&t);
+        for r in &rows {
+            if let Some(q) = &r.record.quarantine {
+                out.line(&format!(
+                    "{}: quarantined {}; `rekey resume {}` lifts it",
+                    r.path,
+                    quarantine_text(q),
+                    r.path
+                ));
+            }
+        }
     }
     app.finish().await;
     Ok(code)
@@ -143,16 +177,44 @@ fn version_json(v: &VersionMeta) -> Value {
     })
 }
 
-fn event_json(e: &state::Event) -> Value {
+fn event_json(e: &HistoryEvent) -> Value {
     json!({
         "at": e.at,
         "event": e.event,
-        "trigger": e.trigger,
+        "trigger": (!e.trigger.is_empty()).then_some(e.trigger.as_str()),
         "old_version": e.old_version,
         "new_version": e.new_version,
         "rotation_id": e.rotation_id,
         "detail": e.detail,
     })
+}
+
+/// The rotation events, newest first: the engine's recorded events
+/// (failures, rollbacks, quarantines, resumes, ...) and one `rotated` event
+/// per version a rotation wrote that no recorded event names — the engine
+/// records no event for a success (the version, with its rotation id, is
+/// the record), so its trigger is not known (empty) unless the last
+/// attempt names that rotation.
+fn events(rec: &SecretRecord, versions: &[VersionMeta]) -> Vec<HistoryEvent> {
+    let mut out = rec.history.clone();
+    let mut by_time: Vec<&VersionMeta> = versions.iter().filter(|v| !v.stages.pending).collect();
+    by_time.sort_by_key(|v| v.created_at);
+    for (i, v) in by_time.iter().enumerate() {
+        let Some(rid) = v.rotation_id else { continue };
+        let rid_s = rid.to_string();
+        if rec.history.iter().any(|e| e.rotation_id.as_deref() == Some(rid_s.as_str())) {
+            continue;
+        }
+        let trigger = rec.last.as_ref().filter(|a| a.rotation_id == Some(rid)).map_or("", |a| a.trigger.as_str());
+        let mut e = HistoryEvent::new(v.created_at, "rotated", trigger);
+        e.old_version = i.checked_sub(1).map(|p| by_time[p].id.to_string());
+        e.new_version = Some(v.id.to_string());
+        e.rotation_id = Some(rid_s);
+        out.push(e);
+    }
+    // RFC 3339 in UTC with milliseconds: the text order is the time order.
+    out.sort_by(|a, b| b.at.cmp(&a.at));
+    out
 }
 
 /// `rekey history`.
@@ -162,15 +224,16 @@ pub async fn history(config: Config, out: Out, path: &str) -> Result<u8, CliErro
     let versions =
         app.store.list_versions(&s.path).await.map_err(|e| CliError::store(format!("reading {}", s.path), e))?;
     let meta = app.store.read_metadata(&s.path).await.map_err(|e| CliError::store(format!("reading {}", s.path), e))?;
-    let st = state::read(&meta);
+    let rec = SecretRecord::read(&meta);
+    let events = events(&rec, &versions);
     if out.json {
         out.emit(
             true,
             json!({
                 "path": s.path.as_str(),
                 "versions": versions.iter().map(version_json).collect::<Vec<_>>(),
-                "events": st.history.iter().map(event_json).collect::<Vec<_>>(),
-                "quarantine": st.quarantined,
+                "events": events.iter().map(event_json).collect::<Vec<_>>(),
+                "quarantine": quarantine_json(rec.quarantine.as_ref()),
             }),
         );
     } else {
@@ -192,18 +255,23 @@ pub async fn history(config: Config, out: Out, path: &str) -> Result<u8, CliErro
         }
         out.table(&t);
         out.line("");
-        out.line(&format!("rotation events (newest first, last {} kept):", state::HISTORY_KEPT));
+        out.line(&format!(
+            "rotation events (newest first; the last {HISTORY_KEPT} recorded, and the versions rotations wrote):"
+        ));
         let mut t = Table::new(&["TIME", "EVENT", "TRIGGER", "VERSIONS", "DETAIL"]);
-        for e in &st.history {
+        for e in &events {
             t.row(vec![
                 e.at.clone(),
                 e.event.clone(),
-                e.trigger.clone(),
+                if e.trigger.is_empty() { "-".to_owned() } else { e.trigger.clone() },
                 format!("{} -> {}", cell(e.old_version.as_ref()), cell(e.new_version.as_ref())),
                 cell(e.detail.as_ref()),
             ]);
         }
         out.table(&t);
+        if let Some(q) = &rec.quarantine {
+            out.line(&format!("quarantined {}; `rekey resume {}` lifts it", quarantine_text(q), s.path));
+        }
     }
     app.finish().await;
     Ok(EXIT_OK)

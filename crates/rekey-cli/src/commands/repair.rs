@@ -6,24 +6,17 @@ use serde_json::json;
 use crate::app;
 use crate::config::Config;
 use crate::error::{CliError, EXIT_OK};
-use crate::output::{Out, time_json, when};
-use crate::state;
+use crate::output::{Out, quarantine_text, time_json, when};
 
 /// `rekey rollback`: the engine's rollback — the last value that was
 /// current and good becomes current again (never a candidate that failed),
-/// on the credential target first.
+/// on the credential target first. The engine records it beside the secret
+/// (a `rollback` event; the replaced version counts as failed).
 pub async fn rollback(config: Config, out: Out, path: &str) -> Result<u8, CliError> {
     let app = app::build(config, None).await?;
     let s = app.secret(path)?.clone();
     let rb =
         app.manager.rollback(&s.path).await.map_err(|e| CliError::engine(format!("rolling back {}", s.path), &e))?;
-    let mut ev = state::event_now("rollback", "cli");
-    ev.old_version = Some(rb.replaced.to_string());
-    ev.new_version = Some(rb.current.id.to_string());
-    ev.detail = Some(format!("restored the value of version {}", rb.restored));
-    if let Err(e) = state::record_event(&*app.store, &s.path, ev, false).await {
-        tracing::warn!(path = %s.path, error = %e, "could not record the rollback beside the secret");
-    }
     if out.json {
         out.emit(
             true,
@@ -47,28 +40,22 @@ pub async fn rollback(config: Config, out: Out, path: &str) -> Result<u8, CliErr
     Ok(EXIT_OK)
 }
 
-/// `rekey resume`.
+/// `rekey resume`: the engine lifts the quarantine recorded beside the
+/// secret (for every process) and records a `resumed` event.
 pub async fn resume(config: Config, out: Out, path: &str) -> Result<u8, CliError> {
     let app = app::build(config, None).await?;
     let s = app.secret(path)?.clone();
     let meta = app.store.read_metadata(&s.path).await.map_err(|e| CliError::store(format!("reading {}", s.path), e))?;
-    let st = state::read(&meta);
-    // The engine's own record (held in the store, seen by every process)
-    // and this command's record beside it are both lifted.
-    let engine_quarantined = rekey::SecretRecord::read(&meta).quarantine.is_some();
+    let quarantine = rekey::SecretRecord::read_brief(&meta).quarantine;
     app.manager.resume(&s.path).await.map_err(|e| CliError::engine(format!("resuming {}", s.path), &e))?;
-    let was_quarantined = st.quarantined.is_some() || engine_quarantined;
-    if st.quarantined.is_some() || st.failures > 0 {
-        let mut ev = state::event_now("resumed", "cli");
-        ev.detail = st.quarantined.as_deref().map(|q| format!("quarantine since {q}"));
-        state::record_event(&*app.store, &s.path, ev, true)
-            .await
-            .map_err(|e| CliError::store(format!("updating {}", s.path), e))?;
-    }
     if out.json {
-        out.emit(true, json!({ "path": s.path.as_str(), "was_quarantined": was_quarantined }));
-    } else if was_quarantined {
-        out.line(&format!("{}: quarantine lifted; the daemon rotates it again when it is due", s.path));
+        out.emit(true, json!({ "path": s.path.as_str(), "was_quarantined": quarantine.is_some() }));
+    } else if let Some(q) = &quarantine {
+        out.line(&format!(
+            "{}: quarantine lifted (it was quarantined {}); the daemon rotates it again when it is due",
+            s.path,
+            quarantine_text(q)
+        ));
     } else {
         out.line(&format!("{}: was not quarantined", s.path));
     }

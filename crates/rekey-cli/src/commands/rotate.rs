@@ -12,17 +12,16 @@ use super::check::shape_problem;
 use crate::app::{self, App};
 use crate::config::{Config, SecretConfig};
 use crate::error::{self, CliError, EXIT_CONFIG, EXIT_OK};
-use crate::output::{Out, Table, cell, duration, time_json};
-use crate::state;
+use crate::output::{Out, Table, cell, duration, time_json, trigger_name};
 
 /// One rotation's result for `--json` (the CLI's own shape).
 fn result_json(r: &RotationResult) -> Value {
     json!({
         "path": r.path.as_str(),
-        "outcome": state::outcome_name(r.outcome),
+        "outcome": r.outcome.as_str(),
         "exit_code": error::rotation_exit_code(r),
         "strategy": r.strategy.as_str(),
-        "trigger": state::trigger_name(&r.trigger),
+        "trigger": trigger_name(&r.trigger),
         "rotation_id": r.rotation_id.to_string(),
         "old_version": r.old_version.as_ref().map(|v| v.as_str()),
         "new_version": r.new_version.as_ref().map(|v| v.as_str()),
@@ -53,7 +52,8 @@ fn summary_table(results: &[RotationResult]) -> Table {
     t
 }
 
-/// Runs rotations with a bound on concurrency, recording each result.
+/// Runs rotations with a bound on concurrency. The engine records each
+/// result beside the secret (`rekey.*`), in the write that ends the rotation.
 async fn rotate_many(
     app: &App,
     secrets: Vec<SecretConfig>,
@@ -62,16 +62,12 @@ async fn rotate_many(
     progress: Option<indicatif::ProgressBar>,
 ) -> Vec<RotationResult> {
     let manager = &app.manager;
-    let store = &app.store;
     let progress = &progress;
     let trigger = &trigger;
     let mut results: Vec<RotationResult> = futures::stream::iter(secrets)
         .map(|s| async move {
             let req = RotationRequest::new(&s.path, &s.policy).trigger(trigger.clone());
             let r = manager.rotate(req).await;
-            if let Err(e) = state::record(&**store, &r, s.policy.quarantine_after()).await {
-                tracing::warn!(path = %s.path, error = %e, "could not record the rotation's result beside the secret");
-            }
             if let Some(p) = progress {
                 p.inc(1);
             }
@@ -188,13 +184,13 @@ async fn dry_run_report(app: &App, out: Out, secrets: &[SecretConfig]) -> Result
         let (current, would) = match app.store.current(&s.path).await {
             Ok(c) => {
                 let meta = app.store.read_metadata(&s.path).await.unwrap_or_default();
-                let st = state::read(&meta);
+                let unfinished = rekey::SecretRecord::read_brief(&meta).unfinished.is_some();
                 let would = match shape_problem(s, &c.data) {
                     Some(p) => {
                         code = error::worst(code, EXIT_CONFIG);
                         format!("fail: {p}")
                     }
-                    None if st.in_progress => "rotate after recovering an unfinished rotation".to_owned(),
+                    None if unfinished => "rotate after recovering an unfinished rotation".to_owned(),
                     None => format!(
                         "rotate ({}{}{})",
                         s.policy.strategy(),

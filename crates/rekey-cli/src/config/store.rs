@@ -38,6 +38,7 @@ pub(super) const AWS_KINDS: &[(&str, Kind)] = &[
     ("attempt_timeout_ms", Kind::Int),
     ("token_precheck", Kind::Bool),
     ("version_dates_from_reads", Kind::Bool),
+    ("pending_cleanup", Kind::Bool),
     ("static_credentials", Kind::Any),
 ];
 
