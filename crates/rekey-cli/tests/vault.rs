@@ -111,9 +111,10 @@ async fn rotate_status_history_rollback_emergency() {
     let r = rekey(&cfg, &["history", &api, "--json"], &env).await;
     assert_eq!(r.json()["events"][0]["event"], "rollback");
 
-    // emergency: rotated, and in the history as the version it wrote. (The
-    // engine's record keeps no event of a success, so neither the trigger
-    // nor the reason is in the store; the reason is in the audit trail.)
+    // emergency: rotated, and in the history as the version it wrote, with
+    // its trigger and reason (the engine records an emergency's reason in
+    // the promotion's own metadata write; other successes are their
+    // version and rotation id).
     let r = rekey(&cfg, &["emergency", &db, "--reason", "leaked in CI log 4711", "--json"], &env).await;
     assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
     let res = &r.json()["results"][0];
@@ -126,6 +127,8 @@ async fn rotate_status_history_rollback_emergency() {
     assert_eq!(ev["event"], "rotated", "{ev}");
     assert_eq!(ev["rotation_id"], res["rotation_id"], "{ev}");
     assert_eq!(ev["new_version"], bao.metadata(&db).await.0.to_string(), "{ev}");
+    assert_eq!(ev["trigger"], "emergency", "{ev}");
+    assert!(ev["detail"].as_str().unwrap_or_default().contains("leaked in CI log 4711"), "{ev}");
 
     // dry run writes nothing.
     let (before, _, _) = bao.metadata(&api).await;

@@ -192,11 +192,21 @@ fn event_json(e: &HistoryEvent) -> Value {
 /// The rotation events, newest first: the engine's recorded events
 /// (failures, rollbacks, quarantines, resumes, ...) and one `rotated` event
 /// per version a rotation wrote that no recorded event names — the engine
-/// records no event for a success (the version, with its rotation id, is
-/// the record), so its trigger is not known (empty) unless the last
-/// attempt names that rotation.
+/// records no event for a success other than an emergency (the version,
+/// with its rotation id, is the record), so its trigger is not known
+/// (empty) unless the last attempt names that rotation.
 fn events(rec: &SecretRecord, versions: &[VersionMeta]) -> Vec<HistoryEvent> {
     let mut out = rec.history.clone();
+    // A recorded `rotated` event (an emergency's, with its reason) names the
+    // candidate as staged; show the version it became.
+    for e in out.iter_mut().filter(|e| e.event == "rotated") {
+        let made = versions
+            .iter()
+            .find(|v| !v.stages.pending && v.rotation_id.is_some_and(|r| Some(r.to_string()) == e.rotation_id));
+        if let Some(v) = made {
+            e.new_version = Some(v.id.to_string());
+        }
+    }
     let mut by_time: Vec<&VersionMeta> = versions.iter().filter(|v| !v.stages.pending).collect();
     by_time.sort_by_key(|v| v.created_at);
     for (i, v) in by_time.iter().enumerate() {

@@ -176,6 +176,18 @@ impl Inner {
             // whose id only the store knows on stores that copy.
             w.new_version_keys.push(RETIRE_KEEP.to_owned());
         }
+        if let RotationTrigger::Emergency { reason } = run.trigger {
+            // Why an emergency rotation happened is worth keeping beside the
+            // secret, where it costs nothing (the `may` part rides the
+            // promotion's own metadata write on stores that have one).
+            let mut e = HistoryEvent::new(self.clock.now(), "rotated", "emergency");
+            e.rotation_id = Some(run.id.to_string());
+            e.old_version = Some(x.base.as_str().to_owned());
+            e.new_version = run.new_version.as_ref().map(|v| v.as_str().to_owned());
+            e.detail = Some(crate::record::sanitize(&format!("reason: {reason}"), 160));
+            let u = RecordUpdate { events: vec![e], ..RecordUpdate::default() };
+            w.may.extend(u.patch(&x.meta));
+        }
         let good = GoodVersion {
             version: None,
             rotation_id: Some(run.id),
