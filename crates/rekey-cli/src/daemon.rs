@@ -571,13 +571,16 @@ async fn sync(app: &app::App, pending: Vec<SecretConfig>) -> (Vec<SecretConfig>,
     let mut quarantined = 0;
     let mut unreachable = None;
     for s in pending {
-        match app.store.read_metadata(&s.path).await {
-            Ok(m) => {
-                if rekey::SecretRecord::read_brief(&m).quarantine.is_some() {
+        // One read gives both the record (is it quarantined?) and the
+        // current version's time the schedule starts from.
+        let snapshot = match app.store.snapshot(&s.path, false).await {
+            Ok(snap) => {
+                if rekey::SecretRecord::read_brief(&snap.metadata).quarantine.is_some() {
                     quarantined += 1;
                     left.push(s);
                     continue;
                 }
+                snap
             }
             Err(e) => {
                 tracing::warn!(path = %s.path, error = %e, "cannot schedule the secret yet");
@@ -587,8 +590,8 @@ async fn sync(app: &app::App, pending: Vec<SecretConfig>) -> (Vec<SecretConfig>,
                 left.push(s);
                 continue;
             }
-        }
-        match app.manager.schedule_rotation(&s.path, s.policy.clone()).await {
+        };
+        match app.manager.schedule_rotation_from(&s.path, s.policy.clone(), &snapshot) {
             Ok(info) => tracing::debug!(path = %s.path, next = ?info.next_rotation, "scheduled"),
             Err(e) => {
                 tracing::warn!(path = %s.path, error = %e, "cannot schedule the secret yet");

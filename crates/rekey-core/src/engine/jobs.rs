@@ -33,17 +33,41 @@ impl RotationManager {
     ) -> Result<ScheduleInfo, RotationError> {
         let policy = policy.into();
         self.inner.validate(&policy)?;
-        if policy.strategy() == RotationStrategy::DualWrite {
-            // A retire step another process left behind is this one's now.
-            lock(&self.inner.retiring).entry(path.clone()).or_default();
-        }
         let retry_run = &mut self.inner.detached_run(path, &policy);
         let current = self
             .inner
             .retry_store(retry_run, RotationStep::Prepare, || self.inner.store.read(path, &VersionSelector::Current))
             .await
             .map_err(|e| RotationError::store(RotationStep::Prepare, e))?;
-        let last = current.meta.created_at;
+        self.schedule_at(path, policy, current.meta.created_at)
+    }
+
+    /// [`schedule_rotation`](Self::schedule_rotation) from a
+    /// [`snapshot`](crate::SecretStore::snapshot) of the secret the caller
+    /// has just read (for example to check its record first): no store call
+    /// of its own. The last rotation time is the creation time of the
+    /// snapshot's current version.
+    pub fn schedule_rotation_from(
+        &self,
+        path: &SecretPath,
+        policy: impl Into<Arc<RotationPolicy>>,
+        snapshot: &crate::Snapshot,
+    ) -> Result<ScheduleInfo, RotationError> {
+        let policy = policy.into();
+        self.inner.validate(&policy)?;
+        self.schedule_at(path, policy, snapshot.current.created_at)
+    }
+
+    fn schedule_at(
+        &self,
+        path: &SecretPath,
+        policy: Arc<RotationPolicy>,
+        last: DateTime<Utc>,
+    ) -> Result<ScheduleInfo, RotationError> {
+        if policy.strategy() == RotationStrategy::DualWrite {
+            // A retire step another process left behind is this one's now.
+            lock(&self.inner.retiring).entry(path.clone()).or_default();
+        }
         let next = policy.next_due(last, jitter_key(path));
         let info = {
             let mut t = lock(&self.inner.schedules);
