@@ -31,9 +31,9 @@ use aws_sdk_secretsmanager::operation::describe_secret::DescribeSecretOutput;
 use chrono::Utc;
 use futures::future::try_join;
 use rekey_core::{
-    JOURNAL_KEY, MetadataPatch, PromoteRequest, PutMode, PutOptions, RecordWrite, RotationId, SecretData, SecretPath,
-    SecretStore, SecretVersion, Snapshot, StageOutcome, StageRequest, Staged, Stages, StoreError, VersionId,
-    VersionMeta, VersionSelector,
+    MetadataPatch, PromoteRequest, PutMode, PutOptions, RecordWrite, RotationId, SecretData, SecretPath, SecretStore,
+    SecretVersion, Snapshot, StageOutcome, StageRequest, Staged, Stages, StoreError, VersionId, VersionMeta,
+    VersionSelector,
 };
 use tracing::warn;
 
@@ -125,15 +125,7 @@ impl AwsSecretsStore {
                 (snapshot.current, snapshot.metadata, Some(described))
             }
         };
-        let journal_kept = match req.journal.filter(|j| j.required) {
-            Some(journal) => {
-                let mut patch = MetadataPatch::new();
-                patch.set(JOURNAL_KEY, journal.line);
-                self.update_metadata(path, patch).await?;
-                true
-            }
-            None => false,
-        };
+        let journal_kept = rekey_core::keep_required_journal(self, path, req.journal).await?;
         let mut replaced = None;
         if let Some(stage_map) = described.as_ref().and_then(DescribeSecretOutput::version_ids_to_stages) {
             if stage_map.contains_key(&token) {

@@ -32,6 +32,7 @@ pub use store::{
     METADATA_KEY_PREFIX, Metadata, MetadataPatch, PromoteRequest, PutMode, PutOptions, RecordWrite, RequestCounts,
     RotationId, SecretStore, SecretStoreExt, SecretVersion, Snapshot, StageOutcome, StageRequest, Staged, Stages,
     VersionId, VersionMeta, VersionSelector, check_metadata, check_metadata_patch, check_whole_value,
+    keep_required_journal,
 };
 pub use value::SecretData;
 

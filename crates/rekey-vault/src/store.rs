@@ -8,8 +8,8 @@ use std::sync::{Arc, RwLock};
 
 use async_trait::async_trait;
 use rekey_core::{
-    JOURNAL_KEY, Metadata, MetadataPatch, PutOptions, RecordWrite, RotationId, SecretData, SecretPath, SecretStore,
-    SecretVersion, StageOutcome, StageRequest, Staged, Stages, StoreError, VersionId, VersionMeta, VersionSelector,
+    Metadata, MetadataPatch, PutOptions, RecordWrite, RotationId, SecretData, SecretPath, SecretStore, SecretVersion,
+    StageOutcome, StageRequest, Staged, Stages, StoreError, VersionId, VersionMeta, VersionSelector,
 };
 use secrecy::ExposeSecret;
 use serde_json::{Map, Value};
@@ -669,15 +669,7 @@ impl SecretStore for VaultStore {
         };
         let recorded: HashMap<String, String> = metadata.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
         let retried = codec::find_recorded(Some(&recorded), rid).is_some();
-        let journal_kept = match req.journal.filter(|j| j.required) {
-            Some(journal) => {
-                let mut patch = MetadataPatch::new();
-                patch.set(JOURNAL_KEY, journal.line);
-                self.update_metadata(path, patch).await?;
-                true
-            }
-            None => false,
-        };
+        let journal_kept = rekey_core::keep_required_journal(self, path, req.journal).await?;
         if let (Some(n), false) = (base_n, retried) {
             let body = codec::envelope(&data, rid, n);
             match self.kv_write(&loc, &body, Some(0)).await {

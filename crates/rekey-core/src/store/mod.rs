@@ -225,15 +225,7 @@ pub trait SecretStore: fmt::Debug + Send + Sync + 'static {
                 (snapshot.current, snapshot.metadata, replaced)
             }
         };
-        let journal_kept = match req.journal.filter(|j| j.required) {
-            Some(journal) => {
-                let mut patch = MetadataPatch::new();
-                patch.set(JOURNAL_KEY, journal.line);
-                self.update_metadata(path, patch).await?;
-                true
-            }
-            None => false,
-        };
+        let journal_kept = keep_required_journal(self, path, req.journal).await?;
         let candidate = self.stage(path, data, req.rotation_id).await?;
         Ok(StageOutcome::Staged(Staged { candidate, base, metadata, journal_kept, replaced }))
     }
@@ -274,6 +266,23 @@ pub trait SecretStore: fmt::Debug + Send + Sync + 'static {
     fn request_counts(&self) -> RequestCounts {
         Vec::new()
     }
+}
+
+/// Writes a rotation's journal line into the metadata (one
+/// [`update_metadata`](SecretStore::update_metadata)) when it is
+/// [`required`](Journal::required); whether it did. For a store's
+/// [`stage_rotation`](SecretStore::stage_rotation) whose staging write
+/// cannot carry the journal itself.
+pub async fn keep_required_journal<S: SecretStore + ?Sized>(
+    store: &S,
+    path: &SecretPath,
+    journal: Option<Journal>,
+) -> Result<bool, StoreError> {
+    let Some(journal) = journal.filter(|j| j.required) else { return Ok(false) };
+    let mut patch = MetadataPatch::new();
+    patch.set(JOURNAL_KEY, journal.line);
+    store.update_metadata(path, patch).await?;
+    Ok(true)
 }
 
 /// The shape rule of [`SecretStore::stage_rotation`] without a base: a text
