@@ -53,7 +53,7 @@ pub enum PathError {
 /// # Ok::<(), rekey_core::PathError>(())
 /// ```
 #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct SecretPath(String);
+pub struct SecretPath(std::sync::Arc<str>);
 
 impl SecretPath {
     /// Validates and normalises `path`.
@@ -80,7 +80,7 @@ impl SecretPath {
                 _ => {}
             }
         }
-        Ok(Self(p.to_owned()))
+        Ok(Self(p.into()))
     }
 
     /// The normalised path, without a leading `/`.

@@ -168,7 +168,10 @@ pub fn sanitize(s: &str, max: usize) -> String {
 
 /// Whether an id can be recorded as it is (only tag characters, no space).
 fn recordable(id: &str) -> bool {
-    !id.is_empty() && id.chars().all(|c| c.is_ascii_alphanumeric() || "_.:/=+-@".contains(c))
+    !id.is_empty()
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b':' | b'/' | b'=' | b'+' | b'-' | b'@'))
 }
 
 fn time(t: DateTime<Utc>) -> String {
@@ -180,21 +183,37 @@ fn parse_time(s: &str) -> Option<DateTime<Utc>> {
 }
 
 /// `key=value` fields separated by spaces; the field named `rest` (if any)
-/// takes everything after it.
-fn fields<'a>(s: &'a str, rest: Option<&str>) -> Vec<(&'a str, &'a str)> {
-    let mut out = Vec::new();
-    let mut tail = s;
-    while let Some((k, after)) = tail.split_once('=') {
-        let k = k.trim();
-        if Some(k) == rest {
-            out.push((k, after.trim()));
-            break;
-        }
-        let (v, next) = after.split_once(' ').unwrap_or((after, ""));
-        out.push((k, v));
-        tail = next;
+/// takes everything after it. Read in place (no allocation): the record is
+/// read on every rotation.
+#[derive(Clone, Copy)]
+struct Fields<'a> {
+    s: &'a str,
+    rest: Option<&'a str>,
+}
+
+fn fields<'a>(s: &'a str, rest: Option<&'a str>) -> Fields<'a> {
+    Fields { s, rest }
+}
+
+impl<'a> Fields<'a> {
+    fn iter(self) -> impl Iterator<Item = (&'a str, &'a str)> {
+        let mut tail = Some(self.s);
+        std::iter::from_fn(move || {
+            let (k, after) = tail?.split_once('=')?;
+            let k = k.trim();
+            if Some(k) == self.rest {
+                tail = None;
+                return Some((k, after.trim()));
+            }
+            let (v, next) = after.split_once(' ').unwrap_or((after, ""));
+            tail = Some(next);
+            Some((k, v))
+        })
     }
-    out
+
+    fn iter_find(self, key: &str) -> Option<(&'a str, &'a str)> {
+        self.iter().find(|(n, _)| *n == key)
+    }
 }
 
 fn encode_event(e: &HistoryEvent) -> String {
@@ -255,30 +274,49 @@ impl SecretRecord {
     }
 
     fn read_parts(meta: &Metadata, with_history: bool) -> Self {
+        // Each value is read in one pass over its fields (the record is read
+        // on every rotation).
         let last = meta.get(LAST_KEY).and_then(|s| {
-            let f = fields(s, None);
-            let get = |k: &str| f.iter().find(|(n, _)| *n == k).map(|(_, v)| *v);
+            let (mut outcome, mut at, mut trigger, mut id) = (None, None, None, None);
+            for (k, v) in fields(s, None).iter() {
+                match k {
+                    "outcome" => outcome = outcome.or(Some(v)),
+                    "at" => at = at.or(Some(v)),
+                    "trigger" => trigger = trigger.or(Some(v)),
+                    "id" => id = id.or(Some(v)),
+                    _ => {}
+                }
+            }
             Some(Attempt {
-                outcome: get("outcome")?.to_owned(),
-                at: parse_time(get("at")?)?,
-                trigger: get("trigger").unwrap_or("manual").to_owned(),
-                rotation_id: get("id").and_then(|r| RotationId::parse(r).ok()),
+                outcome: outcome?.to_owned(),
+                at: parse_time(at?)?,
+                trigger: trigger.unwrap_or("manual").to_owned(),
+                rotation_id: id.and_then(|r| RotationId::parse(r).ok()),
             })
         });
         let good = meta.get(GOOD_KEY).and_then(|s| {
-            let f = fields(s, None);
-            let get = |k: &str| f.iter().find(|(n, _)| *n == k).map(|(_, v)| *v);
-            let version = get("version").map(VersionId::new);
-            let rotation_id = get("rotation").and_then(|r| RotationId::parse(r).ok());
+            let (mut version, mut rotation, mut since, mut prev, mut prev_since) = (None, None, None, None, None);
+            for (k, v) in fields(s, None).iter() {
+                match k {
+                    "version" => version = version.or(Some(v)),
+                    "rotation" => rotation = rotation.or(Some(v)),
+                    "since" => since = since.or(Some(v)),
+                    "prev" => prev = prev.or(Some(v)),
+                    "prev_since" => prev_since = prev_since.or(Some(v)),
+                    _ => {}
+                }
+            }
+            let version = version.map(VersionId::new);
+            let rotation_id = rotation.and_then(|r| RotationId::parse(r).ok());
             if version.is_none() && rotation_id.is_none() {
                 return None;
             }
             Some(GoodVersion {
                 version,
                 rotation_id,
-                since: get("since").and_then(parse_time),
-                previous: get("prev").map(VersionId::new),
-                previous_since: get("prev_since").and_then(parse_time),
+                since: since.and_then(parse_time),
+                previous: prev.map(VersionId::new),
+                previous_since: prev_since.and_then(parse_time),
             })
         });
         let failed = meta
@@ -288,7 +326,7 @@ impl SecretRecord {
         let failures = meta.get(FAILURES_KEY).and_then(|s| s.parse().ok()).unwrap_or(0);
         let quarantine = meta.get(QUARANTINE_KEY).map(|s| {
             let f = fields(s, Some("reason"));
-            let get = |k: &str| f.iter().find(|(n, _)| *n == k).map(|(_, v)| *v);
+            let get = |k: &str| f.iter_find(k).map(|(_, v)| v);
             QuarantineRecord {
                 // An unreadable marker still quarantines (fail closed).
                 since: get("since").and_then(parse_time).unwrap_or(DateTime::<Utc>::MIN_UTC),

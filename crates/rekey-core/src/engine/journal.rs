@@ -38,7 +38,7 @@
 //! target is bound, the target is brought back to the store's current value.
 //! An unreadable entry counts as stale.
 
-use chrono::{DateTime, SecondsFormat, Utc};
+use chrono::{DateTime, Datelike, Timelike, Utc};
 
 use super::RotationStep;
 use crate::{Metadata, RotationId, VersionId, VersionMeta};
@@ -127,13 +127,38 @@ impl RotationJournal {
         owner: &str,
         checks: bool,
     ) -> String {
-        let mut line = format!(
-            "id={id} step={step} strategy={strategy} started={} owner={owner} checks={}",
-            started.to_rfc3339_opts(SecondsFormat::Millis, true),
-            if checks { "yes" } else { "no" }
-        );
+        // One allocation and no formatting machinery: the line is written on
+        // every rotation.
+        let mut line = String::with_capacity(160 + owner.len() + base.map_or(0, |b| b.as_str().len()));
+        line.push_str("id=");
+        line.push_str(id.as_uuid().hyphenated().encode_lower(&mut uuid::Uuid::encode_buffer()));
+        line.push_str(" step=");
+        line.push_str(step.as_str());
+        line.push_str(" strategy=");
+        line.push_str(strategy);
+        line.push_str(" started=");
+        // RFC 3339 in milliseconds, as `to_rfc3339_opts(Millis, true)` writes
+        // it (years 0 to 9999).
+        let (d, t) = (started.date_naive(), started.time());
+        push_digits(&mut line, d.year().clamp(0, 9999).unsigned_abs(), 4);
+        line.push('-');
+        push_digits(&mut line, d.month(), 2);
+        line.push('-');
+        push_digits(&mut line, d.day(), 2);
+        line.push('T');
+        push_digits(&mut line, t.hour(), 2);
+        line.push(':');
+        push_digits(&mut line, t.minute(), 2);
+        line.push(':');
+        push_digits(&mut line, t.second(), 2);
+        line.push('.');
+        push_digits(&mut line, (t.nanosecond() / 1_000_000).min(999), 3);
+        line.push_str("Z owner=");
+        line.push_str(owner);
+        line.push_str(if checks { " checks=yes" } else { " checks=no" });
         if let Some(base) = base {
-            line.push_str(&format!(" base={base}"));
+            line.push_str(" base=");
+            line.push_str(base.as_str());
         }
         line
     }
@@ -219,6 +244,15 @@ pub fn recovery_decision(
     RecoveryDecision::CleanUp { rotation_id: j.rotation_id, discard, went_current }
 }
 
+/// Appends `n` in decimal, zero-padded to `width` digits.
+fn push_digits(out: &mut String, n: u32, width: u32) {
+    let mut div = 10u32.pow(width.saturating_sub(1));
+    while div > 0 {
+        out.push(char::from(b'0' + ((n / div) % 10) as u8));
+        div /= 10;
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -256,6 +290,18 @@ mod tests {
         assert_eq!(j.as_ref().and_then(|j| j.owner.clone()).as_deref(), Some("o"));
         assert_eq!(j.as_ref().and_then(|j| j.base.clone()), Some(VersionId::new("7")));
         assert!(RotationJournal::is_rotation(&m, r));
+    }
+
+    #[test]
+    fn the_start_time_is_written_as_rfc3339_in_milliseconds() {
+        for t in ["2030-01-01T00:00:00.000Z", "1999-12-31T23:59:59.999Z", "2026-02-03T04:05:06.007Z"] {
+            let at: DateTime<Utc> = t.parse().unwrap_or_default();
+            let line = RotationJournal::line(RotationId::new(), RotationStep::Stage, "staged", None, at, "o", false);
+            assert!(line.contains(&format!(" started={} ", at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))));
+            let mut m = Metadata::new();
+            m.insert(JOURNAL_KEY.into(), line);
+            assert_eq!(RotationJournal::read(&m).and_then(|j| j.started), Some(at));
+        }
     }
 
     #[test]

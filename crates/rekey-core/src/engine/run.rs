@@ -224,7 +224,7 @@ impl Inner {
                     Err(e) => return self.fail_early(run, RotationError::Generation(Arc::new(e))),
                 },
             };
-            let candidate = SecretData::Text(value.clone());
+            let candidate = SecretData::Text(value);
             let line = RotationJournal::line(
                 run.id,
                 RotationStep::Stage,
@@ -234,10 +234,18 @@ impl Inner {
                 &self.instance,
                 !policy.verification_tests().is_empty(),
             );
-            let req = StageRequest::new(run.id).journal(line.clone(), false);
+            // The first attempt hands the store its own copies; a retry makes
+            // new ones (the engine keeps the candidate and the line).
             let c = &candidate;
+            let mut first = Some((c.clone(), StageRequest::new(run.id).journal(line.clone(), false)));
+            let id = run.id;
+            let l = &line;
             match self
-                .retry_store(run, RotationStep::Stage, || self.store.stage_rotation(path, c.clone(), req.clone()))
+                .retry_store(run, RotationStep::Stage, || {
+                    let (data, req) =
+                        first.take().unwrap_or_else(|| (c.clone(), StageRequest::new(id).journal(l.clone(), false)));
+                    self.store.stage_rotation(path, data, req)
+                })
                 .await
             {
                 Ok(StageOutcome::Staged(s)) => {
@@ -246,7 +254,9 @@ impl Inner {
                 // A journal: recover first, on the slow path.
                 Ok(StageOutcome::Journalled(snapshot)) => {
                     journalled = Some(snapshot);
-                    new_value = Some(value);
+                    if let SecretData::Text(value) = candidate {
+                        new_value = Some(value);
+                    }
                 }
                 Err(StoreError::InvalidInput { message }) => {
                     let e = RotationError::InvalidBinding { path: path.clone(), message };
@@ -361,7 +371,7 @@ impl Inner {
         binding: Option<&SecretBinding>,
         candidate: SecretData,
         line: String,
-        s: Staged,
+        mut s: Staged,
     ) -> Exec {
         let policy = run.policy;
         run.old_version = Some(s.base.id.clone());
@@ -382,7 +392,7 @@ impl Inner {
             base: s.base.id.clone(),
             current_meta: s.base.clone(),
             current_data: None,
-            meta: s.metadata.clone(),
+            meta: std::mem::take(&mut s.metadata),
             target: None,
             now_current: None,
             conflict_actual: None,
@@ -397,8 +407,16 @@ impl Inner {
         self.staged(run, &mut exec, &s);
         state.record(RotationAction::Journal, ActionOutcome::Done);
         state.record(RotationAction::Stage, ActionOutcome::Done);
-        let mut meta = exec.meta.clone();
-        if let Err(end) = self.before_rotating(run, None, &s.base, None, &mut meta).await {
+        // A pending dual-write retire step changes the metadata before this
+        // rotation writes; without one (the common case) nothing is copied.
+        let retire_pending = exec.meta.keys().any(|k| k.starts_with(super::consumers::RETIRE_PREFIX));
+        let mut meta = if retire_pending { exec.meta.clone() } else { crate::Metadata::new() };
+        let settle = if retire_pending {
+            self.before_rotating(run, None, &s.base, None, &mut meta).await
+        } else {
+            self.before_rotating(run, None, &s.base, None, &mut exec.meta).await
+        };
+        if let Err(end) = settle {
             // Not now after all: the candidate goes (and its journal line).
             let id = s.candidate.id.clone();
             let path = run.path;
@@ -412,11 +430,13 @@ impl Inner {
             }
             return end;
         }
-        // A retire step done first changed the metadata.
-        for (k, v) in &meta {
-            exec.meta.insert(k.clone(), v.clone());
+        if retire_pending {
+            // A retire step done first changed the metadata.
+            for (k, v) in &meta {
+                exec.meta.insert(k.clone(), v.clone());
+            }
+            exec.meta.retain(|k, _| meta.contains_key(k) || k == JOURNAL_KEY);
         }
-        exec.meta.retain(|k, _| meta.contains_key(k) || k == JOURNAL_KEY);
         self.drive(run, state, exec).await
     }
 

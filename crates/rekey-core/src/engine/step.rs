@@ -9,8 +9,8 @@ use super::machine::{ActionOutcome, RotationAction};
 use super::shared::{Inner, Retiring, lock};
 use crate::policy::RotationStrategy;
 use crate::{
-    JOURNAL_KEY, MetadataPatch, PromoteRequest, PutOptions, StageOutcome, StageRequest, Staged, StoreError, VersionId,
-    VersionMeta, VersionSelector,
+    JOURNAL_KEY, MetadataPatch, PromoteRequest, PutOptions, RecordWrite, StageOutcome, StageRequest, Staged,
+    StoreError, VersionId, VersionMeta, VersionSelector,
 };
 
 impl Inner {
@@ -159,9 +159,10 @@ impl Inner {
                 }
                 let opts = PutOptions::if_current(x.base.clone()).with_rotation(run.id);
                 let c = &x.candidate;
-                let record = x.carry.clone().unwrap_or_default();
+                let nothing = RecordWrite::default();
+                let record = x.carry.as_ref().unwrap_or(&nothing);
                 let res = self
-                    .retry_store(run, step, || self.store.put_rotation(path, c.clone(), opts.clone(), &record))
+                    .retry_store(run, step, || self.store.put_rotation(path, c.clone(), opts.clone(), record))
                     .await;
                 match res {
                     Ok(m) => {
@@ -182,17 +183,14 @@ impl Inner {
                     self.step_failed(run, action, e);
                     return ActionOutcome::Failed;
                 }
-                let base = x.base.clone();
-                let record = x.carry.clone().unwrap_or_default();
+                let nothing = RecordWrite::default();
+                let base = &x.base;
+                let record = x.carry.as_ref().unwrap_or(&nothing);
                 let value = &x.candidate;
                 let res = self
                     .retry_store(run, step, || {
-                        let req = PromoteRequest {
-                            candidate: &candidate_id,
-                            expected: &base,
-                            value: Some(value),
-                            record: &record,
-                        };
+                        let req =
+                            PromoteRequest { candidate: &candidate_id, expected: base, value: Some(value), record };
                         self.store.promote_rotation(path, req)
                     })
                     .await;
@@ -476,7 +474,7 @@ impl Inner {
     fn carried(&self, run: &mut Run<'_>, x: &mut Executor<'_>) {
         let Some(record) = x.carry.take() else { return };
         if let Some(id) = &x.now_current {
-            record.all(id).apply(&mut x.meta);
+            record.apply(id, &mut x.meta);
         }
         x.carried = true;
         self.recorded(run, x);

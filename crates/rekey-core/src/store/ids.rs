@@ -12,18 +12,41 @@ use crate::{SecretData, StoreError};
 
 /// A store-assigned, opaque version identifier (a KV version number on
 /// Vault, a `VersionId` on AWS, ...). Never derived from the secret value.
-#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(transparent)]
-pub struct VersionId(String);
+///
+/// Cloning is a reference-count increment: ids travel through every
+/// result, record and audit event of a rotation.
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct VersionId(std::sync::Arc<str>);
 
 impl VersionId {
     /// Wraps a store's id.
-    pub fn new(id: impl Into<String>) -> Self {
-        Self(id.into())
+    pub fn new(id: impl AsRef<str>) -> Self {
+        Self(id.as_ref().into())
+    }
+
+    /// The id of the version a rotation wrote, for stores that name
+    /// versions by the writing rotation (as AWS does with the
+    /// `ClientRequestToken`): its hyphenated text, formatted without an
+    /// intermediate `String`.
+    pub fn of_rotation(rotation: RotationId) -> Self {
+        let mut buf = [0u8; uuid::fmt::Hyphenated::LENGTH];
+        Self(std::sync::Arc::from(&*rotation.0.hyphenated().encode_lower(&mut buf)))
     }
     /// The id as text.
     pub fn as_str(&self) -> &str {
         &self.0
+    }
+}
+
+impl Serialize for VersionId {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for VersionId {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        String::deserialize(d).map(Self::new)
     }
 }
 

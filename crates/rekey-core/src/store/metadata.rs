@@ -60,7 +60,12 @@ fn check_entry(k: &str, v: Option<&str>) -> Result<(), StoreError> {
             "metadata key {k:?} must start with `{METADATA_KEY_PREFIX}` and name something after it"
         )));
     }
-    if let Some(c) = k.chars().find(|c| !(c.is_alphanumeric() || " _.:/=+-@".contains(*c))) {
+    // The common case, every byte ASCII and allowed, without decoding chars.
+    let ascii_ok =
+        |b: u8| b.is_ascii_alphanumeric() || matches!(b, b' ' | b'_' | b'.' | b':' | b'/' | b'=' | b'+' | b'-' | b'@');
+    if !k.bytes().all(ascii_ok)
+        && let Some(c) = k.chars().find(|c| !(c.is_alphanumeric() || " _.:/=+-@".contains(*c)))
+    {
         return Err(StoreError::invalid(format!(
             "metadata key {k:?} has the character {c:?}; keys may hold letters, digits, spaces and `_.:/=+-@` \
              (what AWS tags allow)"

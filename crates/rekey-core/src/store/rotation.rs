@@ -176,6 +176,29 @@ impl RecordWrite {
         p
     }
 
+    /// Applies [`all`](Self::all) to `metadata` without building the merged
+    /// patch.
+    ///
+    /// ```
+    /// use rekey_core::{Metadata, RecordWrite, VersionId};
+    /// let mut w = RecordWrite::default();
+    /// w.may.set("rekey.a", "may").set("rekey.b", "may");
+    /// w.must.set("rekey.b", "must");
+    /// w.new_version_keys.push("rekey.c".into());
+    /// let (mut direct, mut merged) = (Metadata::new(), Metadata::new());
+    /// w.apply(&VersionId::new("7"), &mut direct);
+    /// w.all(&VersionId::new("7")).apply(&mut merged);
+    /// assert_eq!(direct, merged);
+    /// assert_eq!(direct["rekey.b"], "must");
+    /// ```
+    pub fn apply(&self, new_version: &VersionId, metadata: &mut Metadata) {
+        self.may.apply(metadata);
+        self.must.apply(metadata);
+        for k in &self.new_version_keys {
+            metadata.insert(k.clone(), new_version.as_str().to_owned());
+        }
+    }
+
     /// What must be written once `new_version` is current.
     pub fn must_part(&self, new_version: &VersionId) -> MetadataPatch {
         let mut p = self.must.clone();
