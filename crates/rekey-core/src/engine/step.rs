@@ -474,7 +474,7 @@ impl Inner {
     fn carried(&self, run: &mut Run<'_>, x: &mut Executor<'_>) {
         let Some(record) = x.carry.take() else { return };
         if let Some(id) = &x.now_current {
-            record.apply(id, &mut x.meta);
+            record.apply_owned(id, &mut x.meta);
         }
         x.carried = true;
         self.recorded(run, x);

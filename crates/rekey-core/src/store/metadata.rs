@@ -166,6 +166,21 @@ impl MetadataPatch {
         }
     }
 
+    /// Applies the changes to `metadata`, moving keys and values instead of
+    /// copying them.
+    pub fn apply_owned(self, metadata: &mut Metadata) {
+        for (k, v) in self.changes {
+            match v {
+                Some(v) => {
+                    metadata.insert(k, v);
+                }
+                None => {
+                    metadata.remove(&k);
+                }
+            }
+        }
+    }
+
     /// The changes that turn `before` into `after`: keys added or changed
     /// in `after` are set, keys missing from it are removed.
     pub fn diff(before: &Metadata, after: &Metadata) -> Self {

@@ -199,6 +199,15 @@ impl RecordWrite {
         }
     }
 
+    /// [`apply`](Self::apply), moving keys and values instead of copying.
+    pub fn apply_owned(self, new_version: &VersionId, metadata: &mut Metadata) {
+        self.may.apply_owned(metadata);
+        self.must.apply_owned(metadata);
+        for k in self.new_version_keys {
+            metadata.insert(k, new_version.as_str().to_owned());
+        }
+    }
+
     /// What must be written once `new_version` is current.
     pub fn must_part(&self, new_version: &VersionId) -> MetadataPatch {
         let mut p = self.must.clone();
