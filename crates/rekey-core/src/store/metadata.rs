@@ -104,9 +104,17 @@ fn check_entry(k: &str, v: Option<&str>) -> Result<(), StoreError> {
 /// p.apply(&mut m);
 /// assert_eq!(m.keys().collect::<Vec<_>>(), ["rekey.b", "rekey.c"]);
 /// ```
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Default, PartialEq, Eq)]
 pub struct MetadataPatch {
-    changes: BTreeMap<String, Option<String>>,
+    /// Sorted by key, each key once. A patch changes a handful of keys, so
+    /// a sorted vector beats a map: one allocation, no tree nodes.
+    changes: Vec<(String, Option<String>)>,
+}
+
+impl std::fmt::Debug for MetadataPatch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_map().entries(self.changes.iter().map(|(k, v)| (k, v))).finish()
+    }
 }
 
 impl MetadataPatch {
@@ -117,13 +125,24 @@ impl MetadataPatch {
 
     /// Sets `key` to `value` (replacing an earlier change of the key).
     pub fn set(&mut self, key: impl Into<String>, value: impl Into<String>) -> &mut Self {
-        self.changes.insert(key.into(), Some(value.into()));
+        self.put(key.into(), Some(value.into()));
         self
+    }
+
+    fn put(&mut self, key: String, value: Option<String>) {
+        match self.changes.binary_search_by(|(k, _)| k.as_str().cmp(&key)) {
+            Ok(i) => {
+                if let Some(slot) = self.changes.get_mut(i) {
+                    slot.1 = value;
+                }
+            }
+            Err(i) => self.changes.insert(i, (key, value)),
+        }
     }
 
     /// Removes `key` (replacing an earlier change of the key).
     pub fn remove(&mut self, key: impl Into<String>) -> &mut Self {
-        self.changes.insert(key.into(), None);
+        self.put(key.into(), None);
         self
     }
 
@@ -198,7 +217,13 @@ impl MetadataPatch {
 
     /// Adds `other`'s changes (its changes win for keys both change).
     pub fn extend(&mut self, other: MetadataPatch) {
-        self.changes.extend(other.changes);
+        if self.changes.is_empty() {
+            self.changes = other.changes;
+            return;
+        }
+        for (k, v) in other.changes {
+            self.put(k, v);
+        }
     }
 }
 
