@@ -5,7 +5,7 @@ use std::io::IsTerminal;
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
-use rekey::{RotationOutcome, RotationRequest, RotationResult, RotationTrigger, SecretStoreExt};
+use rekey::{RotationOutcome, RotationRequest, RotationResult, RotationTrigger};
 use serde_json::{Value, json};
 
 use super::check::shape_problem;
@@ -176,16 +176,29 @@ fn report(out: Out, results: &[RotationResult], n: usize, elapsed: Duration, sto
     code
 }
 
+/// How many secrets a dry run reads at once.
+const DRY_RUN_CONCURRENCY: usize = 64;
+
 async fn dry_run_report(app: &App, out: Out, secrets: &[SecretConfig]) -> Result<u8, CliError> {
     let mut t = Table::new(&["SECRET", "STRATEGY", "CURRENT", "WOULD"]);
     let mut items = Vec::new();
     let mut code = EXIT_OK;
-    for s in secrets {
-        let (current, would) = match app.store.current(&s.path).await {
-            Ok(c) => {
-                let meta = app.store.read_metadata(&s.path).await.unwrap_or_default();
-                let unfinished = rekey::SecretRecord::read_brief(&meta).unfinished.is_some();
-                let would = match shape_problem(s, &c.data) {
+    // One snapshot per secret (the value, its version and the record), read
+    // with the same bounded concurrency as `status`.
+    let snapshots: Vec<_> = futures::stream::iter(secrets)
+        .map(|s| async move { app.store.snapshot(&s.path, true).await })
+        .buffered(DRY_RUN_CONCURRENCY)
+        .collect()
+        .await;
+    for (s, snap) in secrets.iter().zip(snapshots) {
+        let (current, would) = match snap {
+            Ok(snap) => {
+                let unfinished = rekey::SecretRecord::read_brief(&snap.metadata).unfinished.is_some();
+                let problem = match &snap.data {
+                    Some(data) => shape_problem(s, data),
+                    None => Some("the store returned no value".to_owned()),
+                };
+                let would = match problem {
                     Some(p) => {
                         code = error::worst(code, EXIT_CONFIG);
                         format!("fail: {p}")
@@ -202,7 +215,7 @@ async fn dry_run_report(app: &App, out: Out, secrets: &[SecretConfig]) -> Result
                         }
                     ),
                 };
-                (Some(c.meta.id.to_string()), would)
+                (Some(snap.current.id.to_string()), would)
             }
             Err(e) if error::unreachable(&e) => return Err(CliError::store(format!("reading {}", s.path), e)),
             Err(e) => {
