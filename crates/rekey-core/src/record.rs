@@ -168,11 +168,21 @@ pub fn sanitize(s: &str, max: usize) -> String {
 
 /// Whether an id can be recorded as it is (only tag characters, no space).
 fn recordable(id: &str) -> bool {
-    !id.is_empty()
-        && id
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b':' | b'/' | b'=' | b'+' | b'-' | b'@'))
+    !id.is_empty() && id.bytes().all(|b| RECORDABLE[usize::from(b)])
 }
+
+/// The bytes a version id may hold to be written in the record (letters,
+/// digits and `_.:/=+-@`), as a table: checked on every rotation.
+static RECORDABLE: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        let c = b as u8;
+        t[b] = c.is_ascii_alphanumeric() || matches!(c, b'_' | b'.' | b':' | b'/' | b'=' | b'+' | b'-' | b'@');
+        b += 1;
+    }
+    t
+};
 
 fn time(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::Millis, true)
@@ -197,17 +207,27 @@ fn fields<'a>(s: &'a str, rest: Option<&'a str>) -> Fields<'a> {
 
 impl<'a> Fields<'a> {
     fn iter(self) -> impl Iterator<Item = (&'a str, &'a str)> {
+        // Byte searches (the separators are ASCII, so every split falls on
+        // a character boundary).
         let mut tail = Some(self.s);
         std::iter::from_fn(move || {
-            let (k, after) = tail?.split_once('=')?;
-            let k = k.trim();
+            let t = tail?;
+            let eq = t.bytes().position(|b| b == b'=')?;
+            let (k, after) = (t.get(..eq)?.trim_ascii(), t.get(eq + 1..)?);
             if Some(k) == self.rest {
                 tail = None;
-                return Some((k, after.trim()));
+                return Some((k, after.trim_ascii()));
             }
-            let (v, next) = after.split_once(' ').unwrap_or((after, ""));
-            tail = Some(next);
-            Some((k, v))
+            match after.bytes().position(|b| b == b' ') {
+                Some(sp) => {
+                    tail = after.get(sp + 1..);
+                    Some((k, after.get(..sp)?))
+                }
+                None => {
+                    tail = Some("");
+                    Some((k, after))
+                }
+            }
         })
     }
 
@@ -270,10 +290,17 @@ impl SecretRecord {
     /// Reads the record from a secret's metadata (missing or unreadable
     /// entries are absent: the record never fails to read).
     pub fn read(meta: &Metadata) -> Self {
-        Self::read_parts(meta, true)
+        Self::read_parts(meta, true, true)
     }
 
-    fn read_parts(meta: &Metadata, with_history: bool) -> Self {
+    /// What a rotation reads before it writes: [`read_brief`](Self::read_brief)
+    /// without the good version, which only a failed rotation that rolled
+    /// back needs (it reads it then).
+    pub(crate) fn read_for_rotation(meta: &Metadata) -> Self {
+        Self::read_parts(meta, false, false)
+    }
+
+    fn read_parts(meta: &Metadata, with_history: bool, with_good: bool) -> Self {
         // Each value is read in one pass over its fields (the record is read
         // on every rotation).
         let last = meta.get(LAST_KEY).and_then(|s| {
@@ -294,7 +321,7 @@ impl SecretRecord {
                 rotation_id: id.and_then(|r| RotationId::parse(r).ok()),
             })
         });
-        let good = meta.get(GOOD_KEY).and_then(|s| {
+        let good = meta.get(GOOD_KEY).filter(|_| with_good).and_then(|s| {
             let (mut version, mut rotation, mut since, mut prev, mut prev_since) = (None, None, None, None, None);
             for (k, v) in fields(s, None).iter() {
                 match k {
@@ -348,7 +375,7 @@ impl SecretRecord {
     /// [`read`](Self::read) without the history (what a rotation needs,
     /// parsed at the cost of a few keys).
     pub fn read_brief(meta: &Metadata) -> Self {
-        Self::read_parts(meta, false)
+        Self::read_parts(meta, false, true)
     }
 
     /// Whether `version` is recorded as failed.

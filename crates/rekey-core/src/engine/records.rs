@@ -9,7 +9,7 @@ use super::context::{Executor, Run};
 use super::machine::{RotationAction, RotationState};
 use super::shared::Inner;
 use crate::record::{
-    Attempt, FAILURES_KEY, GoodVersion, HistoryEvent, LAST_KEY, QuarantineRecord, RecordUpdate, sanitize,
+    Attempt, FAILURES_KEY, GoodVersion, HistoryEvent, LAST_KEY, QuarantineRecord, RecordUpdate, SecretRecord, sanitize,
 };
 use crate::{JOURNAL_KEY, MetadataPatch, RecordWrite};
 
@@ -101,7 +101,10 @@ impl Inner {
                 }
                 // A rollback on a store that promotes by copying made a new
                 // version with the good value: it is the good version now.
-                if let (Some(restored), Some(g)) = (&x.restored_as, &rec.good)
+                // (The good version is read only here: the metadata still
+                // holds it as read, as no write of this rotation touched it.)
+                let good = x.restored_as.as_ref().and_then(|_| SecretRecord::read_brief(&x.meta).good);
+                if let (Some(restored), Some(g)) = (&x.restored_as, &good)
                     && g.names(&x.current_meta)
                     && *restored != x.base
                 {

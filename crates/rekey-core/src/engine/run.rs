@@ -308,7 +308,7 @@ impl Inner {
             return Exec::UpToDate;
         }
         self.emit(run, AuditEventKind::Started, Some(RotationStep::Prepare), None);
-        run.record = SecretRecord::read_brief(&meta);
+        run.record = SecretRecord::read_for_rotation(&meta);
         run.consecutive_failures = Some(run.record.failures);
         run.quarantined = run.record.quarantine.is_some();
         // Quarantine, wherever it was decided, stops scheduled rotations
@@ -377,7 +377,7 @@ impl Inner {
         run.old_version = Some(s.base.id.clone());
         run.current_created_at = Some(s.base.created_at);
         self.emit(run, AuditEventKind::Started, Some(RotationStep::Prepare), None);
-        run.record = SecretRecord::read_brief(&s.metadata);
+        run.record = SecretRecord::read_for_rotation(&s.metadata);
         run.consecutive_failures = Some(run.record.failures);
         run.quarantined = run.record.quarantine.is_some();
         let mut state = RotationState::new(
