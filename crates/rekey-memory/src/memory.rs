@@ -3,8 +3,8 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::fmt;
-use std::hash::{BuildHasher, RandomState};
-use std::sync::Arc;
+use std::hash::{Hash, Hasher};
+use std::sync::{Arc, LazyLock};
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -14,6 +14,7 @@ use rekey_core::{
     SecretData, SecretPath, SecretStore, SecretVersion, Snapshot, StageOutcome, StageRequest, Staged, Stages,
     StoreError, VersionId, VersionMeta, VersionSelector, check_whole_value,
 };
+use rustc_hash::{FxBuildHasher, FxHasher};
 
 /// The source of "now" for version creation times.
 ///
@@ -39,6 +40,7 @@ pub use rekey_core::store::{
 /// so it locks exactly one shard: operations on one secret are serialised
 /// (atomic), operations on different secrets mostly run in parallel.
 const SHARDS: usize = 16;
+const _: () = assert!(SHARDS.is_power_of_two(), "MemoryStore::shard takes the top bits of a hash");
 
 /// One stored version.
 struct Version {
@@ -126,6 +128,68 @@ impl Secret {
         }
     }
 
+    /// Stages `data` as the pending candidate of `rotation_id` (the version
+    /// that rotation already wrote, when there is one): the candidate, and
+    /// the older candidate of another rotation it replaced, if any.
+    fn stage(
+        &mut self,
+        now: DateTime<Utc>,
+        data: SecretData,
+        rotation_id: RotationId,
+        max_versions: usize,
+    ) -> (VersionMeta, Option<VersionMeta>) {
+        if let Some(v) = self.find_rotation(rotation_id) {
+            return (self.meta(v), None);
+        }
+        let replaced = self.pending.as_ref().and_then(|id| self.find(id)).map(|v| self.meta(v));
+        if let Some(older) = self.pending.take() {
+            self.remove(&older);
+        }
+        let v = new_version(self.created_at(now), data, Some(rotation_id));
+        let meta = VersionMeta {
+            id: v.id.clone(),
+            created_at: v.created_at,
+            stages: Stages { pending: true, ..Stages::default() },
+            rotation_id: v.rotation_id,
+        };
+        self.pending = Some(v.id.clone());
+        self.push(v, max_versions);
+        (meta, replaced)
+    }
+
+    /// Whether `version` can be promoted now, expecting `expected_current`:
+    /// it exists, and the compare-and-swap holds.
+    fn check_promote(
+        &self,
+        path: &SecretPath,
+        version: &VersionId,
+        expected_current: &VersionId,
+    ) -> Result<(), StoreError> {
+        if self.position(version).is_none() {
+            return Err(missing_version(path, version));
+        }
+        if self.current != *expected_current {
+            return Err(StoreError::Conflict {
+                path: path.as_str().to_owned(),
+                expected: Some(expected_current.clone()),
+                actual: Some(self.current.clone()),
+            });
+        }
+        Ok(())
+    }
+
+    /// Makes `version` (checked by [`check_promote`](Self::check_promote))
+    /// current.
+    fn promote(&mut self, version: &VersionId) -> VersionMeta {
+        if self.current != *version {
+            if self.pending.as_ref() == Some(version) {
+                self.pending = None;
+            }
+            self.previous = Some(std::mem::replace(&mut self.current, version.clone()));
+        }
+        self.current_meta()
+    }
+
     /// Adds `v` as the new current version; the old current one becomes
     /// previous. A pending candidate stays pending.
     fn push_current(&mut self, v: Version, max_versions: usize) -> VersionMeta {
@@ -150,7 +214,9 @@ impl Secret {
     }
 }
 
-type Shard = HashMap<SecretPath, Secret>;
+/// The secrets of one shard. FxHash, as the engine's own maps of paths:
+/// paths come from configuration, not from untrusted callers.
+type Shard = HashMap<SecretPath, Secret, FxBuildHasher>;
 
 /// An in-memory [`SecretStore`]: the reference implementation of the store
 /// contract that every other backend is compared with.
@@ -212,7 +278,6 @@ type Shard = HashMap<SecretPath, Secret>;
 /// ```
 pub struct MemoryStore {
     shards: [Mutex<Shard>; SHARDS],
-    hasher: RandomState,
     now: NowFn,
     max_versions: usize,
     /// Calls by operation ([`OPS`]), for [`SecretStore::request_counts`].
@@ -240,8 +305,7 @@ impl MemoryStore {
     /// An empty store using the system clock and the default version cap.
     pub fn new() -> Self {
         Self {
-            shards: std::array::from_fn(|_| Mutex::new(Shard::new())),
-            hasher: RandomState::new(),
+            shards: std::array::from_fn(|_| Mutex::new(Shard::default())),
             now: Arc::new(Utc::now),
             max_versions: DEFAULT_MAX_VERSIONS,
             calls: std::array::from_fn(|_| std::sync::atomic::AtomicU64::new(0)),
@@ -307,17 +371,30 @@ impl MemoryStore {
     }
 
     fn shard(&self, path: &SecretPath) -> parking_lot::MutexGuard<'_, Shard> {
-        // The modulo keeps the index in range of the fixed-size array.
-        self.shards[(self.hasher.hash_one(path) % SHARDS as u64) as usize].lock()
+        // The shard maps hash the same way; mix the hash so that the bits
+        // choosing the shard are not the ones the maps' buckets use.
+        let mut h = FxHasher::default();
+        path.hash(&mut h);
+        let mixed = u128::from(h.finish()) * u128::from(SHARD_MIX);
+        let folded = (mixed >> 64) as u64 ^ mixed as u64;
+        // The shift keeps the index in range of the fixed-size array.
+        self.shards[(folded >> (u64::BITS - SHARDS.trailing_zeros())) as usize].lock()
     }
+}
 
-    fn new_version(&self, created_at: DateTime<Utc>, data: SecretData, rotation_id: Option<RotationId>) -> Version {
-        let id = match rotation_id {
-            Some(r) => VersionId::new(r.to_string()),
-            None => VersionId::new(uuid::Uuid::new_v4().to_string()),
-        };
-        Version { id, created_at, rotation_id, data }
-    }
+/// An odd 64-bit constant (2^64 / φ) for [`MemoryStore::shard`].
+const SHARD_MIX: u64 = 0x9e37_79b9_7f4a_7c15;
+
+/// A new version named by the rotation that writes it, or by a fresh UUID.
+fn new_version(created_at: DateTime<Utc>, data: SecretData, rotation_id: Option<RotationId>) -> Version {
+    let id = match rotation_id {
+        Some(r) => VersionId::of_rotation(r),
+        None => {
+            let mut buf = [0u8; uuid::fmt::Hyphenated::LENGTH];
+            VersionId::new(uuid::Uuid::new_v4().hyphenated().encode_lower(&mut buf))
+        }
+    };
+    Version { id, created_at, rotation_id, data }
 }
 
 impl Default for MemoryStore {
@@ -370,99 +447,116 @@ impl MemoryStore {
     ) -> Result<VersionMeta, StoreError> {
         check_value(&data)?;
         let now = (self.now)();
+        let Some(secret) = shard.get_mut(path) else {
+            return match opts.mode {
+                PutMode::Create | PutMode::Overwrite => {
+                    let secret = Secret::new(new_version(now, data, opts.rotation_id));
+                    let meta = secret.current_meta();
+                    shard.insert(path.clone(), secret);
+                    Ok(meta)
+                }
+                PutMode::IfCurrent(_) => Err(missing(path)),
+            };
+        };
         // Idempotence first: a retried write whose first attempt succeeded
         // must not fail its own compare-and-swap.
-        if let (Some(r), Some(secret)) = (opts.rotation_id, shard.get(path))
-            && let Some(v) = secret.find_rotation(r)
-        {
+        if let Some(v) = opts.rotation_id.and_then(|r| secret.find_rotation(r)) {
             return Ok(secret.meta(v));
         }
-        match (opts.mode, shard.get_mut(path)) {
-            (PutMode::Create, Some(_)) => Err(StoreError::AlreadyExists { path: path.as_str().to_owned() }),
-            (PutMode::Create | PutMode::Overwrite, None) => {
-                let secret = Secret::new(self.new_version(now, data, opts.rotation_id));
-                let meta = secret.current_meta();
-                shard.insert(path.clone(), secret);
-                Ok(meta)
-            }
-            (PutMode::IfCurrent(_), None) => Err(missing(path)),
-            (PutMode::IfCurrent(expected), Some(secret)) if secret.current != expected => Err(StoreError::Conflict {
+        match opts.mode {
+            PutMode::Create => Err(StoreError::AlreadyExists { path: path.as_str().to_owned() }),
+            PutMode::IfCurrent(expected) if secret.current != expected => Err(StoreError::Conflict {
                 path: path.as_str().to_owned(),
                 expected: Some(expected),
                 actual: Some(secret.current.clone()),
             }),
-            (PutMode::IfCurrent(_) | PutMode::Overwrite, Some(secret)) => {
-                let v = self.new_version(secret.created_at(now), data, opts.rotation_id);
+            PutMode::IfCurrent(_) | PutMode::Overwrite => {
+                let v = new_version(secret.created_at(now), data, opts.rotation_id);
                 Ok(secret.push_current(v, self.max_versions))
             }
         }
     }
 
-    fn stage_locked(
-        &self,
-        shard: &mut Shard,
-        path: &SecretPath,
-        data: SecretData,
-        rotation_id: RotationId,
-    ) -> Result<VersionMeta, StoreError> {
-        check_value(&data)?;
-        let now = (self.now)();
-        let secret = shard.get_mut(path).ok_or_else(|| missing(path))?;
-        if let Some(v) = secret.find_rotation(rotation_id) {
-            return Ok(secret.meta(v));
-        }
-        if let Some(older) = secret.pending.take() {
-            secret.remove(&older);
-        }
-        let v = self.new_version(secret.created_at(now), data, Some(rotation_id));
-        let id = v.id.clone();
-        secret.pending = Some(id.clone());
-        secret.push(v, self.max_versions);
-        secret.find(&id).map(|v| secret.meta(v)).ok_or_else(|| missing_version(path, &id))
-    }
-
-    fn promote_locked(
-        shard: &mut Shard,
-        path: &SecretPath,
-        version: &VersionId,
-        expected_current: &VersionId,
-    ) -> Result<VersionMeta, StoreError> {
-        let secret = shard.get_mut(path).ok_or_else(|| missing(path))?;
-        if secret.find(version).is_none() {
-            return Err(missing_version(path, version));
-        }
-        if secret.current != *expected_current {
-            return Err(StoreError::Conflict {
-                path: path.as_str().to_owned(),
-                expected: Some(expected_current.clone()),
-                actual: Some(secret.current.clone()),
-            });
-        }
-        if secret.current != *version {
-            if secret.pending.as_ref() == Some(version) {
-                secret.pending = None;
-            }
-            secret.previous = Some(std::mem::replace(&mut secret.current, version.clone()));
-        }
-        Ok(secret.current_meta())
-    }
-
     fn patch_locked(shard: &mut Shard, path: &SecretPath, patch: &MetadataPatch) -> Result<(), StoreError> {
         check_metadata_patch(patch)?;
-        Self::apply_checked(shard, path, patch)
-    }
-
-    /// Applies a patch whose keys and values were checked: the result within
-    /// the entry limit, or nothing changes.
-    fn apply_checked(shard: &mut Shard, path: &SecretPath, patch: &MetadataPatch) -> Result<(), StoreError> {
         let secret = shard.get_mut(path).ok_or_else(|| missing(path))?;
         let n = rekey_core::store::entries_after(&secret.metadata, patch);
-        if n > MAX_METADATA_ENTRIES {
-            return Err(StoreError::invalid(format!("{n} metadata entries; the limit is {MAX_METADATA_ENTRIES}")));
-        }
+        check_entries(n)?;
         patch.apply(&mut secret.metadata);
         Ok(())
     }
+}
+
+fn check_entries(n: usize) -> Result<(), StoreError> {
+    if n > MAX_METADATA_ENTRIES {
+        return Err(StoreError::invalid(format!("{n} metadata entries; the limit is {MAX_METADATA_ENTRIES}")));
+    }
+    Ok(())
+}
+
+/// A stand-in for the id of a version not yet written, to check a record's
+/// `new_version_keys` before the write (store ids are far below the value
+/// limit).
+static UNWRITTEN: LazyLock<VersionId> = LazyLock::new(|| VersionId::new("0"));
+
+/// Checks `record` as [`check_metadata_patch`] checks `record.all(new_version)`,
+/// without building that merged patch unless something is wrong with a part.
+fn check_record(record: &RecordWrite, new_version: &VersionId) -> Result<(), StoreError> {
+    let parts_ok = record.may.len() + record.must.len() + record.new_version_keys.len() <= MAX_METADATA_ENTRIES
+        && check_metadata_patch(&record.may).is_ok()
+        && check_metadata_patch(&record.must).is_ok()
+        && (record.new_version_keys.is_empty() || check_metadata_patch(&record.must_part(new_version)).is_ok());
+    // A bad part may be overridden by a later one: the merged patch decides.
+    if parts_ok { Ok(()) } else { check_metadata_patch(&record.all(new_version)) }
+}
+
+/// Checks that `metadata` stays within [`MAX_METADATA_ENTRIES`] once `record`
+/// is applied: counted without the merged patch unless near the limit.
+fn check_record_entries(metadata: &Metadata, record: &RecordWrite, new_version: &VersionId) -> Result<(), StoreError> {
+    let added = record.may.sets().chain(record.must.sets()).filter(|(k, _)| !metadata.contains_key(*k)).count()
+        + record.new_version_keys.iter().filter(|k| !metadata.contains_key(k.as_str())).count();
+    if metadata.len() + added <= MAX_METADATA_ENTRIES {
+        return Ok(());
+    }
+    check_entries(rekey_core::store::entries_after(metadata, &record.all(new_version)))
+}
+
+/// Applies `record` once `new_version` is current, as
+/// [`RecordWrite::apply`] does, but overwriting the values of keys already
+/// there in place: a record that sets the same keys every rotation
+/// allocates nothing.
+fn apply_record(metadata: &mut Metadata, record: &RecordWrite, new_version: &VersionId) {
+    for (k, v) in record.may.iter().chain(record.must.iter()) {
+        set_or_remove(metadata, k, v);
+    }
+    for k in &record.new_version_keys {
+        set_or_remove(metadata, k, Some(new_version.as_str()));
+    }
+}
+
+fn set_or_remove(metadata: &mut Metadata, key: &str, value: Option<&str>) {
+    match (value, metadata.get_mut(key)) {
+        (Some(v), Some(old)) => {
+            old.clear();
+            old.push_str(v);
+        }
+        (Some(v), None) => {
+            metadata.insert(key.to_owned(), v.to_owned());
+        }
+        (None, _) => {
+            metadata.remove(key);
+        }
+    }
+}
+
+/// Checks a journal line as a metadata value.
+fn check_journal_line(line: &str) -> Result<(), StoreError> {
+    if line.len() <= MAX_METADATA_VALUE_BYTES {
+        return Ok(());
+    }
+    let mut patch = MetadataPatch::new();
+    patch.set(JOURNAL_KEY, line);
+    check_metadata_patch(&patch)
 }
 
 #[async_trait]
@@ -497,8 +591,11 @@ impl SecretStore for MemoryStore {
         rotation_id: RotationId,
     ) -> Result<VersionMeta, StoreError> {
         self.count(2);
+        check_value(&data)?;
+        let now = (self.now)();
         let mut shard = self.shard(path);
-        self.stage_locked(&mut shard, path, data, rotation_id)
+        let secret = shard.get_mut(path).ok_or_else(|| missing(path))?;
+        Ok(secret.stage(now, data, rotation_id, self.max_versions).0)
     }
 
     async fn promote(
@@ -509,7 +606,9 @@ impl SecretStore for MemoryStore {
     ) -> Result<VersionMeta, StoreError> {
         self.count(3);
         let mut shard = self.shard(path);
-        Self::promote_locked(&mut shard, path, version, expected_current)
+        let secret = shard.get_mut(path).ok_or_else(|| missing(path))?;
+        secret.check_promote(path, version, expected_current)?;
+        Ok(secret.promote(version))
     }
 
     async fn discard(&self, path: &SecretPath, version: &VersionId) -> Result<(), StoreError> {
@@ -567,7 +666,8 @@ impl SecretStore for MemoryStore {
     }
 
     /// One call: the journal check, the journal line (always kept: it costs
-    /// nothing here) and the candidate, under one lock.
+    /// nothing here) and the candidate, under one lock. Everything is
+    /// checked before anything changes.
     async fn stage_rotation(
         &self,
         path: &SecretPath,
@@ -575,42 +675,53 @@ impl SecretStore for MemoryStore {
         req: StageRequest,
     ) -> Result<StageOutcome, StoreError> {
         self.count(10);
+        check_value(&data)?;
+        if let Some(journal) = &req.journal {
+            check_journal_line(&journal.line)?;
+        }
+        let now = (self.now)();
         let mut shard = self.shard(path);
-        let secret = shard.get(path).ok_or_else(|| missing(path))?;
-        let base = secret.current_meta();
-        let metadata = secret.metadata.clone();
+        let secret = shard.get_mut(path).ok_or_else(|| missing(path))?;
         if req.base.is_none() {
-            let current = secret.find(&secret.current).map(|v| secret.version(v)).ok_or_else(|| missing(path))?;
-            if metadata.contains_key(JOURNAL_KEY) {
-                return Ok(StageOutcome::Journalled(Snapshot::new(current.meta, Some(current.data), metadata)));
+            let current = secret.find(&secret.current).ok_or_else(|| missing(path))?;
+            if secret.metadata.contains_key(JOURNAL_KEY) {
+                let snapshot = Snapshot::new(secret.meta(current), Some(current.data.clone()), secret.metadata.clone());
+                return Ok(StageOutcome::Journalled(snapshot));
             }
             check_whole_value(path, &current.data, &data)?;
         }
-        if let Some(journal) = &req.journal {
-            let mut patch = MetadataPatch::new();
-            patch.set(JOURNAL_KEY, journal.line.clone());
-            Self::patch_locked(&mut shard, path, &patch)?;
+        let journal_kept = req.journal.is_some();
+        if journal_kept && !secret.metadata.contains_key(JOURNAL_KEY) {
+            check_entries(secret.metadata.len() + 1)?;
         }
-        let replaced = shard
-            .get(path)
-            .and_then(|s| s.pending.as_ref().and_then(|id| s.find(id)).map(|v| s.meta(v)))
-            .filter(|v| v.rotation_id != Some(req.rotation_id));
-        let candidate = self.stage_locked(&mut shard, path, data, req.rotation_id)?;
-        let staged = Staged::new(candidate, req.base.unwrap_or(base), metadata, req.journal.is_some());
+        // Owned by the result: the metadata before this call.
+        let metadata = secret.metadata.clone();
+        let base = req.base.unwrap_or_else(|| secret.current_meta());
+        if let Some(journal) = req.journal {
+            match secret.metadata.get_mut(JOURNAL_KEY) {
+                Some(line) => *line = journal.line,
+                None => {
+                    secret.metadata.insert(JOURNAL_KEY.to_owned(), journal.line);
+                }
+            }
+        }
+        let (candidate, replaced) = secret.stage(now, data, req.rotation_id, self.max_versions);
+        let staged = Staged::new(candidate, base, metadata, journal_kept);
         Ok(StageOutcome::Staged(staged.replacing(replaced)))
     }
 
     /// One call: the compare-and-swap and, only when it won, the record.
+    /// Everything is checked before anything changes.
     async fn promote_rotation(&self, path: &SecretPath, req: PromoteRequest<'_>) -> Result<VersionMeta, StoreError> {
         self.count(11);
-        let mut shard = self.shard(path);
         // The candidate keeps its id when promoted here.
-        let patch = req.record.all(req.candidate);
-        check_metadata_patch(&patch)?;
-        let meta = Self::promote_locked(&mut shard, path, req.candidate, req.expected)?;
-        if !patch.is_empty() {
-            Self::apply_checked(&mut shard, path, &patch)?;
-        }
+        check_record(req.record, req.candidate)?;
+        let mut shard = self.shard(path);
+        let secret = shard.get_mut(path).ok_or_else(|| missing(path))?;
+        secret.check_promote(path, req.candidate, req.expected)?;
+        check_record_entries(&secret.metadata, req.record, req.candidate)?;
+        let meta = secret.promote(req.candidate);
+        apply_record(&mut secret.metadata, req.record, req.candidate);
         Ok(meta)
     }
 
@@ -623,11 +734,15 @@ impl SecretStore for MemoryStore {
         record: &RecordWrite,
     ) -> Result<VersionMeta, StoreError> {
         self.count(12);
+        check_record(record, &UNWRITTEN)?;
         let mut shard = self.shard(path);
-        check_metadata_patch(&record.all(&VersionId::new("0")))?;
+        if let Some(secret) = shard.get(path) {
+            // The write leaves the metadata as it is.
+            check_record_entries(&secret.metadata, record, &UNWRITTEN)?;
+        }
         let meta = self.put_locked(&mut shard, path, data, opts)?;
-        if !record.is_empty() {
-            Self::patch_locked(&mut shard, path, &record.all(&meta.id))?;
+        if let Some(secret) = shard.get_mut(path) {
+            apply_record(&mut secret.metadata, record, &meta.id);
         }
         Ok(meta)
     }
