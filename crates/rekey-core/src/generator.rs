@@ -318,7 +318,8 @@ pub struct SecretGenerator {
 enum Inner {
     Charset { chars: Vec<u8>, length: usize },
     Uuid,
-    Password { length: usize, classes: [(Vec<u8>, usize); 4] },
+    /// `union` is every class's characters, drawn from beyond the minimums.
+    Password { length: usize, classes: [(Vec<u8>, usize); 4], union: Vec<u8> },
 }
 
 impl fmt::Debug for SecretGenerator {
@@ -330,7 +331,7 @@ impl fmt::Debug for SecretGenerator {
                 d.field("length", length).field("charset_size", &chars.len());
             }
             Inner::Uuid => {}
-            Inner::Password { length, classes } => {
+            Inner::Password { length, classes, .. } => {
                 let mins: Vec<usize> = classes.iter().map(|(_, m)| *m).collect();
                 d.field("length", length).field("min_lower_upper_digits_symbols", &mins);
             }
@@ -429,7 +430,8 @@ impl SecretGenerator {
             (DIGITS.as_bytes().to_vec(), rules.min_digits),
             (symbols, rules.min_symbols),
         ];
-        Ok(Self { kind: GeneratorKind::Password, inner: Inner::Password { length, classes } })
+        let union = classes.iter().flat_map(|(c, _)| c.iter().copied()).collect();
+        Ok(Self { kind: GeneratorKind::Password, inner: Inner::Password { length, classes, union } })
     }
 
     /// Builds the generator a configuration describes.
@@ -501,13 +503,17 @@ impl GenerateSecret for SecretGenerator {
     }
 
     fn generate(&self) -> Result<SecretString, GeneratorError> {
-        let mut rng = OsBytes::new();
         let mut out: Vec<u8> = Vec::with_capacity(self.length());
-        let filled = match &self.inner {
-            Inner::Charset { chars, length } => fill_from(&mut rng, &mut out, chars, *length),
-            Inner::Uuid => fill_uuid(&mut rng, &mut out),
-            Inner::Password { length, classes } => fill_password(&mut rng, &mut out, classes, *length),
-        };
+        let filled = POOL.with(|pool| {
+            let mut pool = pool
+                .try_borrow_mut()
+                .map_err(|_| GeneratorError::Rng("internal error: the random pool is in use".into()))?;
+            match &self.inner {
+                Inner::Charset { chars, length } => fill_from(&mut pool, &mut out, chars, *length),
+                Inner::Uuid => fill_uuid(&mut pool, &mut out),
+                Inner::Password { length, classes, union } => fill_password(&mut pool, &mut out, classes, union, *length),
+            }
+        });
         if let Err(e) = filled {
             out.zeroize();
             return Err(e);
@@ -524,17 +530,51 @@ impl GenerateSecret for SecretGenerator {
     }
 }
 
-fn fill_from(rng: &mut OsBytes, out: &mut Vec<u8>, chars: &[u8], n: usize) -> Result<(), GeneratorError> {
-    for _ in 0..n {
-        let i = rng.below(chars.len())?;
-        out.push(chars.get(i).copied().ok_or_else(|| GeneratorError::Rng("index out of range".into()))?);
+// Drawing characters and swap positions with no modulo bias and few random
+// bytes: as many uniform digits as fit are taken from one random 64-bit
+// word `x`. With `m` the product of their radices, `floor(x * m / 2^64)` is
+// uniform in `0..m` once the words that would favour some results are
+// redrawn ([`OsPool::word_below`]), so its mixed-radix digits are uniform and
+// independent. They are read most significant first by multiplying the
+// fraction `x / 2^64` by each radix in turn, keeping the low half: no
+// division.
+
+/// The most a product of radices packed into one word may reach: 2^58, so
+/// a word is redrawn with probability below 2^-6.
+const PACK_LIMIT: u64 = 1 << 58;
+
+/// Appends `n` characters drawn uniformly from `chars`.
+fn fill_from(pool: &mut OsPool, out: &mut Vec<u8>, chars: &[u8], n: usize) -> Result<(), GeneratorError> {
+    if n == 0 {
+        return Ok(());
+    }
+    let radix = chars.len() as u64;
+    if radix == 0 || radix > PACK_LIMIT {
+        return Err(GeneratorError::Rng("internal error: charset size out of range".into()));
+    }
+    // How many characters one word gives, and `m`, the product of their radices.
+    let (mut per_word, mut m) = (1, radix);
+    while let Some(p) = m.checked_mul(radix).filter(|p| *p <= PACK_LIMIT && radix > 1) {
+        (per_word, m) = (per_word + 1, p);
+    }
+    let start = out.len();
+    out.resize(start + n, 0);
+    let dst = out.get_mut(start..).ok_or_else(|| GeneratorError::Rng("internal error: output bounds".into()))?;
+    for chunk in dst.chunks_mut(per_word) {
+        let mut x = pool.word_below(m)?;
+        for slot in chunk {
+            let p = u128::from(x) * u128::from(radix);
+            let c = chars.get((p >> 64) as usize).copied();
+            *slot = c.ok_or_else(|| GeneratorError::Rng("internal error: index out of range".into()))?;
+            x = p as u64;
+        }
     }
     Ok(())
 }
 
-fn fill_uuid(rng: &mut OsBytes, out: &mut Vec<u8>) -> Result<(), GeneratorError> {
+fn fill_uuid(pool: &mut OsPool, out: &mut Vec<u8>) -> Result<(), GeneratorError> {
     let mut bytes = [0u8; 16];
-    rng.fill(&mut bytes)?;
+    pool.take(&mut bytes)?;
     let uuid = uuid::Builder::from_random_bytes(bytes).into_uuid();
     bytes.zeroize();
     let mut buf = [0u8; uuid::fmt::Hyphenated::LENGTH];
@@ -544,29 +584,48 @@ fn fill_uuid(rng: &mut OsBytes, out: &mut Vec<u8>) -> Result<(), GeneratorError>
 }
 
 fn fill_password(
-    rng: &mut OsBytes,
+    pool: &mut OsPool,
     out: &mut Vec<u8>,
     classes: &[(Vec<u8>, usize); 4],
+    union: &[u8],
     length: usize,
 ) -> Result<(), GeneratorError> {
     for (chars, min) in classes {
-        fill_from(rng, out, chars, *min)?;
+        fill_from(pool, out, chars, *min)?;
     }
-    let union: Vec<u8> = classes.iter().flat_map(|(c, _)| c.iter().copied()).collect();
     let rest = length.saturating_sub(out.len());
-    fill_from(rng, out, &union, rest)?;
-    // Fisher–Yates with unbiased indices.
-    for i in (1..out.len()).rev() {
-        let j = rng.below(i + 1)?;
-        out.swap(i, j);
+    fill_from(pool, out, union, rest)?;
+    shuffle(pool, out)
+}
+
+/// Fisher–Yates with unbiased indices: from the last position `r` down to
+/// 1, swaps `r` with a uniform one of `0..=r`.
+fn shuffle(pool: &mut OsPool, out: &mut [u8]) -> Result<(), GeneratorError> {
+    let mut top = out.len().saturating_sub(1);
+    while top >= 1 {
+        // Positions top down to low take their indices from one word.
+        let (mut low, mut m) = (top, top as u64 + 1);
+        while let Some(p) = m.checked_mul(low as u64).filter(|p| low > 1 && *p <= PACK_LIMIT) {
+            (low, m) = (low - 1, p);
+        }
+        let mut x = pool.word_below(m)?;
+        for r in (low..=top).rev() {
+            let p = u128::from(x) * u128::from(r as u64 + 1);
+            match usize::try_from(p >> 64) {
+                Ok(j) if j <= r => out.swap(r, j),
+                _ => return Err(GeneratorError::Rng("internal error: index out of range".into())),
+            }
+            x = p as u64;
+        }
+        top = low - 1;
     }
     Ok(())
 }
 
 /// Bytes read from the OS CSPRNG in 4 KiB blocks, one pool per thread, so a
-/// generation costs a system call only every few dozen secrets. Every byte is
-/// handed out once and wiped as it is taken; the rest is wiped when the thread
-/// ends.
+/// generation costs a system call only every hundred-odd secrets. Every byte
+/// is handed out once and wiped as it is taken; the rest is wiped when the
+/// thread ends.
 struct OsPool {
     buf: Box<[u8; OS_POOL_LEN]>,
     pos: usize,
@@ -580,12 +639,46 @@ thread_local! {
 }
 
 impl OsPool {
+    fn refill(&mut self) -> Result<(), GeneratorError> {
+        SysRng.try_fill_bytes(&mut self.buf[..]).map_err(|e| GeneratorError::Rng(e.to_string()))?;
+        self.pos = 0;
+        Ok(())
+    }
+
+    /// The next 8 bytes, as a little-endian word.
+    fn word(&mut self) -> Result<u64, GeneratorError> {
+        let mut w = [0u8; 8];
+        match self.buf.get_mut(self.pos..self.pos + 8) {
+            Some(src) => {
+                w.copy_from_slice(src);
+                src.zeroize();
+                self.pos += 8;
+            }
+            None => self.take(&mut w)?,
+        }
+        Ok(u64::from_le_bytes(w))
+    }
+
+    /// A random word `x` with `floor(x * m / 2^64)` uniform in `0..m`
+    /// (`m >= 1`): words that would favour some results are redrawn
+    /// (Lemire's method: when `x * m mod 2^64 < 2^64 mod m`).
+    fn word_below(&mut self, m: u64) -> Result<u64, GeneratorError> {
+        loop {
+            let x = self.word()?;
+            let low = (u128::from(x) * u128::from(m)) as u64;
+            // 2^64 mod m is below m: compute it only when it can matter.
+            if low >= m || low >= m.wrapping_neg() % m {
+                return Ok(x);
+            }
+        }
+    }
+
+    /// Fills `dst`, wiping what it takes from the pool.
     fn take(&mut self, dst: &mut [u8]) -> Result<(), GeneratorError> {
         let mut off = 0;
         while off < dst.len() {
             if self.pos >= OS_POOL_LEN {
-                SysRng.try_fill_bytes(&mut self.buf[..]).map_err(|e| GeneratorError::Rng(e.to_string()))?;
-                self.pos = 0;
+                self.refill()?;
             }
             let n = (OS_POOL_LEN - self.pos).min(dst.len() - off);
             let (Some(src), Some(out)) = (self.buf.get_mut(self.pos..self.pos + n), dst.get_mut(off..off + n)) else {
@@ -601,86 +694,6 @@ impl OsPool {
 }
 
 impl Drop for OsPool {
-    fn drop(&mut self) {
-        self.buf.zeroize();
-    }
-}
-
-/// Buffered bytes from the OS CSPRNG (through the thread's [`OsPool`]),
-/// wiped as they are used and on drop.
-struct OsBytes {
-    buf: [u8; 64],
-    pos: usize,
-}
-
-impl OsBytes {
-    fn new() -> Self {
-        Self { buf: [0; 64], pos: 64 }
-    }
-
-    fn fill(&mut self, dst: &mut [u8]) -> Result<(), GeneratorError> {
-        POOL.with(|pool| pool.borrow_mut().take(dst))
-    }
-
-    fn next_u8(&mut self) -> Result<u8, GeneratorError> {
-        if self.pos >= self.buf.len() {
-            let mut buf = [0u8; 64];
-            self.fill(&mut buf)?;
-            self.buf = buf;
-            buf.zeroize();
-            self.pos = 0;
-        }
-        let b = self.buf.get_mut(self.pos).ok_or_else(|| GeneratorError::Rng("buffer".into()))?;
-        let v = *b;
-        *b = 0;
-        self.pos += 1;
-        Ok(v)
-    }
-
-    fn next_u32(&mut self) -> Result<u32, GeneratorError> {
-        if self.pos + 4 > self.buf.len() {
-            let mut buf = [0u8; 64];
-            self.fill(&mut buf)?;
-            self.buf = buf;
-            buf.zeroize();
-            self.pos = 0;
-        }
-        let mut word = [0u8; 4];
-        let src = self.buf.get_mut(self.pos..self.pos + 4).ok_or_else(|| GeneratorError::Rng("buffer".into()))?;
-        word.copy_from_slice(src);
-        src.zeroize();
-        self.pos += 4;
-        Ok(u32::from_le_bytes(word))
-    }
-
-    /// A uniform integer in `0..n` (`n >= 1`), by rejection sampling:
-    /// values below `2^32 mod n` are redrawn, so every result is equally likely.
-    fn below(&mut self, n: usize) -> Result<usize, GeneratorError> {
-        let n32 = u32::try_from(n).map_err(|_| GeneratorError::Rng("range too large".into()))?;
-        if n32 == 0 {
-            return Err(GeneratorError::Rng("empty range".into()));
-        }
-        if n32 <= 256 {
-            // One byte per draw: 4x fewer random bytes for every charset.
-            let threshold = 256 % n32;
-            loop {
-                let x = u32::from(self.next_u8()?);
-                if x >= threshold {
-                    return usize::try_from(x % n32).map_err(|_| GeneratorError::Rng("index".into()));
-                }
-            }
-        }
-        let threshold = n32.wrapping_neg() % n32;
-        loop {
-            let x = self.next_u32()?;
-            if x >= threshold {
-                return usize::try_from(x % n32).map_err(|_| GeneratorError::Rng("index".into()));
-            }
-        }
-    }
-}
-
-impl Drop for OsBytes {
     fn drop(&mut self) {
         self.buf.zeroize();
     }

@@ -272,6 +272,57 @@ fn chi_square_detects_modulo_bias() {
     assert!(chi_square(&counts, 90, n) > critical(89.0));
 }
 
+#[test]
+fn every_position_is_uniform_and_neighbours_independent() {
+    // Several characters come from one random word: each position must be
+    // uniform on its own, and positions inside one word (0, 1) and across
+    // words (7, 8) independent of each other.
+    let g = SecretGenerator::random(32).unwrap();
+    let n = 60_000u64;
+    let mut at = vec![BTreeMap::<char, u64>::new(); 32];
+    // Joint counts of (index / 10) at two positions: 9 x 9 equally likely cells.
+    let (mut inside, mut across) = (BTreeMap::<char, u64>::new(), BTreeMap::<char, u64>::new());
+    let tenth = |c: char| ALNUM_SYMBOLS.find(c).unwrap() / 10;
+    let cell = |a: char, b: char| char::from(b'A' + (tenth(a) * 9 + tenth(b)) as u8);
+    for _ in 0..n {
+        let v: Vec<char> = gen_str(&g).chars().collect();
+        for (i, c) in v.iter().enumerate() {
+            *at[i].entry(*c).or_insert(0) += 1;
+        }
+        *inside.entry(cell(v[0], v[1])).or_insert(0) += 1;
+        *across.entry(cell(v[7], v[8])).or_insert(0) += 1;
+    }
+    for (i, counts) in at.iter().enumerate() {
+        let chi = chi_square(counts, 90, n);
+        assert!(chi < critical(89.0), "position {i}: chi-square {chi:.1} >= {:.1}", critical(89.0));
+    }
+    for (name, counts) in [("positions 0 and 1", &inside), ("positions 7 and 8", &across)] {
+        let chi = chi_square(counts, 81, n);
+        assert!(chi < critical(80.0), "{name}: chi-square {chi:.1} >= {:.1}", critical(80.0));
+    }
+}
+
+#[test]
+fn password_shuffle_is_uniform() {
+    // The one required symbol is placed first, then shuffled: every
+    // position must be as likely to hold a symbol (a biased shuffle, such
+    // as one that never leaves a character in place, is not).
+    let rules = PasswordRules { min_lower: 0, min_upper: 0, min_digits: 0, min_symbols: 1, symbols: "!".into() };
+    let g = SecretGenerator::password(16, rules).unwrap();
+    let mut counts = BTreeMap::<char, u64>::new();
+    let mut total = 0;
+    for _ in 0..40_000 {
+        for (i, c) in gen_str(&g).chars().enumerate() {
+            if c == '!' {
+                *counts.entry(char::from(b'a' + i as u8)).or_insert(0) += 1;
+                total += 1;
+            }
+        }
+    }
+    let chi = chi_square(&counts, 16, total);
+    assert!(chi < critical(15.0), "chi-square {chi:.1} >= {:.1}", critical(15.0));
+}
+
 // ---- no secret in Debug ----------------------------------------------------------
 
 #[test]
