@@ -57,12 +57,22 @@ struct Secret {
     previous: Option<VersionId>,
     pending: Option<VersionId>,
     metadata: Metadata,
+    /// The key of the journal entry, kept when a record removes the entry
+    /// so that the next journal line is written without an allocation.
+    journal_key: Option<String>,
 }
 
 impl Secret {
     fn new(first: Version) -> Self {
         let current = first.id.clone();
-        Self { versions: VecDeque::from([first]), current, previous: None, pending: None, metadata: Metadata::new() }
+        Self {
+            versions: VecDeque::from([first]),
+            current,
+            previous: None,
+            pending: None,
+            metadata: Metadata::new(),
+            journal_key: None,
+        }
     }
 
     fn stages(&self, id: &VersionId) -> Stages {
@@ -525,26 +535,43 @@ fn check_record_entries(metadata: &Metadata, record: &RecordWrite, new_version: 
 /// [`RecordWrite::apply`] does, but overwriting the values of keys already
 /// there in place: a record that sets the same keys every rotation
 /// allocates nothing.
-fn apply_record(metadata: &mut Metadata, record: &RecordWrite, new_version: &VersionId) {
+fn apply_record(secret: &mut Secret, record: &RecordWrite, new_version: &VersionId) {
     for (k, v) in record.may.iter().chain(record.must.iter()) {
-        set_or_remove(metadata, k, v);
+        secret.set_or_remove(k, v);
     }
     for k in &record.new_version_keys {
-        set_or_remove(metadata, k, Some(new_version.as_str()));
+        secret.set_or_remove(k, Some(new_version.as_str()));
     }
 }
 
-fn set_or_remove(metadata: &mut Metadata, key: &str, value: Option<&str>) {
-    match (value, metadata.get_mut(key)) {
-        (Some(v), Some(old)) => {
-            old.clear();
-            old.push_str(v);
+impl Secret {
+    fn set_or_remove(&mut self, key: &str, value: Option<&str>) {
+        match (value, self.metadata.get_mut(key)) {
+            (Some(v), Some(old)) => {
+                old.clear();
+                old.push_str(v);
+            }
+            (Some(v), None) => {
+                self.metadata.insert(key.to_owned(), v.to_owned());
+            }
+            (None, _) => {
+                if let Some((k, _)) = self.metadata.remove_entry(key)
+                    && k == JOURNAL_KEY
+                {
+                    self.journal_key = Some(k);
+                }
+            }
         }
-        (Some(v), None) => {
-            metadata.insert(key.to_owned(), v.to_owned());
-        }
-        (None, _) => {
-            metadata.remove(key);
+    }
+
+    /// Writes the journal line (a checked value).
+    fn set_journal(&mut self, line: String) {
+        match self.metadata.get_mut(JOURNAL_KEY) {
+            Some(old) => *old = line,
+            None => {
+                let key = self.journal_key.take().unwrap_or_else(|| JOURNAL_KEY.to_owned());
+                self.metadata.insert(key, line);
+            }
         }
     }
 }
@@ -698,12 +725,7 @@ impl SecretStore for MemoryStore {
         let metadata = secret.metadata.clone();
         let base = req.base.unwrap_or_else(|| secret.current_meta());
         if let Some(journal) = req.journal {
-            match secret.metadata.get_mut(JOURNAL_KEY) {
-                Some(line) => *line = journal.line,
-                None => {
-                    secret.metadata.insert(JOURNAL_KEY.to_owned(), journal.line);
-                }
-            }
+            secret.set_journal(journal.line);
         }
         let (candidate, replaced) = secret.stage(now, data, req.rotation_id, self.max_versions);
         let staged = Staged::new(candidate, base, metadata, journal_kept);
@@ -721,7 +743,7 @@ impl SecretStore for MemoryStore {
         secret.check_promote(path, req.candidate, req.expected)?;
         check_record_entries(&secret.metadata, req.record, req.candidate)?;
         let meta = secret.promote(req.candidate);
-        apply_record(&mut secret.metadata, req.record, req.candidate);
+        apply_record(secret, req.record, req.candidate);
         Ok(meta)
     }
 
@@ -742,7 +764,7 @@ impl SecretStore for MemoryStore {
         }
         let meta = self.put_locked(&mut shard, path, data, opts)?;
         if let Some(secret) = shard.get_mut(path) {
-            apply_record(&mut secret.metadata, record, &meta.id);
+            apply_record(secret, record, &meta.id);
         }
         Ok(meta)
     }

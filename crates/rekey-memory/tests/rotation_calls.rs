@@ -254,9 +254,10 @@ async fn bad_input_to_a_rotation_call_changes_nothing() {
 }
 
 /// One staged rotation on a secret that has rotated before: the two calls
-/// allocate only the candidate's id, the journal line's key, the metadata
-/// copy `Staged.metadata` owns (a node and one string per key and value),
-/// and the two boxed futures of `async_trait`. The old implementation made 20.
+/// allocate only the candidate's id, the copy of the metadata that
+/// `Staged.metadata` owns (a node, and a string per key and per value), and
+/// the two boxed futures of `async_trait`; the journal line's key is reused.
+/// The implementation before made 20.
 #[test]
 fn a_staged_rotation_allocates_little() {
     let store = MemoryStore::new().with_max_versions(4);
@@ -281,6 +282,6 @@ fn a_staged_rotation_allocates_little() {
             worst = (worst.0.max(stage.count_total), worst.1.max(promoted.count_total));
         }
     }
-    assert!(worst.0 <= 6, "stage_rotation made {} allocations (expected at most 6)", worst.0);
+    assert!(worst.0 <= 5, "stage_rotation made {} allocations (expected at most 5)", worst.0);
     assert!(worst.1 <= 1, "promote_rotation made {} allocations (expected at most 1)", worst.1);
 }
