@@ -200,6 +200,37 @@ impl Secret {
         self.current_meta()
     }
 
+    /// Sets or removes one metadata key, overwriting a value in place.
+    fn set_or_remove(&mut self, key: &str, value: Option<&str>) {
+        match (value, self.metadata.get_mut(key)) {
+            (Some(v), Some(old)) => {
+                old.clear();
+                old.push_str(v);
+            }
+            (Some(v), None) => {
+                self.metadata.insert(key.to_owned(), v.to_owned());
+            }
+            (None, _) => {
+                if let Some((k, _)) = self.metadata.remove_entry(key)
+                    && k == JOURNAL_KEY
+                {
+                    self.journal_key = Some(k);
+                }
+            }
+        }
+    }
+
+    /// Writes the journal line (a checked value).
+    fn set_journal(&mut self, line: String) {
+        match self.metadata.get_mut(JOURNAL_KEY) {
+            Some(old) => *old = line,
+            None => {
+                let key = self.journal_key.take().unwrap_or_else(|| JOURNAL_KEY.to_owned());
+                self.metadata.insert(key, line);
+            }
+        }
+    }
+
     /// Adds `v` as the new current version; the old current one becomes
     /// previous. A pending candidate stays pending.
     fn push_current(&mut self, v: Version, max_versions: usize) -> VersionMeta {
@@ -541,38 +572,6 @@ fn apply_record(secret: &mut Secret, record: &RecordWrite, new_version: &Version
     }
     for k in &record.new_version_keys {
         secret.set_or_remove(k, Some(new_version.as_str()));
-    }
-}
-
-impl Secret {
-    fn set_or_remove(&mut self, key: &str, value: Option<&str>) {
-        match (value, self.metadata.get_mut(key)) {
-            (Some(v), Some(old)) => {
-                old.clear();
-                old.push_str(v);
-            }
-            (Some(v), None) => {
-                self.metadata.insert(key.to_owned(), v.to_owned());
-            }
-            (None, _) => {
-                if let Some((k, _)) = self.metadata.remove_entry(key)
-                    && k == JOURNAL_KEY
-                {
-                    self.journal_key = Some(k);
-                }
-            }
-        }
-    }
-
-    /// Writes the journal line (a checked value).
-    fn set_journal(&mut self, line: String) {
-        match self.metadata.get_mut(JOURNAL_KEY) {
-            Some(old) => *old = line,
-            None => {
-                let key = self.journal_key.take().unwrap_or_else(|| JOURNAL_KEY.to_owned());
-                self.metadata.insert(key, line);
-            }
-        }
     }
 }
 
