@@ -627,7 +627,7 @@ fn shuffle(pool: &mut OsPool, out: &mut [u8]) -> Result<(), GeneratorError> {
 /// is handed out once and wiped as it is taken; the rest is wiped when the
 /// thread ends.
 struct OsPool {
-    buf: Box<[u8; OS_POOL_LEN]>,
+    buf: [u8; OS_POOL_LEN],
     pos: usize,
 }
 
@@ -635,7 +635,7 @@ const OS_POOL_LEN: usize = 4096;
 
 thread_local! {
     static POOL: std::cell::RefCell<OsPool> =
-        std::cell::RefCell::new(OsPool { buf: Box::new([0; OS_POOL_LEN]), pos: OS_POOL_LEN });
+        const { std::cell::RefCell::new(OsPool { buf: [0; OS_POOL_LEN], pos: OS_POOL_LEN }) };
 }
 
 impl OsPool {
