@@ -316,10 +316,17 @@ pub struct SecretGenerator {
 
 #[derive(Clone)]
 enum Inner {
-    Charset { chars: Vec<u8>, length: usize },
+    Charset {
+        chars: Vec<u8>,
+        length: usize,
+    },
     Uuid,
     /// `union` is every class's characters, drawn from beyond the minimums.
-    Password { length: usize, classes: [(Vec<u8>, usize); 4], union: Vec<u8> },
+    Password {
+        length: usize,
+        classes: [(Vec<u8>, usize); 4],
+        union: Vec<u8>,
+    },
 }
 
 impl fmt::Debug for SecretGenerator {
@@ -511,7 +518,9 @@ impl GenerateSecret for SecretGenerator {
             match &self.inner {
                 Inner::Charset { chars, length } => fill_from(&mut pool, &mut out, chars, *length),
                 Inner::Uuid => fill_uuid(&mut pool, &mut out),
-                Inner::Password { length, classes, union } => fill_password(&mut pool, &mut out, classes, union, *length),
+                Inner::Password { length, classes, union } => {
+                    fill_password(&mut pool, &mut out, classes, union, *length)
+                }
             }
         });
         if let Err(e) = filled {

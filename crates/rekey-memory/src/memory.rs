@@ -727,8 +727,9 @@ impl SecretStore for MemoryStore {
             secret.set_journal(journal.line);
         }
         let (candidate, replaced) = secret.stage(now, data, req.rotation_id, self.max_versions);
-        let staged = Staged::new(candidate, base, metadata, journal_kept);
-        Ok(StageOutcome::Staged(staged.replacing(replaced)))
+        let mut staged = Staged::new(candidate, base, metadata, journal_kept);
+        staged.replaced = replaced;
+        Ok(StageOutcome::Staged(staged))
     }
 
     /// One call: the compare-and-swap and, only when it won, the record.
