@@ -515,6 +515,7 @@ impl GenerateSecret for SecretGenerator {
             let mut pool = pool
                 .try_borrow_mut()
                 .map_err(|_| GeneratorError::Rng("internal error: the random pool is in use".into()))?;
+            pool.forget_if_forked();
             match &self.inner {
                 Inner::Charset { chars, length } => fill_from(&mut pool, &mut out, chars, *length),
                 Inner::Uuid => fill_uuid(&mut pool, &mut out),
@@ -635,23 +636,39 @@ fn shuffle(pool: &mut OsPool, out: &mut [u8]) -> Result<(), GeneratorError> {
 /// generation costs a system call only every hundred-odd secrets. Every byte
 /// is handed out once and wiped as it is taken; the rest is wiped when the
 /// thread ends.
+///
+/// A forked child inherits a copy of its parent's pool: the pool remembers
+/// the process that filled it and a child throws the copy away before it
+/// draws anything, so parent and child never hand out the same bytes.
 struct OsPool {
     buf: [u8; OS_POOL_LEN],
     pos: usize,
+    /// The process that filled `buf` (0: never filled).
+    pid: u32,
 }
 
 const OS_POOL_LEN: usize = 4096;
 
 thread_local! {
     static POOL: std::cell::RefCell<OsPool> =
-        const { std::cell::RefCell::new(OsPool { buf: [0; OS_POOL_LEN], pos: OS_POOL_LEN }) };
+        const { std::cell::RefCell::new(OsPool { buf: [0; OS_POOL_LEN], pos: OS_POOL_LEN, pid: 0 }) };
 }
 
 impl OsPool {
     fn refill(&mut self) -> Result<(), GeneratorError> {
         SysRng.try_fill_bytes(&mut self.buf[..]).map_err(|e| GeneratorError::Rng(e.to_string()))?;
         self.pos = 0;
+        self.pid = std::process::id();
         Ok(())
+    }
+
+    /// Drops what is left when this process did not fill the pool (a
+    /// forked child's copy of its parent's bytes).
+    fn forget_if_forked(&mut self) {
+        if self.pos < OS_POOL_LEN && self.pid != std::process::id() {
+            self.buf.zeroize();
+            self.pos = OS_POOL_LEN;
+        }
     }
 
     /// The next 8 bytes, as a little-endian word.
@@ -805,5 +822,30 @@ impl GeneratorConfig {
                 SecretGenerator::password(length, rules)
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A forked child's copy of its parent's pool (filled by another
+    /// process) is thrown away before anything is drawn from it; the
+    /// filling process's own pool is kept.
+    #[test]
+    fn a_pool_filled_by_another_process_is_not_used() {
+        let mut pool = OsPool { buf: [0; OS_POOL_LEN], pos: OS_POOL_LEN, pid: 0 };
+        assert!(pool.refill().is_ok());
+        assert_eq!(pool.pid, std::process::id());
+        pool.forget_if_forked();
+        assert_eq!(pool.pos, 0, "this process's own bytes are kept");
+
+        pool.pid = std::process::id().wrapping_add(1);
+        pool.forget_if_forked();
+        assert_eq!(pool.pos, OS_POOL_LEN, "another process's bytes are never handed out");
+        assert!(pool.buf.iter().all(|b| *b == 0), "and they are wiped");
+        let mut w = [0u8; 8];
+        assert!(pool.take(&mut w).is_ok());
+        assert_eq!(pool.pid, std::process::id(), "drawing refills from the OS first");
     }
 }
