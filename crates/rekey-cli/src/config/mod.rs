@@ -20,7 +20,7 @@ mod target_redis;
 mod verifier;
 mod walker;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -165,6 +165,8 @@ pub fn parse(src: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Config, 
     }
 
     let mut secrets: Vec<SecretConfig> = Vec::new();
+    // Paths seen so far: a set, so 10,000 secrets are not 50 million compares.
+    let mut seen: HashSet<rekey::SecretPath> = HashSet::new();
     if let Some(item) = root.item("secret") {
         let declared: Vec<String> =
             root.sub("policies").map(|p| p.t.iter().map(|(k, _)| k.to_owned()).collect()).unwrap_or_default();
@@ -174,7 +176,7 @@ pub fn parse(src: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Config, 
             if let Some(s) =
                 secret::secret_config(&mut ctx, &t, plain_secret, &policies, &declared, &verifier_names, env)
             {
-                if secrets.iter().any(|o| o.path == s.path) {
+                if !seen.insert(s.path.clone()) {
                     ctx.err(t.span_of("path"), t.field("path"), format!("the secret {} is configured twice", s.path));
                     continue;
                 }
