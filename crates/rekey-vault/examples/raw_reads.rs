@@ -38,9 +38,8 @@ fn main() {
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
     rt.block_on(async move {
         let client = reqwest::Client::new();
-        let urls: Vec<String> = (1..=n)
-            .map(|i| format!("{}/v1/{mount}/{endpoint}/{prefix}/s{i:05}", addr.trim_end_matches('/')))
-            .collect();
+        let urls: Vec<String> =
+            (1..=n).map(|i| format!("{}/v1/{mount}/{endpoint}/{prefix}/s{i:05}", addr.trim_end_matches('/'))).collect();
         for _ in 0..rounds {
             let start = Instant::now();
             let failed = futures::stream::iter(&urls)
@@ -59,10 +58,7 @@ fn main() {
                 .await;
             let secs = start.elapsed().as_secs_f64();
             assert_eq!(failed, 0, "{failed} of {n} reads failed (wrong prefix, token or address?)");
-            println!(
-                "raw {endpoint} reads: {n} in {secs:.3} s ({:.0}/s) at concurrency {conc}",
-                n as f64 / secs
-            );
+            println!("raw {endpoint} reads: {n} in {secs:.3} s ({:.0}/s) at concurrency {conc}", n as f64 / secs);
         }
     });
 }

@@ -22,6 +22,8 @@ use crate::codec::{self, Id, KvBody};
 use crate::config::{VaultAuth, VaultConfig, check_header_value, token_from_env};
 use crate::error::{Failure, to_store_error};
 
+mod snapshot;
+
 /// Vault's limit on `custom_metadata` entries per secret.
 pub const MAX_CUSTOM_METADATA_KEYS: usize = 64;
 /// Vault's limit on the length of a `custom_metadata` key, in bytes.
@@ -338,13 +340,7 @@ impl VaultStore {
         content_type: &'static str,
         body: &Value,
     ) -> Result<(), Failure> {
-        let mut url = self.inner.base.clone();
-        {
-            let mut segs =
-                url.path_segments_mut().map_err(|_| Failure::Local("the address cannot take a path".into()))?;
-            segs.pop_if_empty().push("v1");
-            segs.extend(self.inner.mount.split('/')).push("metadata").extend(kv_path.split('/'));
-        }
+        let url = self.api_url("metadata", kv_path)?;
         let body = serde_json::to_vec(body).map_err(|e| Failure::Local(e.to_string()))?;
         let namespace = self.inner.namespace.as_deref();
         self.call(if method == reqwest::Method::PATCH { Op::MetadataPatch } else { Op::MetadataPost }, kv_path, |c| {
@@ -588,29 +584,10 @@ impl SecretStore for VaultStore {
         self.requests_by_operation()
     }
 
-    /// One data read: KV v2 returns the version, its time and the secret's
-    /// `custom_metadata` (where the record and journal live) with the value,
-    /// so no metadata read is needed.
+    /// One request: a data read with the value, a metadata read without
+    /// (see the `snapshot` module).
     async fn snapshot(&self, path: &SecretPath, with_value: bool) -> Result<rekey_core::Snapshot, StoreError> {
-        self.staging(path)?;
-        let p = path.as_str();
-        let r = self.kv_read(p, None).await.map_err(|f| self.err(&f, p))?;
-        let n = r.metadata.version;
-        let current = VersionMeta {
-            id: codec::kv_id(n),
-            created_at: codec::time(&r.metadata.created_time)?,
-            stages: Stages { current: true, previous: false, pending: false },
-            rotation_id: codec::recorded(r.metadata.custom_metadata.as_ref(), n),
-        };
-        let metadata: Metadata = r
-            .metadata
-            .custom_metadata
-            .unwrap_or_default()
-            .into_iter()
-            .filter(|(k, _)| k.starts_with(REKEY_PREFIX))
-            .collect();
-        let data = if with_value { Some(codec::from_kv(r.data, p)?) } else { None };
-        Ok(rekey_core::Snapshot::new(current, data, metadata))
+        if with_value { self.snapshot_with_value(path).await } else { self.snapshot_brief(path).await }
     }
 
     async fn put(&self, path: &SecretPath, data: SecretData, opts: PutOptions) -> Result<VersionMeta, StoreError> {
