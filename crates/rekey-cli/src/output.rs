@@ -106,10 +106,29 @@ impl serde::Serialize for EnvelopeFirst<'_> {
     }
 }
 
+/// A document of `body`'s fields in the envelope: `version`, `ok`,
+/// `command`, then `body`'s fields as it serializes them.
+#[derive(serde::Serialize)]
+struct EnvelopeOf<'a, T> {
+    version: u64,
+    ok: bool,
+    command: &'a str,
+    #[serde(flatten)]
+    body: &'a T,
+}
+
 /// The text of a JSON document, with no raw invisible characters.
 fn json_text(v: &Value, pretty: bool) -> String {
-    let v = EnvelopeFirst(v);
-    let text = if pretty { serde_json::to_string_pretty(&v) } else { serde_json::to_string(&v) }.unwrap_or_default();
+    json_text_of(&EnvelopeFirst(v), pretty)
+}
+
+/// The text of any serializable document, with no raw invisible characters.
+fn json_text_of<T: serde::Serialize>(v: &T, pretty: bool) -> String {
+    let text = if pretty { serde_json::to_string_pretty(v) } else { serde_json::to_string(v) }.unwrap_or_default();
+    // JSON escapes every ASCII control character itself.
+    if text.is_ascii() {
+        return text;
+    }
     let mut safe = String::with_capacity(text.len());
     for c in text.chars() {
         if unsafe_char(c) && !c.is_ascii() {
@@ -134,6 +153,18 @@ impl Out {
     /// Prints `body` in the envelope with `ok`.
     pub fn emit(&self, ok: bool, body: Value) {
         print_json(&envelope(Some(self.command), ok, body), self.pretty);
+    }
+
+    /// Prints `body` in the envelope with `ok`, serialized as it is: no
+    /// `Value` tree is built (for large documents, such as `status` of
+    /// thousands of secrets). `body` must serialize to a map whose keys come
+    /// in order of name (as those of a `Value` map do) and are none of
+    /// `version`, `ok` and `command`, so that the document is the one
+    /// [`emit`](Self::emit) would print.
+    pub fn emit_fields<T: serde::Serialize>(&self, ok: bool, body: &T) {
+        let doc = EnvelopeOf { version: JSON_VERSION, ok, command: self.command, body };
+        let mut o = std::io::stdout().lock();
+        let _ = writeln!(o, "{}", json_text_of(&doc, self.pretty));
     }
 
     /// Prints a line of text on stdout (escaped: one line on the terminal).
@@ -244,7 +275,12 @@ pub fn when(t: Option<chrono::DateTime<chrono::Utc>>) -> String {
 
 /// A time for JSON: RFC 3339 in UTC with the store's full precision.
 pub fn time_json(t: Option<chrono::DateTime<chrono::Utc>>) -> Value {
-    t.map_or(Value::Null, |t| Value::from(t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)))
+    time_text(t).map_or(Value::Null, Value::from)
+}
+
+/// The text [`time_json`] holds.
+pub fn time_text(t: Option<chrono::DateTime<chrono::Utc>>) -> Option<String> {
+    t.map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true))
 }
 
 /// A trigger's short name (`manual`, `schedule`, `emergency`), as the
@@ -302,6 +338,24 @@ mod tests {
         let safe = json_text(&v, false);
         assert!(!safe.chars().any(unsafe_char), "{safe}");
         assert_eq!(serde_json::from_str::<Value>(&safe).unwrap(), v);
+    }
+
+    /// `emit_fields` prints the document `emit` prints for the same fields
+    /// (given in order of name), escapes included.
+    #[test]
+    fn fields_in_the_envelope_are_the_value_document() {
+        #[derive(serde::Serialize)]
+        struct Body {
+            a_list: Vec<u32>,
+            message: &'static str,
+            z: Option<f64>,
+        }
+        let body = Body { a_list: vec![1, 2], message: "a\u{202e}b\u{1b}c", z: Some(0.25) };
+        for pretty in [false, true] {
+            let value = json_text(&envelope(Some("status"), false, serde_json::to_value(&body).unwrap()), pretty);
+            let doc = EnvelopeOf { version: JSON_VERSION, ok: false, command: "status", body: &body };
+            assert_eq!(json_text_of(&doc, pretty), value);
+        }
     }
 
     #[test]

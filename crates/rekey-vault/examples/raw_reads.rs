@@ -34,8 +34,12 @@ fn main() {
     let addr = env("REKEY_TEST_VAULT_ADDR", "VAULT_ADDR");
     let token = env("REKEY_TEST_VAULT_TOKEN", "VAULT_TOKEN");
     let mount = std::env::var("REKEY_BENCH_MOUNT").unwrap_or_else(|_| "secret".to_owned());
-    // The same runtime the `rekey` binary runs on.
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+    // The same runtime the `rekey` binary runs on (REKEY_BENCH_RUNTIME=current
+    // for a single-threaded one, to compare).
+    let rt = match std::env::var("REKEY_BENCH_RUNTIME").as_deref() {
+        Ok("current") => tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap(),
+        _ => tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap(),
+    };
     rt.block_on(async move {
         let client = reqwest::Client::new();
         let urls: Vec<String> =
