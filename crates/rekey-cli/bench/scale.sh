@@ -11,7 +11,12 @@
 #   2. `rekey rotate --all --concurrency 32`: wall time, rotations/s, store
 #      calls per rotation (from the JSON summary) and the process's peak RSS
 #      (/usr/bin/time);
-#   3. `rekey status` over all N secrets: wall time (goal on OpenBao: <= 2 s);
+#   3. `rekey status` over all N secrets: wall time, best of 3 (goal on
+#      OpenBao: <= 2 s), and on OpenBao its ratio to the raw floor measured
+#      in the same run, best of 3, interleaved: the same one request per
+#      secret (a KV v2 metadata GET), at the same concurrency (64) on the
+#      same kind of runtime (one thread) and HTTP stack (reqwest), with no
+#      rekey code (crates/rekey-vault/examples/raw_reads.rs);
 #   4. `rekey run` with N schedules none of which is due: store calls while
 #      it starts (one read per secret to schedule it), then over IDLE_SECS of
 #      idle ticks, split into calls made by resyncs and calls outside them
@@ -26,7 +31,9 @@ TIME=/usr/bin/time
 [ -x "$TIME" ] || { echo "scale.sh needs GNU time at /usr/bin/time (Debian package 'time')" >&2; exit 2; }
 
 cargo build --release -q -p rekey-cli --manifest-path "$ROOT/Cargo.toml"
+cargo build --release -q -p rekey-vault --example raw_reads --manifest-path "$ROOT/Cargo.toml"
 BIN=${CARGO_TARGET_DIR:-$ROOT/target}/release/rekey
+RAW=${CARGO_TARGET_DIR:-$ROOT/target}/release/examples/raw_reads
 DIR=$(mktemp -d)
 PREFIX="scale-$(date +%s)-$$"
 CFG=$DIR/rekey.toml
@@ -89,32 +96,29 @@ print(f"rotate --all --concurrency 32: {s['rotated']}/{s['total']} rotated, {s['
       f"peak RSS {int(rss_kb)/1024:.0f} MiB, store calls per rotation {calls}")
 PY
 
-# 3. status
-"$TIME" -f '%e %M' -o "$DIR/status.time" "$BIN" -c "$CFG" status --json >"$DIR/status.json" || true
-read -r wall rss <"$DIR/status.time"
-echo "status on $N secrets: ${wall} s (goal <= 2 s), peak RSS $((rss / 1024)) MiB"
-if [ "$STORE" = vault ]; then
-  # The baseline, in the same run: the server's own rate for the one read per
-  # secret that status makes (a KV v2 data GET over keep-alive connections,
-  # 32 threads; a Python loop, so a lower bound of the raw rate).
-  python3 - "$REKEY_TEST_VAULT_ADDR" "$REKEY_TEST_VAULT_TOKEN" "$PREFIX" "$N" "$wall" <<'PY'
-import http.client, sys, threading, time
-from urllib.parse import urlparse
-addr, tok, prefix, n, wall = urlparse(sys.argv[1]), sys.argv[2], sys.argv[3], int(sys.argv[4]), float(sys.argv[5])
-threads = 32
-def work(t):
-    c = http.client.HTTPConnection(addr.hostname, addr.port)
-    for i in range(t, n, threads):
-        c.request("GET", f"/v1/secret/data/{prefix}/s{i + 1:05d}", headers={"X-Vault-Token": tok})
-        c.getresponse().read()
-ts = [threading.Thread(target=work, args=(t,)) for t in range(threads)]
-start = time.time()
-for t in ts: t.start()
-for t in ts: t.join()
-raw = time.time() - start
-print(f"raw reads of the same {n} secrets (no rekey): {raw:.2f} s ({n / raw:.0f}/s); "
-      f"status / raw = {wall / raw:.2f}x")
+# 3. status, best of 3, against the raw floor (vault), interleaved
+best() { sort -n | head -1; }
+for round in 1 2 3; do
+  "$TIME" -f '%e %M' -o "$DIR/status.time" "$BIN" -c "$CFG" status --json >"$DIR/status.json" || true
+  cat "$DIR/status.time" >>"$DIR/status.times"
+  if [ "$STORE" = vault ]; then
+    # 64 = STATUS_CONCURRENCY in crates/rekey-cli/src/commands/inspect.rs.
+    REKEY_BENCH_RUNTIME=current "$RAW" "$PREFIX" "$N" 64 metadata | awk '{ print $6 }' >>"$DIR/raw.times"
+  fi
+done
+python3 - "$DIR/status.json" "$N" <<'PY'
+import json, sys
+d = json.load(open(sys.argv[1]))
+bad = [s["path"] for s in d["secrets"] if s["error"] or not s["current_version"]]
+assert len(d["secrets"]) == int(sys.argv[2]) and not bad, f"status: {len(bad)} rows without a version"
 PY
+wall=$(awk '{ print $1 }' "$DIR/status.times" | best)
+rss=$(awk '{ print $2 }' "$DIR/status.times" | sort -n | tail -1)
+echo "status on $N secrets: best of 3 ${wall} s (all: $(awk '{ printf "%s ", $1 }' "$DIR/status.times")s; goal <= 2 s), peak RSS $((rss / 1024)) MiB"
+if [ "$STORE" = vault ]; then
+  raw=$(best <"$DIR/raw.times")
+  echo "raw floor: $N KV v2 metadata GETs, 64 in flight, one thread, no rekey: best of 3 ${raw} s" \
+    "(all: $(tr '\n' ' ' <"$DIR/raw.times")s); status / raw = $(echo "scale=2; $wall / $raw" | bc)x"
 fi
 
 # 4. the daemon, nothing due
