@@ -80,6 +80,7 @@
 //! | operation | requests |
 //! |---|---|
 //! | read current | 1 |
+//! | snapshot (current version, its rotation id, metadata) | 1: a data read with the value, a metadata read without (`rekey status`, the daemon's start-up) |
 //! | read previous / by version id | 2 (metadata + version) |
 //! | read pending | 1 |
 //! | put | 1, +1 with a rotation id (the record); +1 after a CAS failure |
