@@ -201,9 +201,25 @@ pub(crate) fn time(s: &str) -> Result<DateTime<Utc>, StoreError> {
         .map_err(|_| StoreError::Other { message: format!("the server sent an unreadable time `{s}`"), source: None })
 }
 
+/// Whether a KV v2 version with this `deletion_time` is deleted now. KV v2
+/// sets a *future* deletion time on every version written under
+/// `delete_version_after`: such a version is live until then. An
+/// unreadable time counts as deleted (fail closed).
+pub(crate) fn deleted(deletion_time: &str) -> bool {
+    !deletion_time.is_empty() && time(deletion_time).map_or(true, |t| t <= Utc::now())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_a_past_or_unreadable_deletion_time_is_deleted() {
+        assert!(!deleted(""));
+        assert!(!deleted(&(Utc::now() + chrono::Duration::hours(1)).to_rfc3339()));
+        assert!(deleted(&(Utc::now() - chrono::Duration::seconds(1)).to_rfc3339()));
+        assert!(deleted("not a time"));
+    }
 
     #[test]
     fn text_and_fields_round_trip() {

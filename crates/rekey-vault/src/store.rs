@@ -443,7 +443,7 @@ impl VaultStore {
         let loc = self.staging(path)?;
         match self.kv_read(&loc, None).await {
             Ok(r) => {
-                if r.metadata.destroyed || !r.metadata.deletion_time.is_empty() {
+                if r.metadata.destroyed || codec::deleted(&r.metadata.deletion_time) {
                     return Ok(None);
                 }
                 Ok(Some((codec::parse_envelope(r.data, path.as_str())?, r.metadata)))
@@ -515,7 +515,7 @@ pub(crate) fn live_versions(md: &ReadSecretMetadataResponse) -> Vec<(u64, &str)>
     let mut v: Vec<(u64, &str)> = md
         .versions
         .iter()
-        .filter(|(_, m)| !m.destroyed && m.deletion_time.is_empty())
+        .filter(|(_, m)| !m.destroyed && !codec::deleted(&m.deletion_time))
         .filter_map(|(k, m)| Some((k.parse::<u64>().ok()?, m.created_time.as_str())))
         .collect();
     v.sort_unstable_by_key(|(n, _)| *n);

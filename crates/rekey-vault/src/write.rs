@@ -238,7 +238,7 @@ impl VaultStore {
                     StoreError::NotFound { .. } => missing(),
                     e => e,
                 })?;
-                if r.metadata.destroyed || !r.metadata.deletion_time.is_empty() {
+                if r.metadata.destroyed || codec::deleted(&r.metadata.deletion_time) {
                     return Err(missing());
                 }
                 let body = KvBody(r.data);

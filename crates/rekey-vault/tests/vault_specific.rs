@@ -173,6 +173,47 @@ async fn custom_metadata_of_owners_is_preserved() {
     assert_eq!(store.read_metadata(&p).await.unwrap(), m, "a refused write changed the metadata");
 }
 
+/// Under `delete_version_after`, KV v2 gives every new version a deletion
+/// time in the future: those versions are live until then. Staging,
+/// reading the candidate, promoting and rolling back all work as without it
+/// (they used to treat any deletion time as deleted: no candidate, no
+/// previous version, no rollback).
+#[tokio::test]
+async fn versions_due_for_deletion_later_are_live_until_then() {
+    let Some((addr, root)) = common::server() else { return };
+    let store = VaultStore::connect(common::config(&addr, &root)).await.unwrap();
+    let p = common::path(&prefix("delete-after"), "s");
+    let v1 = store.create(&p, SecretData::text(secret("a"))).await.unwrap();
+    common::admin_post(&addr, &root, &format!("secret/metadata/{p}"), json!({"delete_version_after": "1h"})).await;
+    let b = secret("b");
+    let v2 = store
+        .put(&p, SecretData::text(b.clone()), PutOptions::if_current(v1.id.clone()).with_rotation(RotationId::new()))
+        .await
+        .unwrap();
+    let (_, body) = common::raw(&addr, &root, "GET", &format!("secret/metadata/{p}"), None).await;
+    let deletion = &body["data"]["versions"][v2.id.as_str()]["deletion_time"];
+    assert!(deletion.as_str().is_some_and(|t| !t.is_empty()), "KV v2 set a future deletion time: {deletion}");
+
+    let snap = store.snapshot(&p, false).await.unwrap();
+    assert_eq!(snap.current.id, v2.id);
+    let c = secret("c");
+    let staged = store.stage(&p, SecretData::text(c.clone()), RotationId::new()).await.unwrap();
+    let pending = store.read(&p, &rekey_core::VersionSelector::Pending).await.unwrap();
+    assert_eq!(pending.meta.id, staged.id, "the staged candidate is found");
+    let v3 = store.promote(&p, &staged.id, &v2.id).await.unwrap();
+    assert_eq!(store.current(&p).await.unwrap().data.as_text().map(|s| s.expose_secret().to_owned()), Some(c));
+    let previous = store.read(&p, &rekey_core::VersionSelector::Previous).await.unwrap();
+    assert_eq!(
+        previous.meta.id, v2.id,
+        "the previous version is the one before, not the oldest without a deletion time"
+    );
+
+    store.rollback(&p).await.unwrap();
+    let now = store.current(&p).await.unwrap();
+    assert_ne!(now.meta.id, v3.id);
+    assert_eq!(now.data.as_text().map(|s| s.expose_secret().to_owned()), Some(b), "rolled back to the version before");
+}
+
 /// AppRole: enable the auth method, make a role, log in through the store.
 #[tokio::test]
 async fn approle_login_works() {

@@ -91,9 +91,7 @@ impl VaultStore {
             Some(v) if n > 0 => v,
             _ => return Err(StoreError::not_found(p, None)),
         };
-        let deleted =
-            !v.deletion_time.is_empty() && codec::time(&v.deletion_time).map_or(true, |t| t <= chrono::Utc::now());
-        if v.destroyed || deleted {
+        if v.destroyed || codec::deleted(&v.deletion_time) {
             return Err(StoreError::not_found(p, None));
         }
         let custom = md.custom_metadata.unwrap_or_default();
