@@ -173,8 +173,9 @@ mod servers {
         admin.simple_query(&format!("DROP ROLE IF EXISTS {role}")).await.unwrap();
         admin.simple_query(&format!("CREATE ROLE {role} LOGIN PASSWORD '{initial}'")).await.unwrap();
 
-        // One secret per attempt: a refused attempt leaves its rotation
-        // pending (the undo cannot reach the target either).
+        // One secret for every attempt: a refused admin login changed
+        // nothing on the server, so the refused attempts need no undo and
+        // leave nothing pending, and the fixed config rotates at once.
         let write = |name: &str, path: &str, extra: &str| {
             write_config(
                 &scratch(name),
@@ -199,21 +200,21 @@ target = {{ type = "postgres", url_env = "CLI_TEST_PG_TLS_URL", role = "{role}"{
 
         // No CA file, and one from a CA that signed nothing: the server's
         // certificate is refused, the password stays.
+        let path = format!("{}/db", unique("pgtls"));
+        bao.put(&path, json!({ "username": role, "password": initial })).await;
         for (name, extra) in [("pgtls-noca", String::new()), ("pgtls-otherca", format!(", ca_file = {other_ca:?}"))] {
-            let path = format!("{}/db", unique(name));
-            bao.put(&path, json!({ "username": role, "password": initial })).await;
             let cfg = write(name, &path, &extra);
             let r = rekey(&cfg, &["rotate", &path, "--json"], &env).await;
             assert_ne!(r.code, 0, "{name}: {}{}", r.stdout, r.stderr);
             assert_ne!(r.code, 2, "{name}: the config is valid; the connection is what fails: {}", r.stderr);
             let all = format!("{}{}", r.stdout, r.stderr).to_lowercase();
             assert!(all.contains("certificate is not signed by a trusted ca"), "{name}: {all}");
+            assert!(!all.contains("undo"), "{name}: nothing to undo: {all}");
+            assert_eq!(r.json()["results"][0]["outcome"], "rolled_back", "{name}: {}", r.stdout);
             assert_eq!(bao.read(&path).await["password"], initial, "{name}");
             assert!(login(&pg, &role, initial).await, "{name}: the server's password is unchanged");
         }
 
-        let path = format!("{}/db", unique("pgtls"));
-        bao.put(&path, json!({ "username": role, "password": initial })).await;
         let cfg = write("pgtls-ca", &path, &format!(", ca_file = {ca:?}"));
         let r = rekey(&cfg, &["check", "--json"], &env).await;
         assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
@@ -282,7 +283,8 @@ target = {{ type = "redis", url_env = "CLI_TEST_REDIS_TLS_URL", user = "{user}"{
         };
         let env = [("VAULT_TOKEN", bao.token.as_str()), ("CLI_TEST_REDIS_TLS_URL", tls.as_str())];
 
-        let path = format!("{}/cache", unique("redistls-noca"));
+        // The same secret for both attempts: the refused one needs no undo.
+        let path = format!("{}/cache", unique("redistls"));
         bao.put(&path, json!({ "username": user, "password": initial })).await;
         let r = rekey(&write("redistls-noca", &path, ""), &["rotate", &path, "--json"], &env).await;
         assert_ne!(r.code, 0, "{}{}", r.stdout, r.stderr);
@@ -290,10 +292,10 @@ target = {{ type = "redis", url_env = "CLI_TEST_REDIS_TLS_URL", user = "{user}"{
         let all = format!("{}{}", r.stdout, r.stderr).to_lowercase();
         assert!(all.contains("certificate"), "{all}");
         assert_eq!(bao.read(&path).await["password"], initial);
+        assert!(!all.contains("undo"), "nothing to undo: {all}");
+        assert_eq!(r.json()["results"][0]["outcome"], "rolled_back", "{}", r.stdout);
         assert!(ping(initial), "the server's password is unchanged");
 
-        let path = format!("{}/cache", unique("redistls"));
-        bao.put(&path, json!({ "username": user, "password": initial })).await;
         let cfg = write("redistls-ca", &path, &format!(", ca_file = {ca:?}"));
         let r = rekey(&cfg, &["check", "--json"], &env).await;
         assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);

@@ -59,6 +59,13 @@ pub enum TargetError {
         /// Why.
         message: String,
     },
+    /// The operation failed before it changed anything on the target (for
+    /// example rekey's own login to the target was refused, or its
+    /// certificate was not trusted), so there is nothing to undo there.
+    /// Wraps the failure; [`is_retryable`](Self::is_retryable) is the
+    /// wrapped error's.
+    #[error("{0} (nothing was changed on the target)")]
+    NothingChanged(Box<TargetError>),
 }
 
 impl TargetError {
@@ -74,12 +81,53 @@ impl TargetError {
             Self::Unavailable { message } => Self::Unavailable { message: r(message) },
             Self::InvalidInput { message } => Self::InvalidInput { message: r(message) },
             Self::Other { message } => Self::Other { message: r(message) },
+            Self::NothingChanged(e) => Self::NothingChanged(Box::new(e.redact(secrets))),
         }
     }
 
     /// Whether retrying later may succeed.
     pub fn is_retryable(&self) -> bool {
-        matches!(self, Self::Unavailable { .. })
+        match self {
+            Self::NothingChanged(e) => e.is_retryable(),
+            e => matches!(e, Self::Unavailable { .. }),
+        }
+    }
+
+    /// The same error, marked as having changed nothing on the target
+    /// (see [`NothingChanged`](Self::NothingChanged)). Marking twice is
+    /// the same as marking once.
+    ///
+    /// ```
+    /// use rekey_core::TargetError;
+    /// let e = TargetError::PermissionDenied { message: "login refused".into() }.nothing_changed();
+    /// assert!(e.changed_nothing());
+    /// assert!(e.nothing_changed().to_string().ends_with("login refused (nothing was changed on the target)"));
+    /// ```
+    pub fn nothing_changed(self) -> Self {
+        match self {
+            e @ Self::NothingChanged(_) => e,
+            e => Self::NothingChanged(Box::new(e)),
+        }
+    }
+
+    /// Whether the target says the failed operation changed nothing.
+    pub fn changed_nothing(&self) -> bool {
+        matches!(self, Self::NothingChanged(_))
+    }
+
+    /// The error itself, without the [`NothingChanged`](Self::NothingChanged)
+    /// mark: match on this to tell a refused login from a lost connection.
+    ///
+    /// ```
+    /// use rekey_core::TargetError;
+    /// let e = TargetError::PermissionDenied { message: "login refused".into() }.nothing_changed();
+    /// assert!(matches!(e.unmarked(), TargetError::PermissionDenied { .. }));
+    /// ```
+    pub fn unmarked(&self) -> &TargetError {
+        match self {
+            Self::NothingChanged(e) => e.unmarked(),
+            e => e,
+        }
     }
 }
 

@@ -204,3 +204,102 @@ async fn a_crashed_rotation_with_a_target_is_reverted_on_the_target() {
     assert_eq!(target.password(), "new-pw");
     assert_eq!(store_pw(&e, &p).await, "new-pw");
 }
+
+/// A target whose apply fails in a chosen way: after the new password has
+/// landed (the answer was lost), or before anything changed (rekey's own
+/// login was refused), and whose revoke can be made to fail.
+#[derive(Debug)]
+struct Faulty {
+    inner: Arc<FakeTarget>,
+    apply_lands: bool,
+    says_nothing_changed: bool,
+    revoke_fails: bool,
+}
+
+#[async_trait]
+impl CredentialTarget for Faulty {
+    fn name(&self) -> &str {
+        "faulty-db"
+    }
+    fn capabilities(&self) -> TargetCapabilities {
+        TargetCapabilities::default()
+    }
+    async fn apply(&self, c: &SecretData, cur: Option<&SecretData>) -> Result<(), TargetError> {
+        if self.apply_lands {
+            self.inner.apply(c, cur).await?;
+            // Not retryable, so that the test needs no clock: one apply, one error.
+            return Err(TargetError::Other { message: "the server closed the connection after ALTER ROLE".into() });
+        }
+        self.inner.calls.lock().unwrap().push("apply");
+        let e = TargetError::PermissionDenied { message: "admin login refused".into() };
+        Err(if self.says_nothing_changed { e.nothing_changed() } else { e })
+    }
+    async fn test(&self, c: &SecretData) -> Result<(), TargetError> {
+        self.inner.test(c).await
+    }
+    async fn revoke(&self, r: &SecretData, keep: &SecretData) -> Result<(), TargetError> {
+        if self.revoke_fails {
+            self.inner.calls.lock().unwrap().push("revoke");
+            return Err(TargetError::PermissionDenied { message: "admin login refused".into() });
+        }
+        self.inner.revoke(r, keep).await
+    }
+}
+
+fn bind_faulty(e: &Env, p: &SecretPath, inner: &Arc<FakeTarget>, lands: bool, nothing: bool, revoke_fails: bool) {
+    let t = Faulty { inner: inner.clone(), apply_lands: lands, says_nothing_changed: nothing, revoke_fails };
+    e.manager.bind(p.clone(), SecretBinding::new().field("password").target(Arc::new(t)));
+}
+
+#[tokio::test]
+async fn an_apply_that_landed_before_its_error_is_revoked_for_every_strategy() {
+    for strategy in [STAGED, IMMEDIATE] {
+        let (e, p, target) = setup("old-pw").await;
+        bind_faulty(&e, &p, &target, true, false, false);
+        let r = e.manager.rotate_secret(&p, &policy(strategy), Some(SecretString::from("new-pw"))).await;
+        assert_eq!(r.outcome, RotationOutcome::RolledBack, "{strategy}: {r}");
+        assert_eq!(target.calls(), ["apply", "revoke"], "{strategy}: the undo reaches the target");
+        assert_eq!(target.password(), "old-pw", "{strategy}: the target accepts the store's value again");
+        assert_eq!(store_pw(&e, &p).await, "old-pw", "{strategy}");
+    }
+}
+
+#[tokio::test]
+async fn an_apply_that_changed_nothing_needs_no_undo_and_leaves_no_journal() {
+    for strategy in [STAGED, IMMEDIATE] {
+        let (e, p, target) = setup("old-pw").await;
+        // rekey's own login is refused: for apply and for any undo alike.
+        bind_faulty(&e, &p, &target, false, true, true);
+        let r = e.manager.rotate_secret(&p, &policy(strategy), Some(SecretString::from("new-pw"))).await;
+        assert_eq!(r.outcome, RotationOutcome::RolledBack, "{strategy}: {r}");
+        assert!(
+            matches!(&r.error, Some(RotationError::Target { step: RotationStep::Apply, .. })),
+            "{strategy}: the apply's own error, not an undo failure: {r}"
+        );
+        assert_eq!(target.calls(), ["apply"], "{strategy}: no revoke of what never landed");
+        assert_eq!(store_pw(&e, &p).await, "old-pw", "{strategy}");
+        assert!(e.pending(&p).await.is_none(), "{strategy}");
+        let meta = e.store.read_metadata(&p).await.unwrap();
+        assert!(!meta.contains_key("rekey.rotation"), "{strategy}: journal cleared: {meta:?}");
+
+        // Once the target is fixed the next rotation goes ahead at once.
+        e.manager.bind(p.clone(), SecretBinding::new().field("password").target(target.clone()));
+        let r = e.manager.rotate_secret(&p, &policy(strategy), Some(SecretString::from("newer-pw"))).await;
+        assert!(r.success(), "{strategy}: {r}");
+        assert_eq!(target.password(), "newer-pw");
+    }
+}
+
+#[tokio::test]
+async fn an_apply_that_may_have_landed_keeps_its_journal_when_the_undo_fails() {
+    // The contrast: without the target's word, a failed undo is reported
+    // and the journal stays so that recovery tries the revoke again.
+    let (e, p, target) = setup("old-pw").await;
+    bind_faulty(&e, &p, &target, false, false, true);
+    let r = e.manager.rotate_secret(&p, &policy(STAGED), Some(SecretString::from("new-pw"))).await;
+    assert_eq!(r.outcome, RotationOutcome::Failed, "{r}");
+    assert!(matches!(&r.error, Some(RotationError::UndoFailed { .. })), "{r}");
+    assert_eq!(target.calls(), ["apply", "revoke"]);
+    let meta = e.store.read_metadata(&p).await.unwrap();
+    assert!(meta.contains_key("rekey.rotation"), "{meta:?}");
+}

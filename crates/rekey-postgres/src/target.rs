@@ -54,6 +54,12 @@ pub use rekey_core::verify::{PASSWORD_FIELD, USERNAME_FIELD};
 /// [`TargetError::Other`] (retrying will not help). No message contains a
 /// password or a verifier.
 ///
+/// A failure before anything was sent to the server (the admin login, a
+/// candidate of the wrong shape) is marked
+/// [`nothing_changed`](TargetError::nothing_changed), so the engine does not
+/// try to undo an `apply` that never reached the role; match on
+/// [`TargetError::unmarked`] for the kind.
+///
 /// The admin connection and test logins use the TLS settings of the
 /// [`PostgresConfig`] (verified TLS except to a local host by default).
 ///
@@ -269,7 +275,11 @@ impl PostgresTarget {
         let endpoint = &self.config.endpoint;
         within(endpoint, doing, async {
             let login = format!("{doing}: admin login");
-            let client = connect(endpoint, self.config.user(), admin_pw.as_bytes(), Side::Admin, &login, &all).await?;
+            // Nothing is sent before the admin session is open: a refused
+            // login changed nothing, so a failed apply needs no undo.
+            let client = connect(endpoint, self.config.user(), admin_pw.as_bytes(), Side::Admin, &login, &all)
+                .await
+                .map_err(TargetError::nothing_changed)?;
             work(&client).await.map_err(|f| match f {
                 Failure::Pg(e) => map_error(&e, Side::Admin, doing, &endpoint.server(), &all),
                 Failure::Target(e) => e,
@@ -316,16 +326,17 @@ impl CredentialTarget for PostgresTarget {
     }
 
     async fn apply(&self, candidate: &SecretData, current: Option<&SecretData>) -> Result<(), TargetError> {
-        let (role, password) = self.resolve(candidate)?;
+        let (role, password) = self.resolve(candidate).map_err(TargetError::nothing_changed)?;
         if let (Mode::Alternating { .. }, Some(current)) = (&self.mode, current) {
-            let (active, _) = self.resolve(current)?;
+            let (active, _) = self.resolve(current).map_err(TargetError::nothing_changed)?;
             if active == role {
                 return Err(TargetError::InvalidInput {
                     message: format!(
                         "the candidate re-keys role `{role}`, which the current credential uses; \
                          alternating rotation re-keys the other role"
                     ),
-                });
+                }
+                .nothing_changed());
             }
         }
         self.set_password(&role, password.expose_secret().as_bytes()).await

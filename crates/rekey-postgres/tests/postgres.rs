@@ -41,7 +41,7 @@ fn creds(user: &str, pw: &str) -> SecretData {
 }
 
 fn assert_rejected(r: Result<(), TargetError>) {
-    assert!(matches!(r, Err(TargetError::Rejected { .. })), "{r:?}");
+    assert!(matches!(r.as_ref().map_err(TargetError::unmarked), Err(TargetError::Rejected { .. })), "{r:?}");
 }
 
 fn assert_no_secret(shown: &str, secrets: &[&str]) {
@@ -84,10 +84,13 @@ async fn single_user_apply_replaces_the_password_with_a_scram_verifier() {
     target.apply(&f, None).await.unwrap();
     target.test(&SecretData::fields([("password", old.as_str())])).await.unwrap();
     let wrong = target.apply(&creds("someone_else", &new), None).await;
-    assert!(matches!(wrong, Err(TargetError::InvalidInput { .. })), "{wrong:?}");
+    assert!(
+        matches!(wrong.as_ref().map_err(TargetError::unmarked), Err(TargetError::InvalidInput { .. })),
+        "{wrong:?}"
+    );
     for bad in [SecretData::text(""), SecretData::fields([("user", "x")]), SecretData::text("a\0b")] {
         let r = target.apply(&bad, None).await;
-        assert!(matches!(r, Err(TargetError::InvalidInput { .. })), "{r:?}");
+        assert!(matches!(r.as_ref().map_err(TargetError::unmarked), Err(TargetError::InvalidInput { .. })), "{r:?}");
     }
 
     // Revoke on a one-password role: `keep` is applied again.
@@ -117,12 +120,12 @@ async fn role_names_with_quotes_and_spaces_are_quoted_not_spliced() {
     // Names PostgreSQL would truncate or cannot hold are refused up front.
     for bad in ["", "a\0b", &"x".repeat(64)] {
         let r = PostgresTarget::single_user(cfg.clone(), bad);
-        assert!(matches!(r, Err(TargetError::InvalidInput { .. })), "{bad:?}");
+        assert!(matches!(r.as_ref().map_err(TargetError::unmarked), Err(TargetError::InvalidInput { .. })), "{bad:?}");
     }
     // An unknown role is invalid input, not a crash.
     let ghost = PostgresTarget::single_user(cfg, unique("rk_ghost")).unwrap();
     let r = ghost.apply(&SecretData::text("whatever-pw"), None).await;
-    assert!(matches!(r, Err(TargetError::InvalidInput { .. })), "{r:?}");
+    assert!(matches!(r.as_ref().map_err(TargetError::unmarked), Err(TargetError::InvalidInput { .. })), "{r:?}");
 }
 
 #[tokio::test]
@@ -175,12 +178,12 @@ async fn alternating_roles_rekey_the_inactive_one_while_the_active_one_works() {
 
     // Re-keying the role in use is refused; so is a role outside the pair.
     let r = target.apply(&creds(&green, &password("x")), Some(&green1)).await;
-    assert!(matches!(r, Err(TargetError::InvalidInput { .. })), "{r:?}");
+    assert!(matches!(r.as_ref().map_err(TargetError::unmarked), Err(TargetError::InvalidInput { .. })), "{r:?}");
     target.test(&green1).await.unwrap();
     let r = target.apply(&creds("postgres", &password("x")), Some(&green1)).await;
-    assert!(matches!(r, Err(TargetError::InvalidInput { .. })), "{r:?}");
+    assert!(matches!(r.as_ref().map_err(TargetError::unmarked), Err(TargetError::InvalidInput { .. })), "{r:?}");
     let r = target.apply(&SecretData::text(password("x")), None).await;
-    assert!(matches!(r, Err(TargetError::InvalidInput { .. })), "{r:?}");
+    assert!(matches!(r.as_ref().map_err(TargetError::unmarked), Err(TargetError::InvalidInput { .. })), "{r:?}");
 }
 
 #[tokio::test]
@@ -226,7 +229,7 @@ async fn errors_are_typed() {
     let wrong = PostgresConfig::new(cfg.host(), cfg.port(), cfg.user(), SecretString::from(bad_admin_pw.clone()));
     let t = PostgresTarget::single_user(wrong, &role).unwrap();
     let e = t.apply(&SecretData::text(password("c")), None).await.unwrap_err();
-    assert!(matches!(e, TargetError::PermissionDenied { .. }), "{e:?}");
+    assert!(matches!(e.unmarked(), TargetError::PermissionDenied { .. }), "{e:?}");
     assert!(!e.is_retryable());
 
     // Nothing listening: unavailable, retryable.
@@ -236,7 +239,7 @@ async fn errors_are_typed() {
     let t = PostgresTarget::single_user(down, &role).unwrap();
     for r in [t.apply(&SecretData::text(password("c")), None).await, t.test(&SecretData::text(password("c"))).await] {
         let e = r.unwrap_err();
-        assert!(matches!(e, TargetError::Unavailable { .. }) && e.is_retryable(), "{e:?}");
+        assert!(matches!(e.unmarked(), TargetError::Unavailable { .. }) && e.is_retryable(), "{e:?}");
     }
 
     // An admin without CREATEROLE may not re-key another role.
@@ -248,10 +251,10 @@ async fn errors_are_typed() {
     let weak_cfg = PostgresConfig::new(cfg.host(), cfg.port(), &weak_role, SecretString::from(weak_pw.clone()));
     let t = PostgresTarget::single_user(weak_cfg.clone(), &role).unwrap();
     let e = t.apply(&SecretData::text(password("c")), None).await.unwrap_err();
-    assert!(matches!(e, TargetError::PermissionDenied { .. }), "{e:?}");
+    assert!(matches!(e.unmarked(), TargetError::PermissionDenied { .. }), "{e:?}");
     let t = PostgresTarget::single_user(weak_cfg, unique("rk_new")).unwrap();
     let e = t.ensure_roles().await.unwrap_err();
-    assert!(matches!(e, TargetError::PermissionDenied { .. }), "{e:?}");
+    assert!(matches!(e.unmarked(), TargetError::PermissionDenied { .. }), "{e:?}");
 }
 
 #[tokio::test]

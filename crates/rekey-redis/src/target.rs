@@ -61,6 +61,11 @@ pub enum PasswordMode {
 /// message contains a password or its hash: Redis echoes a rejected
 /// `ACL SETUSER` rule in its error reply, so those replies are reduced to
 /// their error code.
+/// A failure before the user was changed (the admin login, reading the
+/// user, a candidate of the wrong shape) is marked
+/// [`nothing_changed`](TargetError::nothing_changed), so the engine does not
+/// try to undo an `apply` that never reached the user; match on
+/// [`TargetError::unmarked`] for the kind.
 ///
 /// Changes live in the server's memory: a server that keeps its users in an
 /// ACL file needs [`with_acl_save`](Self::with_acl_save) for them to survive
@@ -254,7 +259,11 @@ impl RedisAclTarget {
 
     async fn admin_conn(&self, doing: &str) -> Result<redis::aio::MultiplexedConnection, TargetError> {
         let settings = self.admin.redis_settings().clone();
-        connect(&self.admin, settings, Side::Admin, &format!("{doing}: admin login"), &[self.admin_password()]).await
+        // Nothing is sent before the admin session is open: a refused login
+        // changed nothing, so a failed apply needs no undo.
+        connect(&self.admin, settings, Side::Admin, &format!("{doing}: admin login"), &[self.admin_password()])
+            .await
+            .map_err(TargetError::nothing_changed)
     }
 
     async fn read_user(
@@ -281,7 +290,7 @@ impl RedisAclTarget {
         secrets.extend(add_hash.iter().chain(remove_hash.iter()).map(String::as_str));
         within(self.admin.timeout(), doing, async {
             let mut conn = self.admin_conn(doing).await?;
-            let state = self.read_user(&mut conn, doing).await?;
+            let state = self.read_user(&mut conn, doing).await.map_err(TargetError::nothing_changed)?;
             let rules =
                 self.rules_needed(state.as_ref(), add.zip(add_hash.as_deref()), remove.zip(remove_hash.as_deref()));
             if !rules.is_empty() {
@@ -370,7 +379,7 @@ impl CredentialTarget for RedisAclTarget {
     }
 
     async fn apply(&self, candidate: &SecretData, _current: Option<&SecretData>) -> Result<(), TargetError> {
-        let pw = self.password(candidate)?;
+        let pw = self.password(candidate).map_err(TargetError::nothing_changed)?;
         self.converge(&format!("adding a password to ACL user `{}`", self.user), Some(pw), None).await
     }
 

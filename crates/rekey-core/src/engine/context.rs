@@ -81,4 +81,6 @@ pub(super) struct Executor<'f> {
     /// nothing follows that write), and whether it was written.
     pub(super) carry: Option<RecordWrite>,
     pub(super) carried: bool,
+    /// The last `Apply` failed and the target said it changed nothing.
+    pub(super) apply_changed_nothing: bool,
 }

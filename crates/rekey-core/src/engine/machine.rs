@@ -153,6 +153,10 @@ pub struct RotationState {
     pub undo_failed: bool,
     /// The journal-clearing step ran (successfully or not).
     pub journal_cleared: bool,
+    /// The failed `Apply` changed nothing on the target (the target said
+    /// so: [`TargetError::NothingChanged`](crate::TargetError::NothingChanged)),
+    /// so there is nothing to revoke there.
+    pub apply_changed_nothing: bool,
 }
 
 impl RotationState {
@@ -175,7 +179,16 @@ impl RotationState {
             revoked: false,
             undo_failed: false,
             journal_cleared: false,
+            apply_changed_nothing: false,
         }
+    }
+
+    /// Whether the candidate may be on the target: applied, or its apply
+    /// failed without the target saying it changed nothing (it may have
+    /// landed before the error).
+    pub fn candidate_may_be_on_target(&self) -> bool {
+        self.target_applied
+            || (self.failure.is_some_and(|f| f.action == RotationAction::Apply) && !self.apply_changed_nothing)
     }
 
     /// Whether the candidate is (or was at some point) the current value.

@@ -358,6 +358,7 @@ impl Inner {
             journal_kept: false,
             carry: None,
             carried: false,
+            apply_changed_nothing: false,
         };
         self.drive(run, state, exec).await
     }
@@ -403,6 +404,7 @@ impl Inner {
             journal_kept: false,
             carry: None,
             carried: false,
+            apply_changed_nothing: false,
         };
         self.staged(run, &mut exec, &s);
         state.record(RotationAction::Journal, ActionOutcome::Done);
@@ -502,6 +504,7 @@ impl Inner {
             }
             let outcome = self.perform(run, &mut exec, action).await;
             state.record(action, outcome);
+            state.apply_changed_nothing |= exec.apply_changed_nothing;
             if exec.carried {
                 state.record(RotationAction::ClearJournal, ActionOutcome::Done);
                 exec.carried = false;

@@ -237,6 +237,7 @@ impl Inner {
                         ActionOutcome::Done
                     }
                     Err(e) => {
+                        x.apply_changed_nothing = action == RotationAction::Apply && e.changed_nothing();
                         self.step_failed(run, action, RotationError::target(step, t.name(), e));
                         ActionOutcome::Failed
                     }
@@ -331,6 +332,7 @@ impl Inner {
                         ActionOutcome::Done
                     }
                     Err(e) => {
+                        x.apply_changed_nothing = action == RotationAction::Apply && e.changed_nothing();
                         self.step_failed(run, action, RotationError::target(step, t.name(), e));
                         ActionOutcome::Failed
                     }

@@ -36,7 +36,9 @@ pub fn next_action(s: &RotationState) -> RotationAction {
             }
             if s.written && !s.rolled_back {
                 RotationAction::Rollback
-            } else if s.target_applied && !s.revoked && (!s.written || s.rolled_back) {
+            } else if s.candidate_may_be_on_target() && !s.revoked && (!s.written || s.rolled_back) {
+                // Also after a failed apply, as for a staged rotation: it
+                // may have landed before the error.
                 RotationAction::Revoke
             } else {
                 finish(s)

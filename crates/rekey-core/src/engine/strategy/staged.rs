@@ -54,8 +54,7 @@ pub fn next_action(s: &RotationState) -> RotationAction {
             // the store. A failed revoke thus leaves the candidate staged and
             // journalled, and the next run's recovery revokes it from the
             // target.
-            let apply_tried = s.target_applied || s.failure.is_some_and(|f| f.action == RotationAction::Apply);
-            if apply_tried && !s.revoked {
+            if s.candidate_may_be_on_target() && !s.revoked {
                 RotationAction::Revoke
             } else if s.written && !s.discarded {
                 RotationAction::Discard
