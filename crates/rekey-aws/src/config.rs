@@ -65,6 +65,11 @@ pub struct AwsConfig {
     /// (`http://127.0.0.1:5000`) or a VPC endpoint.
     #[serde(default)]
     pub endpoint_url: Option<String>,
+    /// Accept an `http://` endpoint on a host that is not this machine (not
+    /// recommended: secret values would cross the network unencrypted).
+    /// `http://` to `localhost` or a loopback address is always accepted.
+    #[serde(default)]
+    pub allow_insecure_http: bool,
     /// The profile of `~/.aws/config` to use; default: `AWS_PROFILE` or
     /// `default`.
     #[serde(default)]
@@ -128,6 +133,7 @@ impl fmt::Debug for AwsConfig {
         f.debug_struct("AwsConfig")
             .field("region", &self.region)
             .field("endpoint_url", &self.endpoint_url)
+            .field("allow_insecure_http", &self.allow_insecure_http)
             .field("profile", &self.profile)
             .field("max_attempts", &self.max_attempts)
             .field("attempt_timeout_ms", &self.attempt_timeout_ms)
@@ -149,6 +155,12 @@ impl AwsConfig {
     /// Sets the endpoint URL (an emulator or a VPC endpoint).
     pub fn with_endpoint_url(mut self, url: impl Into<String>) -> Self {
         self.endpoint_url = Some(url.into());
+        self
+    }
+
+    /// Accepts an `http://` endpoint on a host that is not this machine.
+    pub fn with_insecure_http(mut self, allow: bool) -> Self {
+        self.allow_insecure_http = allow;
         self
     }
 
@@ -184,10 +196,27 @@ impl AwsConfig {
 
     /// Checks the fields that can be checked without the network.
     pub fn validate(&self) -> Result<(), StoreError> {
-        if let Some(url) = &self.endpoint_url
-            && !(url.starts_with("http://") || url.starts_with("https://"))
-        {
-            return Err(StoreError::invalid(format!("endpoint_url {url:?} must start with http:// or https://")));
+        if let Some(endpoint) = &self.endpoint_url {
+            let url = url::Url::parse(endpoint)
+                .map_err(|e| StoreError::invalid(format!("endpoint_url {endpoint:?} is not a valid URL: {e}")))?;
+            let Some(host) = url.host_str().filter(|h| !h.is_empty()) else {
+                return Err(StoreError::invalid(format!("endpoint_url {endpoint:?} has no host")));
+            };
+            match url.scheme() {
+                "https" => {}
+                "http" if rekey_core::is_local_host(host) || self.allow_insecure_http => {}
+                "http" => {
+                    return Err(StoreError::invalid(format!(
+                        "refusing plain http:// to {host}: secret values would cross the network unencrypted; \
+                         use https:// or set allow_insecure_http"
+                    )));
+                }
+                _ => {
+                    return Err(StoreError::invalid(format!(
+                        "endpoint_url {endpoint:?} must start with http:// or https://"
+                    )));
+                }
+            }
         }
         if self.max_attempts == Some(0) {
             return Err(StoreError::invalid("max_attempts must be at least 1"));
@@ -297,5 +326,24 @@ mod tests {
         for cfg in bad {
             assert!(matches!(cfg.validate(), Err(StoreError::InvalidInput { .. })), "{cfg:?}");
         }
+    }
+
+    #[test]
+    fn plain_http_only_to_this_machine_or_when_allowed() {
+        for local in ["http://127.0.0.1:5000", "http://localhost:4566/", "http://[::1]:5000", "https://sm.internal"] {
+            assert!(AwsConfig::default().with_endpoint_url(local).validate().is_ok(), "{local}");
+        }
+        for remote in ["http://moto.internal:5000", "http://10.0.0.7:5000", "http://localhost.example.com"] {
+            let e = AwsConfig::default().with_endpoint_url(remote).validate().unwrap_err();
+            assert!(
+                matches!(&e, StoreError::InvalidInput { message } if message.contains("allow_insecure_http")),
+                "{remote}: {e:?}"
+            );
+            let allowed = AwsConfig::default().with_endpoint_url(remote).with_insecure_http(true);
+            assert!(allowed.validate().is_ok(), "{remote}");
+        }
+        let cfg: AwsConfig =
+            serde_json::from_str(r#"{"endpoint_url":"http://moto.internal:5000","allow_insecure_http":true}"#).unwrap();
+        assert!(cfg.validate().is_ok());
     }
 }

@@ -18,6 +18,7 @@
 #![deny(missing_docs, rustdoc::broken_intra_doc_links)]
 
 pub mod error;
+pub mod host;
 pub mod path;
 pub mod record;
 pub mod redact;
@@ -25,6 +26,7 @@ pub mod store;
 pub mod value;
 
 pub use error::{BoxError, StoreError};
+pub use host::is_local_host;
 pub use path::{PathError, SecretPath};
 pub use record::{RollbackPlan, SecretRecord, rollback_plan};
 pub use store::{

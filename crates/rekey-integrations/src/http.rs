@@ -48,6 +48,36 @@ pub struct HttpVerifierConfig {
     /// Extra request headers (not secret: they are part of the config).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub headers: BTreeMap<String, String>,
+    /// Accept an `http://` URL on a host that is not this machine (not
+    /// recommended: the candidate would cross the network unencrypted).
+    /// `http://` to `localhost` or a loopback address is always accepted.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub allow_insecure_http: bool,
+}
+
+impl HttpVerifierConfig {
+    /// A warning when the candidate would cross the network unencrypted:
+    /// plain `http://` to a host that is not this machine, which only
+    /// [`allow_insecure_http`](Self::allow_insecure_http) lets through.
+    ///
+    /// ```
+    /// use rekey_integrations::HttpVerifierConfig;
+    /// let mut c: HttpVerifierConfig = toml::from_str(r#"
+    ///     name = "api"
+    ///     url = "http://api.internal/v1/me"
+    ///     allow_insecure_http = true
+    ///     placement = { type = "header", name = "Authorization", prefix = "Bearer " }
+    /// "#).unwrap();
+    /// assert!(c.transport_warning().unwrap().contains("unencrypted"));
+    /// c.url = "http://127.0.0.1:8080/v1/me".into();
+    /// assert!(c.transport_warning().is_none());
+    /// ```
+    pub fn transport_warning(&self) -> Option<String> {
+        let url = Url::parse(&self.url).ok()?;
+        let host = url.host_str()?;
+        (url.scheme() == "http" && !rekey_core::is_local_host(host))
+            .then(|| format!("verifier `{}` sends the candidate to {host} over plain http:// (unencrypted)", self.name))
+    }
 }
 
 fn default_method() -> String {
@@ -188,7 +218,8 @@ impl HttpVerifier {
     /// # Errors
     /// [`IntegrationError::InvalidConfig`] naming the field at fault: an empty
     /// `name`, a `url` that is not `http(s)` or carries a user name or
-    /// password, an unknown `method`, an invalid header name or prefix, a
+    /// password, a plain `http://` URL to a host that is not this machine
+    /// (unless `allow_insecure_http`), an unknown `method`, an invalid header name or prefix, a
     /// status outside 100–599, an empty status list, a zero `timeout`, a
     /// basic-auth placement with neither or both of `username` and
     /// `username_field`.
@@ -203,8 +234,17 @@ impl HttpVerifier {
                 format!("scheme must be http or https, not `{}`", url.scheme()),
             ));
         }
-        if url.host().is_none() {
+        let Some(host) = url.host_str().filter(|h| !h.is_empty()) else {
             return Err(IntegrationError::invalid("url", "has no host"));
+        };
+        if url.scheme() == "http" && !rekey_core::is_local_host(host) && !config.allow_insecure_http {
+            return Err(IntegrationError::invalid(
+                "url",
+                format!(
+                    "plain http:// to {host} would send the candidate across the network unencrypted; \
+                     use https:// or set allow_insecure_http = true"
+                ),
+            ));
         }
         if !url.username().is_empty() || url.password().is_some() {
             return Err(IntegrationError::invalid(

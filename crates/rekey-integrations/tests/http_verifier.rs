@@ -159,6 +159,8 @@ fn bad_configs_name_the_field() {
         (HttpVerifierConfig { url: "ftp://x/".into(), ..base.clone() }, "url"),
         (HttpVerifierConfig { url: "not a url".into(), ..base.clone() }, "url"),
         (HttpVerifierConfig { url: "https://u:p@host/".into(), ..base.clone() }, "url"),
+        (HttpVerifierConfig { url: "http://billing.internal/v1/me".into(), ..base.clone() }, "url"),
+        (HttpVerifierConfig { url: "http://10.0.0.7:8080/".into(), ..base.clone() }, "url"),
         (HttpVerifierConfig { method: "GE T".into(), ..base.clone() }, "method"),
         (HttpVerifierConfig { timeout: Duration::ZERO, ..base.clone() }, "timeout"),
         (
@@ -245,4 +247,21 @@ async fn rotation_rolls_back_when_the_service_rejects() {
     assert!(!failed.success());
     let after = store.current(&path).await.unwrap();
     assert_eq!(after.data.as_text().unwrap().expose_secret(), value);
+}
+
+#[test]
+fn plain_http_goes_only_to_this_machine_unless_allowed() {
+    let base = bearer_config("http://127.0.0.1:1/".into());
+    for local in ["http://127.0.0.1:1/", "http://localhost:8080/x", "http://[::1]:1/", "https://billing.internal/"] {
+        let c = HttpVerifierConfig { url: local.into(), ..base.clone() };
+        assert!(HttpVerifier::new(&c).is_ok(), "{local}");
+        assert_eq!(c.transport_warning(), None, "{local}");
+    }
+    let remote = HttpVerifierConfig { url: "http://billing.internal/v1/me".into(), ..base.clone() };
+    let e = HttpVerifier::new(&remote).unwrap_err();
+    assert!(e.to_string().contains("unencrypted") && e.to_string().contains("allow_insecure_http"), "{e}");
+    let allowed = HttpVerifierConfig { allow_insecure_http: true, ..remote };
+    assert!(HttpVerifier::new(&allowed).is_ok());
+    let w = allowed.transport_warning().expect("a warning");
+    assert!(w.contains("billing.internal") && w.contains("plain http://"), "{w}");
 }

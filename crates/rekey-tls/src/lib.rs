@@ -50,10 +50,9 @@
 
 mod client;
 mod error;
-mod host;
 mod roots;
 
 pub use client::{ClientTls, Trust, Verify};
 pub use error::{HandshakeError, HandshakeFailure, TlsSetupError};
-pub use host::is_local_host;
+pub use rekey_core::is_local_host;
 pub use tokio_rustls::client::TlsStream;

@@ -1,14 +1,13 @@
 //! Connection settings: [`VaultConfig`] and [`VaultAuth`].
 
 use std::fmt;
-use std::net::IpAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
 use rekey_core::{SecretPath, StoreError};
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
-use url::{Host, Url};
+use url::Url;
 
 /// The KV v2 mount used when none is configured.
 pub const DEFAULT_MOUNT: &str = "secret";
@@ -226,12 +225,10 @@ impl VaultConfig {
         if url.query().is_some() || url.fragment().is_some() {
             return Err(StoreError::invalid("the Vault address must not have a query or fragment"));
         }
-        let loopback = match url.host() {
-            Some(Host::Ipv4(ip)) => IpAddr::V4(ip).is_loopback(),
-            Some(Host::Ipv6(ip)) => IpAddr::V6(ip).is_loopback(),
-            Some(Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
-            None => return Err(StoreError::invalid("the Vault address has no host")),
+        let Some(host) = url.host_str() else {
+            return Err(StoreError::invalid("the Vault address has no host"));
         };
+        let loopback = rekey_core::is_local_host(host);
         match url.scheme() {
             "https" => {}
             "http" if loopback || self.allow_insecure_http => {}

@@ -47,9 +47,9 @@ pub async fn check(config: Config, out: Out) -> Result<u8, CliError> {
             (None, None) => state.to_owned(),
         };
         rows.row(vec![s.path.to_string(), text]);
-        // The transport the target is allowed to use but should not (the
-        // full list of policy warnings is `plan`'s).
-        let w: Vec<String> = s.target.as_ref().and_then(|t| t.transport_warning()).into_iter().collect();
+        // The transports the target and verifiers are allowed to use but
+        // should not (the full list of policy warnings is `plan`'s).
+        let w = transport_warnings(&app.config, s);
         warned.extend(w.iter().map(|x| format!("{}: {x}", s.path)));
         items.push(json!({
             "path": s.path.as_str(), "state": state, "version": version, "problem": problem, "warnings": w,
@@ -131,6 +131,22 @@ fn next_dues(s: &SecretConfig, last: DateTime<Utc>, n: usize) -> Vec<DateTime<Ut
     v
 }
 
+/// The unencrypted transports one secret's credentials are allowed to
+/// cross: its target's, and each HTTP verifier's that gates it.
+fn transport_warnings(config: &Config, s: &SecretConfig) -> Vec<String> {
+    let mut w: Vec<String> = s.target.as_ref().and_then(|t| t.transport_warning()).into_iter().collect();
+    let named = s.policy.verification_tests().iter().chain(&s.verifiers);
+    for v in named.filter_map(|n| config.verifiers.iter().find(|v| &v.name == n)) {
+        if let rekey_integrations::VerifierConfig::Http(h) = &v.settings
+            && let Some(x) = h.transport_warning()
+            && !w.contains(&x)
+        {
+            w.push(x);
+        }
+    }
+    w
+}
+
 /// Warnings about unsafe set-ups of one secret.
 pub fn warnings(config: &Config, s: &SecretConfig) -> Vec<String> {
     let mut w = Vec::new();
@@ -178,9 +194,7 @@ pub fn warnings(config: &Config, s: &SecretConfig) -> Vec<String> {
                 .to_owned(),
         );
     }
-    if let Some(x) = s.target.as_ref().and_then(|t| t.transport_warning()) {
-        w.push(x);
-    }
+    w.extend(transport_warnings(config, s));
     if let Some(t) = &s.target
         && t.kind() == "redis"
         && p.strategy() != RotationStrategy::DualWrite

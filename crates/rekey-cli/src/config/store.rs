@@ -33,6 +33,7 @@ pub(super) const VAULT_KINDS: &[(&str, Kind)] = &[
 pub(super) const AWS_KINDS: &[(&str, Kind)] = &[
     ("region", Kind::Str),
     ("endpoint_url", Kind::Str),
+    ("allow_insecure_http", Kind::Bool),
     ("profile", Kind::Str),
     ("max_attempts", Kind::Int),
     ("attempt_timeout_ms", Kind::Int),

@@ -252,3 +252,22 @@ fn a_store_not_compiled_in_is_refused_at_its_type() {
     assert_eq!((d[0].line, d[0].column, d[0].field.as_str()), (2, 8, "store.type"), "{d:?}");
     assert!(d[0].message.contains(&format!("--features {missing}")), "{d:?}");
 }
+
+#[cfg(feature = "memory")] // its config uses the in-memory store
+#[test]
+fn an_http_verifier_to_a_remote_host_needs_https_or_the_opt_out() {
+    let verifier = "\n[[verifier]]\nname = \"api\"\ntype = \"http\"\nurl = \"http://billing.internal/v1/me\"\nplacement = { type = \"header\", name = \"Authorization\" }\n";
+    let src = format!("{GOOD}{verifier}");
+    let d = parse(&src, &env_with(&[])).expect_err("plain http to a remote host");
+    assert_eq!(d.len(), 1, "{d:?}");
+    assert_eq!(
+        (d[0].line, d[0].field.as_str()),
+        (src.lines().position(|l| l.starts_with("url")).unwrap() + 1, "verifier[1].url"),
+        "{d:?}"
+    );
+    assert!(d[0].message.contains("unencrypted") && d[0].message.contains("allow_insecure_http"), "{d:?}");
+    let src = format!("{GOOD}{verifier}allow_insecure_http = true\n");
+    let c = parse(&src, &env_with(&[])).unwrap_or_else(|d| panic!("{d:#?}"));
+    let rekey_integrations::VerifierConfig::Http(h) = &c.verifiers[0].settings else { panic!("http") };
+    assert!(h.transport_warning().is_some_and(|w| w.contains("billing.internal")));
+}

@@ -26,6 +26,7 @@ pub(super) const HTTP_KINDS: &[(&str, Kind)] = &[
     ("placement", Kind::Table),
     ("expect_status", Kind::Any),
     ("headers", Kind::Table),
+    ("allow_insecure_http", Kind::Bool),
 ];
 
 /// The types of the keys of `type = "command"` (keys from the library's

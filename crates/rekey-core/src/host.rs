@@ -1,4 +1,5 @@
-//! Which hosts are local, so that a connection to them may go without TLS.
+//! Which hosts are local, so that a connection to them may go without TLS
+//! (every store, target and verifier applies the same rule).
 
 use std::net::IpAddr;
 
@@ -9,7 +10,7 @@ use std::net::IpAddr;
 /// resolves to a loopback address, is treated as remote.
 ///
 /// ```
-/// use rekey_tls::is_local_host;
+/// use rekey_core::is_local_host;
 /// assert!(is_local_host("127.0.0.1") && is_local_host("[::1]") && is_local_host("LOCALHOST"));
 /// assert!(is_local_host("/var/run/postgresql"));
 /// assert!(!is_local_host("db.internal") && !is_local_host("localhost.example.com") && !is_local_host("10.0.0.1"));
