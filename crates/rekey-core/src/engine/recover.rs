@@ -94,16 +94,23 @@ impl Inner {
                 Ok(Some(Exec::Outcome(RotationOutcome::InProgressElsewhere, false)))
             }
             RecoveryDecision::CleanUp { rotation_id, discard, went_current } => {
+                // Whether the crashed rotation's candidate was taken off the
+                // target by this recovery.
+                let mut revoked = false;
                 if let Some(v) = &discard {
-                    self.retry_store(run, RotationStep::Recover, || self.store.discard(path, v))
-                        .await
-                        .map_err(|e| RotationError::store(RotationStep::Recover, e))?;
+                    // The target first: a revoke that fails leaves the
+                    // candidate staged and journalled for the next attempt
+                    // (discarded first, it could never be revoked again).
                     if let (Some(t), Some(p)) = (target, &pending) {
                         let secrets = [p.data.secret_parts(), current.data.secret_parts()].concat();
                         self.retry_target(run, RotationStep::Recover, &secrets, || t.revoke(&p.data, &current.data))
                             .await
                             .map_err(|e| RotationError::target(RotationStep::Recover, t.name(), e))?;
+                        revoked = true;
                     }
+                    self.retry_store(run, RotationStep::Recover, || self.store.discard(path, v))
+                        .await
+                        .map_err(|e| RotationError::store(RotationStep::Recover, e))?;
                 }
                 let before = meta.clone();
                 RotationJournal::clear(meta);
@@ -140,6 +147,7 @@ impl Inner {
                         self.retry_target(run, step, &secrets, || t.revoke(&candidate.data, keep))
                             .await
                             .map_err(|e| RotationError::target(step, t.name(), e))?;
+                        revoked = true;
                     }
                     let mut e = HistoryEvent::new(now, "rolled_back", "recovery");
                     e.old_version = Some(expected.as_str().to_owned());
@@ -169,6 +177,23 @@ impl Inner {
                         if rolled_back.as_ref() != Some(&v.id) {
                             RecordUpdate { failed: Some(v.id.clone()), ..RecordUpdate::default() }.apply(meta);
                         }
+                    }
+                    // A value it wrote that is not current (an immediate
+                    // candidate its own undo already took out of the store)
+                    // may still be on the target, if that undo could not
+                    // reach the target: the target keeps the current value.
+                    if let Some(t) = target
+                        && !revoked
+                        && let Some(v) =
+                            versions.iter().rev().find(|v| v.rotation_id == Some(rid) && v.id != current.meta.id)
+                        && let selector = VersionSelector::Id(v.id.clone())
+                        && let Ok(candidate) = self.retry_store(run, step, || self.store.read(path, &selector)).await
+                    {
+                        let secrets = [candidate.data.secret_parts(), current.data.secret_parts()].concat();
+                        let keep = &current.data;
+                        self.retry_target(run, step, &secrets, || t.revoke(&candidate.data, keep))
+                            .await
+                            .map_err(|e| RotationError::target(step, t.name(), e))?;
                     }
                 }
                 if went_current

@@ -47,20 +47,38 @@ impl RotationManager {
             let restore =
                 inner.store.read(path, &VersionSelector::Id(plan.restore.clone())).await.map_err(store_err)?;
             let secrets = [restore.data.secret_parts(), current.data.secret_parts()].concat();
-            t.apply(&restore.data, Some(&current.data))
-                .await
-                .map_err(|e| RotationError::target(step, t.name(), e.redact(&secrets)))?;
+            if let Err(e) = t.apply(&restore.data, Some(&current.data)).await {
+                let changed_nothing = e.changed_nothing();
+                let cause = RotationError::target(step, t.name(), e.redact(&secrets));
+                if changed_nothing {
+                    return Err(cause);
+                }
+                // It may have landed before its error: the target is given
+                // the current value back.
+                return match t.apply(&current.data, Some(&restore.data)).await {
+                    Ok(()) => Err(cause),
+                    Err(te) => {
+                        let undo = RotationError::target(step, t.name(), te.redact(&secrets));
+                        Err(RotationError::UndoFailed { cause: Box::new(cause), undo: Box::new(undo) })
+                    }
+                };
+            }
             values = Some((current, restore));
         }
         let promoted = match inner.store.promote(path, &plan.restore, &plan.replace).await {
             Ok(m) => m,
             Err(e) => {
-                if let (Some(t), Some((current, restore))) = (&target, &values)
-                    && let Err(te) = t.apply(&current.data, Some(&restore.data)).await
-                {
-                    let secrets = [restore.data.secret_parts(), current.data.secret_parts()].concat();
-                    let undo = RotationError::target(step, t.name(), te.redact(&secrets));
-                    return Err(RotationError::UndoFailed { cause: Box::new(store_err(e)), undo: Box::new(undo) });
+                if let (Some(t), Some((current, restore))) = (&target, &values) {
+                    // The promotion may have happened with only its answer
+                    // lost: the target is given whatever the store serves now
+                    // (the value before the rollback when it cannot tell).
+                    let now_current = inner.store.current(path).await.map(|v| v.data);
+                    let keep = now_current.as_ref().unwrap_or(&current.data);
+                    if let Err(te) = t.apply(keep, Some(&restore.data)).await {
+                        let secrets = [restore.data.secret_parts(), current.data.secret_parts()].concat();
+                        let undo = RotationError::target(step, t.name(), te.redact(&secrets));
+                        return Err(RotationError::UndoFailed { cause: Box::new(store_err(e)), undo: Box::new(undo) });
+                    }
                 }
                 return Err(store_err(e));
             }

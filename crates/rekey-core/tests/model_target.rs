@@ -1,0 +1,277 @@
+//! A model-based test of the engine with a credential target bound: random
+//! sequences of rotations (staged, immediate), manual rollbacks and
+//! recoveries, with target faults (an apply refused before it changed
+//! anything, an apply that landed before its error, a plain failed apply, a
+//! refused test login, a failed revoke) and store faults (unavailable, or
+//! the answer lost after the call happened) in between, checked after every
+//! step against what a single-password target must show:
+//!
+//! * whenever no rotation is journalled beside the secret, the target
+//!   accepts exactly the store's current value;
+//! * a rotation that reports `RolledBack` or `Rotated` leaves no journal;
+//! * one manager working alone never finds its secret "in progress
+//!   elsewhere" when nothing was journalled before it started;
+//! * at the end, with every fault gone, recovery brings store and target
+//!   together and leaves nothing journalled.
+//!
+//! `REKEY_MODEL_CASES` sets the number of sequences (default 300).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod engine_support;
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use engine_support::*;
+use proptest::prelude::*;
+use proptest::test_runner::{Config, TestCaseError, TestRunner};
+use rekey_core::*;
+use rekey_memory::{Fault, Method, Rule};
+
+/// What the target does on its next call of one method.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum TargetFault {
+    /// `apply` is refused before anything changes, and says so.
+    ApplyChangedNothing,
+    /// `apply` sets the password, then its answer is lost.
+    ApplyLandedThenFailed,
+    /// `apply` fails without changing anything, and does not say so.
+    ApplyFailed,
+    /// `test` refuses the login.
+    TestFails,
+    /// `revoke` fails without changing anything.
+    RevokeFails,
+}
+
+#[derive(Debug, Clone)]
+enum Op {
+    Rotate(RotationStrategy),
+    Target(TargetFault),
+    Store { method: Method, nth: u64, lost_response: bool },
+    Rollback,
+    Recover,
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    let strategy = prop_oneof![Just(RotationStrategy::Staged), Just(RotationStrategy::Immediate)];
+    let fault = prop_oneof![
+        Just(TargetFault::ApplyChangedNothing),
+        Just(TargetFault::ApplyLandedThenFailed),
+        Just(TargetFault::ApplyFailed),
+        Just(TargetFault::TestFails),
+        Just(TargetFault::RevokeFails),
+    ];
+    let method = prop_oneof![
+        Just(Method::Read),
+        Just(Method::Stage),
+        Just(Method::Promote),
+        Just(Method::Put),
+        Just(Method::Discard),
+        Just(Method::ReadMetadata),
+        Just(Method::WriteMetadata),
+    ];
+    prop_oneof![
+        6 => strategy.prop_map(Op::Rotate),
+        4 => fault.prop_map(Op::Target),
+        3 => (method, 1u64..3, any::<bool>()).prop_map(|(method, nth, lost_response)| Op::Store { method, nth, lost_response }),
+        2 => Just(Op::Rollback),
+        1 => Just(Op::Recover),
+    ]
+}
+
+/// A single-password target (like a PostgreSQL role) with one scripted
+/// fault per method at a time.
+#[derive(Debug, Default)]
+struct Target {
+    password: Mutex<String>,
+    faults: Mutex<Vec<TargetFault>>,
+}
+
+impl Target {
+    fn password(&self) -> String {
+        self.password.lock().unwrap().clone()
+    }
+    /// Takes the pending fault among `kinds`, if any.
+    fn take(&self, kinds: &[TargetFault]) -> Option<TargetFault> {
+        let mut f = self.faults.lock().unwrap();
+        let i = f.iter().position(|k| kinds.contains(k))?;
+        Some(f.remove(i))
+    }
+}
+
+fn pw(d: &SecretData) -> String {
+    text(d)
+}
+
+#[async_trait]
+impl CredentialTarget for Target {
+    fn name(&self) -> &str {
+        "model-db"
+    }
+    fn capabilities(&self) -> TargetCapabilities {
+        TargetCapabilities::default()
+    }
+    async fn apply(&self, candidate: &SecretData, _current: Option<&SecretData>) -> Result<(), TargetError> {
+        use TargetFault::*;
+        match self.take(&[ApplyChangedNothing, ApplyLandedThenFailed, ApplyFailed]) {
+            Some(ApplyChangedNothing) => {
+                Err(TargetError::PermissionDenied { message: "admin login refused".into() }.nothing_changed())
+            }
+            Some(ApplyLandedThenFailed) => {
+                *self.password.lock().unwrap() = pw(candidate);
+                Err(TargetError::Other { message: "connection closed after ALTER ROLE".into() })
+            }
+            Some(_) => Err(TargetError::Other { message: "the server went away".into() }),
+            None => {
+                *self.password.lock().unwrap() = pw(candidate);
+                Ok(())
+            }
+        }
+    }
+    async fn test(&self, credential: &SecretData) -> Result<(), TargetError> {
+        if self.take(&[TargetFault::TestFails]).is_some() || pw(credential) != self.password() {
+            return Err(TargetError::Rejected { message: "password authentication failed".into() });
+        }
+        Ok(())
+    }
+    async fn revoke(&self, _revoked: &SecretData, keep: &SecretData) -> Result<(), TargetError> {
+        if self.take(&[TargetFault::RevokeFails]).is_some() {
+            return Err(TargetError::Other { message: "the server went away".into() });
+        }
+        *self.password.lock().unwrap() = pw(keep);
+        Ok(())
+    }
+}
+
+fn policy(strategy: RotationStrategy) -> RotationPolicy {
+    RotationPolicy::builder(strategy.as_str()).strategy(strategy).manual().max_retries(1).build().unwrap()
+}
+
+struct World {
+    e: Env,
+    p: SecretPath,
+    target: Arc<Target>,
+    /// The last manual rollback reported that its undo on the target
+    /// failed (it keeps no journal): store and target may differ until the
+    /// next operation that succeeds.
+    undo_failed: bool,
+}
+
+impl World {
+    async fn new() -> Self {
+        let e = env();
+        e.clock.set_auto_advance(true);
+        let p = path("model/db");
+        e.store.inner().create(&p, SecretData::text("initial-pw-0123456789")).await.unwrap();
+        let target = Arc::new(Target::default());
+        *target.password.lock().unwrap() = "initial-pw-0123456789".into();
+        e.manager.bind(p.clone(), SecretBinding::new().target(target.clone()));
+        Self { e, p, target, undo_failed: false }
+    }
+
+    /// Whether a rotation is journalled beside the secret, read past the
+    /// fault layer. With a target bound the journal is always written
+    /// before the target is touched; a staged candidate without one (its
+    /// journal write lost) never reached the target.
+    async fn journalled(&self) -> bool {
+        let meta = self.e.store.inner().read_metadata(&self.p).await.unwrap();
+        RotationJournal::read(&meta).is_some()
+    }
+
+    async fn current(&self) -> String {
+        text(&self.e.store.inner().current(&self.p).await.unwrap().data)
+    }
+
+    async fn apply(&mut self, op: &Op) -> Result<(), String> {
+        let journalled_before = self.journalled().await;
+        match op {
+            Op::Rotate(strategy) => {
+                let r = self.e.manager.rotate_secret(&self.p, &policy(*strategy), None).await;
+                if r.success() {
+                    self.undo_failed = false;
+                }
+                if matches!(r.outcome, RotationOutcome::Rotated | RotationOutcome::RolledBack)
+                    && self.journalled().await
+                {
+                    return Err(format!("{} left a journal: {r}", r.outcome.as_str()));
+                }
+                if !journalled_before
+                    && matches!(r.outcome, RotationOutcome::InProgressElsewhere | RotationOutcome::AlreadyRotating)
+                {
+                    return Err(format!("nothing was journalled, yet: {r}"));
+                }
+            }
+            Op::Target(f) => self.target.faults.lock().unwrap().push(*f),
+            Op::Store { method, nth, lost_response } => {
+                let fault = if *lost_response { Fault::lost_response() } else { Fault::unavailable() };
+                self.e.store.add_rule(Rule::on(*method).nth(*nth).fail(fault));
+            }
+            Op::Rollback => match self.e.manager.rollback(&self.p).await {
+                Ok(_) => self.undo_failed = false,
+                Err(RotationError::UndoFailed { .. }) => self.undo_failed = true,
+                Err(_) => {}
+            },
+            Op::Recover => {
+                let _ = self.e.manager.recover(&self.p).await;
+            }
+        }
+        Ok(())
+    }
+
+    async fn check(&self) -> Result<(), String> {
+        if !self.journalled().await && !self.undo_failed {
+            let (store, target) = (self.current().await, self.target.password());
+            if store != target {
+                return Err("nothing journalled, but the target does not accept the store's current value".into());
+            }
+        }
+        Ok(())
+    }
+
+    async fn finish(&mut self) -> Result<(), String> {
+        self.e.store.clear_rules();
+        self.target.faults.lock().unwrap().clear();
+        self.e.clock.advance(Duration::from_secs(3600));
+        self.e.manager.recover(&self.p).await.map_err(|e| format!("final recovery: {e}"))?;
+        if self.undo_failed {
+            // Nothing journalled it: the operator's next step (here a
+            // rotation) brings the target back in line.
+            let r = self.e.manager.rotate_secret(&self.p, &policy(RotationStrategy::Staged), None).await;
+            if !r.success() {
+                return Err(format!("the rotation after a failed rollback undo failed: {r}"));
+            }
+            self.undo_failed = false;
+        }
+        if self.journalled().await {
+            return Err("the final recovery left a journal".into());
+        }
+        self.check().await?;
+        // And the secret rotates normally afterwards.
+        let r = self.e.manager.rotate_secret(&self.p, &policy(RotationStrategy::Staged), None).await;
+        if !r.success() {
+            return Err(format!("the rotation after recovery failed: {r}"));
+        }
+        self.check().await
+    }
+}
+
+#[test]
+fn store_and_target_agree_whenever_nothing_is_journalled() {
+    let cases = std::env::var("REKEY_MODEL_CASES").ok().and_then(|c| c.parse().ok()).unwrap_or(300);
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let mut runner = TestRunner::new(Config { cases, failure_persistence: None, ..Config::default() });
+    let result = runner.run(&proptest::collection::vec(op(), 5..30), |ops| {
+        runtime.block_on(async {
+            let mut w = World::new().await;
+            for (step, op) in ops.iter().enumerate() {
+                w.apply(op).await.map_err(|e| TestCaseError::fail(format!("step {step} {op:?}: {e}")))?;
+                w.check().await.map_err(|e| TestCaseError::fail(format!("after step {step} {op:?}: {e}")))?;
+            }
+            w.finish().await.map_err(TestCaseError::fail)
+        })
+    });
+    if let Err(e) = result {
+        panic!("{e}");
+    }
+}
