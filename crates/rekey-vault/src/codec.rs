@@ -160,6 +160,18 @@ pub(crate) fn kv_id(n: u64) -> VersionId {
     VersionId::new(n.to_string())
 }
 
+/// The current version's description from a data read's metadata.
+pub(crate) fn current_meta(
+    m: &vaultrs::api::kv2::responses::SecretVersionMetadata,
+) -> Result<rekey_core::VersionMeta, StoreError> {
+    Ok(rekey_core::VersionMeta {
+        id: kv_id(m.version),
+        created_at: time(&m.created_time)?,
+        stages: rekey_core::Stages { current: true, previous: false, pending: false },
+        rotation_id: recorded(m.custom_metadata.as_ref(), m.version),
+    })
+}
+
 /// The rotation recorded for version `n`.
 pub(crate) fn recorded(custom: Option<&HashMap<String, String>>, n: u64) -> Option<RotationId> {
     custom?.get(&format!("{RECORD_PREFIX}{n}")).and_then(|s| RotationId::parse(s).ok())

@@ -700,13 +700,7 @@ impl SecretStore for VaultStore {
             VersionSelector::Current => {
                 self.staging(path)?;
                 let r = self.kv_read(p, None).await.map_err(|f| self.err(&f, p))?;
-                let n = r.metadata.version;
-                let meta = VersionMeta {
-                    id: codec::kv_id(n),
-                    created_at: codec::time(&r.metadata.created_time)?,
-                    stages: Stages { current: true, previous: false, pending: false },
-                    rotation_id: codec::recorded(r.metadata.custom_metadata.as_ref(), n),
-                };
+                let meta = codec::current_meta(&r.metadata)?;
                 Ok(SecretVersion { meta, data: codec::from_kv(r.data, p)? })
             }
             VersionSelector::Previous => {

@@ -54,13 +54,7 @@ impl VaultStore {
         self.staging(path)?;
         let p = path.as_str();
         let r = self.kv_read(p, None).await.map_err(|f| self.err(&f, p))?;
-        let n = r.metadata.version;
-        let current = VersionMeta {
-            id: codec::kv_id(n),
-            created_at: codec::time(&r.metadata.created_time)?,
-            stages: Stages { current: true, previous: false, pending: false },
-            rotation_id: codec::recorded(r.metadata.custom_metadata.as_ref(), n),
-        };
+        let current = codec::current_meta(&r.metadata)?;
         let metadata: Metadata = r
             .metadata
             .custom_metadata
