@@ -345,8 +345,44 @@ fn all_due(n: u64) {
     );
 }
 
+/// `spin engine|raw|generate`: one of the overhead loops alone for about
+/// three seconds, for a profiler (`perf record -g`).
+fn spin(what: &str) {
+    let clock: Arc<dyn Clock> = Arc::new(ManualClock::new(t0()));
+    let store = Arc::new(MemoryStore::new().with_max_versions(4));
+    let path: SecretPath = "bench/overhead".parse().unwrap();
+    block_on(store.create(&path, SecretData::text("initial"))).unwrap();
+    let policy = RotationPolicy::builder("bench").manual().strategy(RotationStrategy::Staged).build().unwrap();
+    let m = manager(store.clone(), clock);
+    let generator = SecretGenerator::random(32).unwrap();
+    println!(
+        "future sizes: rotate_secret {} B, raw {} B",
+        std::mem::size_of_val(&m.rotate_secret(&path, &policy, None)),
+        std::mem::size_of_val(&raw_rotation(&store, &path, &generator))
+    );
+    let start = Instant::now();
+    let mut n = 0u64;
+    block_on(async {
+        while start.elapsed() < Duration::from_secs(3) {
+            for _ in 0..1000 {
+                match what {
+                    "raw" => raw_rotation(&store, &path, &generator).await,
+                    "generate" => drop(black_box(generator.generate().unwrap())),
+                    _ => drop(black_box(m.rotate_secret(&path, &policy, None).await)),
+                }
+            }
+            n += 1000;
+        }
+    });
+    println!("spin {what}: {:.0} ns per iteration", per_iter(start.elapsed(), n));
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().collect();
+    if let Some(i) = args.iter().position(|a| a == "spin") {
+        spin(args.get(i + 1).map_or("engine", String::as_str));
+        return;
+    }
     // `cargo bench` passes `--bench`; `cargo test --benches` runs a smoke test.
     let quick = args.iter().any(|a| a == "quick") || !args.iter().any(|a| a == "--bench");
     let (iters, million_n, due_n) = if quick { (2_000, 20_000, 2_000) } else { (100_000, 1_000_000, 100_000) };
