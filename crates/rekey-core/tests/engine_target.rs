@@ -303,3 +303,76 @@ async fn an_apply_that_may_have_landed_keeps_its_journal_when_the_undo_fails() {
     let meta = e.store.read_metadata(&p).await.unwrap();
     assert!(meta.contains_key("rekey.rotation"), "{meta:?}");
 }
+
+/// A target whose first apply lands before its error and whose later
+/// applies fail without changing anything (the server went away); revoke
+/// works.
+#[derive(Debug)]
+struct LandsOnceThenDown {
+    inner: Arc<FakeTarget>,
+    applies: Mutex<u32>,
+}
+
+#[async_trait]
+impl CredentialTarget for LandsOnceThenDown {
+    fn name(&self) -> &str {
+        "flaky-db"
+    }
+    fn capabilities(&self) -> TargetCapabilities {
+        TargetCapabilities::default()
+    }
+    async fn apply(&self, c: &SecretData, cur: Option<&SecretData>) -> Result<(), TargetError> {
+        let n = {
+            let mut n = self.applies.lock().unwrap();
+            *n += 1;
+            *n
+        };
+        if n == 1 {
+            self.inner.apply(c, cur).await?;
+        }
+        Err(TargetError::Other { message: "the server went away".into() })
+    }
+    async fn test(&self, c: &SecretData) -> Result<(), TargetError> {
+        self.inner.test(c).await
+    }
+    async fn revoke(&self, r: &SecretData, keep: &SecretData) -> Result<(), TargetError> {
+        self.inner.revoke(r, keep).await
+    }
+}
+
+#[tokio::test]
+async fn a_manual_rollback_whose_undo_fails_keeps_a_journal_that_recovery_finishes() {
+    let (e, p, target) = setup("pw-1").await;
+    let r = e.manager.rotate_secret(&p, &policy(STAGED), Some(SecretString::from("pw-2"))).await;
+    assert!(r.success(), "{r}");
+    assert_eq!(target.password(), "pw-2");
+
+    // The rollback's apply lands (the target now takes pw-1), its undo
+    // cannot reach the target: store and target differ, and the journal
+    // says so.
+    let flaky = LandsOnceThenDown { inner: target.clone(), applies: Mutex::new(0) };
+    e.manager.bind(p.clone(), SecretBinding::new().field("password").target(Arc::new(flaky)));
+    let err = e.manager.rollback(&p).await.unwrap_err();
+    assert!(matches!(err, RotationError::UndoFailed { .. }), "{err}");
+    assert_eq!(target.password(), "pw-1");
+    assert_eq!(store_pw(&e, &p).await, "pw-2");
+    let meta = e.store.read_metadata(&p).await.unwrap();
+    let journal = RotationJournal::read(&meta).expect("the rollback keeps its journal");
+    assert_eq!(journal.step, Some(RotationStep::Rollback), "{meta:?}");
+    assert!(journal.restore.is_some(), "{meta:?}");
+
+    // Recovery (what the next rotation, `rekey repair` or the daemon's
+    // start-up does) gives the target the store's value again.
+    assert_eq!(e.manager.recover(&p).await.unwrap(), Recovery::CleanedUp);
+    assert_eq!(target.password(), "pw-2");
+    let meta = e.store.read_metadata(&p).await.unwrap();
+    assert!(RotationJournal::read(&meta).is_none(), "{meta:?}");
+
+    // With the target back, the rollback goes through and ends its journal.
+    e.manager.bind(p.clone(), SecretBinding::new().field("password").target(target.clone()));
+    e.manager.rollback(&p).await.unwrap();
+    assert_eq!(store_pw(&e, &p).await, "pw-1");
+    assert_eq!(target.password(), "pw-1");
+    let meta = e.store.read_metadata(&p).await.unwrap();
+    assert!(RotationJournal::read(&meta).is_none(), "{meta:?}");
+}

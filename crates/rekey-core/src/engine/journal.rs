@@ -26,7 +26,14 @@
 //! | `started` | when it started |
 //! | `owner` | the id of the manager instance running it |
 //! | `checks` | whether the candidate still had checks to pass after its write (`yes`/`no`): an immediate rotation that crashed after making its candidate current is rolled back when it did |
+//! | `restore` | a manual rollback only (`step=rollback`): the version whose value it gives the target before the store |
 //! | `base` | the version current when it started (last: may contain anything) |
+//!
+//! A manual rollback with a credential target bound journals itself the
+//! same way (`step=rollback`, with `restore`): the target accepts the
+//! restored value before the store serves it, so a crash or a failed undo
+//! in between leaves the journal, and recovery gives the target the store's
+//! current value again.
 //!
 //! Recovery ([`recovery_decision`]) is a pure function of the journal, the
 //! time and the pending candidate: a journal that is fresh and owned by
@@ -65,6 +72,9 @@ pub struct RotationJournal {
     /// target) after being written; `None` in journals that predate the
     /// field (treated as `true`).
     pub checks: Option<bool>,
+    /// A manual rollback's version to restore (it gave the target that
+    /// value first).
+    pub restore: Option<VersionId>,
 }
 
 impl RotationJournal {
@@ -79,6 +89,7 @@ impl RotationJournal {
             started: None,
             owner: None,
             checks: None,
+            restore: None,
         };
         let mut rest = raw.as_str();
         while !rest.is_empty() {
@@ -98,6 +109,7 @@ impl RotationJournal {
                 "started" => j.started = DateTime::parse_from_rfc3339(value).ok().map(|t| t.with_timezone(&Utc)),
                 "owner" => j.owner = Some(value.to_owned()),
                 "checks" => j.checks = Some(value == "yes"),
+                "restore" => j.restore = Some(VersionId::new(value)),
                 _ => {}
             }
             rest = tail;
@@ -116,7 +128,8 @@ impl RotationJournal {
 
     /// The journal line of a rotation (the value of [`JOURNAL_KEY`]). `base`
     /// is absent when the rotation stages before it knows the current
-    /// version (the store reports it with the staged candidate).
+    /// version (the store reports it with the staged candidate); an empty
+    /// `strategy` is left out.
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn line(
         id: RotationId,
@@ -134,8 +147,10 @@ impl RotationJournal {
         line.push_str(id.as_uuid().hyphenated().encode_lower(&mut uuid::Uuid::encode_buffer()));
         line.push_str(" step=");
         line.push_str(step.as_str());
-        line.push_str(" strategy=");
-        line.push_str(strategy);
+        if !strategy.is_empty() {
+            line.push_str(" strategy=");
+            line.push_str(strategy);
+        }
         line.push_str(" started=");
         // RFC 3339 in milliseconds, as `to_rfc3339_opts(Millis, true)` writes
         // it (years 0 to 9999).
@@ -161,6 +176,29 @@ impl RotationJournal {
             line.push_str(base.as_str());
         }
         line
+    }
+
+    /// The journal line of a manual rollback that gives a credential target
+    /// the value of `restore` before the store makes it current again,
+    /// replacing `base`. `None` when `restore` cannot be written in a
+    /// space-separated field (no store's ids contain whitespace).
+    pub(crate) fn rollback_line(
+        id: RotationId,
+        restore: &VersionId,
+        base: &VersionId,
+        started: DateTime<Utc>,
+        owner: &str,
+    ) -> Option<String> {
+        if restore.as_str().is_empty() || restore.as_str().contains(char::is_whitespace) {
+            return None;
+        }
+        // No strategy: a rollback is none of them.
+        let mut line = Self::line(id, RotationStep::Rollback, "", None, started, owner, true);
+        line.push_str(" restore=");
+        line.push_str(restore.as_str());
+        line.push_str(" base=");
+        line.push_str(base.as_str());
+        Some(line)
     }
 
     /// Writes a journal entry into `meta` (other keys kept).
@@ -290,6 +328,29 @@ mod tests {
         assert_eq!(j.as_ref().and_then(|j| j.owner.clone()).as_deref(), Some("o"));
         assert_eq!(j.as_ref().and_then(|j| j.base.clone()), Some(VersionId::new("7")));
         assert!(RotationJournal::is_rotation(&m, r));
+    }
+
+    #[test]
+    fn a_rollback_line_names_the_version_it_restores_and_fits_every_store() {
+        let (r, now) = (RotationId::new(), Utc::now());
+        let restore = VersionId::new(uuid::Uuid::new_v4().to_string());
+        let base = VersionId::new(format!("staged-{}", uuid::Uuid::new_v4()));
+        let owner = RotationId::new().to_string();
+        let line = RotationJournal::rollback_line(r, &restore, &base, now, &owner).unwrap_or_default();
+        // AWS tag values: at most 256 characters, and only these.
+        assert!(line.len() <= 256, "{} characters: {line}", line.len());
+        assert!(line.bytes().all(|b| b.is_ascii_alphanumeric() || b" _.:/=+-@".contains(&b)), "{line}");
+        let mut m = Metadata::new();
+        m.insert(JOURNAL_KEY.into(), line);
+        let j = RotationJournal::read(&m).unwrap_or_else(|| unreachable!());
+        assert_eq!(j.step, Some(RotationStep::Rollback));
+        assert_eq!(j.restore, Some(restore));
+        assert_eq!(j.base, Some(base.clone()));
+        assert_eq!(j.strategy, None);
+        assert_eq!(j.rotation_id, Some(r));
+        // An id that cannot be written in a field gives no line: the
+        // rollback then goes without a journal, as before.
+        assert!(RotationJournal::rollback_line(r, &VersionId::new("a b"), &base, now, &owner).is_none());
     }
 
     #[test]

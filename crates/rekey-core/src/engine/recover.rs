@@ -34,10 +34,16 @@ impl RotationManager {
     /// scheduled policy, else the default policy, else the defaults, for the
     /// stale limit and retries.
     pub async fn recover(&self, path: &crate::SecretPath) -> Result<Recovery, RotationError> {
-        let inner = &*self.inner;
-        let Some(_guard) = inner.try_guard(path) else {
+        let Some(_guard) = self.inner.try_guard(path) else {
             return Ok(Recovery::InProgressElsewhere);
         };
+        self.recover_held(path).await
+    }
+
+    /// [`recover`](Self::recover) for a caller that holds the secret's
+    /// in-process guard.
+    pub(super) async fn recover_held(&self, path: &crate::SecretPath) -> Result<Recovery, RotationError> {
+        let inner = &*self.inner;
         let policy = inner.policy_for(path);
         let mut run = inner.detached_run(path, &policy);
         let step = RotationStep::Recover;
@@ -97,6 +103,13 @@ impl Inner {
                 // Whether the crashed rotation's candidate was taken off the
                 // target by this recovery.
                 let mut revoked = false;
+                // A manual rollback gave the target the value it restores
+                // before the store: the target keeps what the store serves.
+                let rollback = journal.step == Some(RotationStep::Rollback);
+                if rollback && let Some(t) = target {
+                    self.undo_rollback(run, journal, current, t).await?;
+                    revoked = true;
+                }
                 if let Some(v) = &discard {
                     // The target first: a revoke that fails leaves the
                     // candidate staged and journalled for the next attempt
@@ -229,6 +242,9 @@ impl Inner {
                     match (&rolled_back, went_current) {
                         (Some(v), _) => format!("; its unchecked value {v} had become current and was rolled back"),
                         (None, true) => "; its value had become current and stays so".to_owned(),
+                        (None, false) if rollback && revoked => {
+                            "; a manual rollback's target now accepts the store's current value".to_owned()
+                        }
                         (None, false) => String::new(),
                     },
                 );
@@ -236,5 +252,45 @@ impl Inner {
                 Ok(None)
             }
         }
+    }
+
+    /// Recovery of a manual rollback's journal: the target gave the
+    /// restored value before the store served it, and the rollback ended
+    /// (crashed, or its undo failed) before the two agreed. The target keeps
+    /// the store's current value and loses the restored one — unless the
+    /// store serves the restored value now (the promotion happened).
+    async fn undo_rollback(
+        &self,
+        run: &mut Run<'_>,
+        journal: &RotationJournal,
+        current: &SecretVersion,
+        t: &dyn crate::CredentialTarget,
+    ) -> Result<(), RotationError> {
+        let step = RotationStep::Recover;
+        let path = run.path;
+        let restored = match &journal.restore {
+            Some(id) => {
+                let selector = VersionSelector::Id(id.clone());
+                match self.retry_store(run, step, || self.store.read(path, &selector)).await {
+                    Ok(v) => Some(v.data),
+                    Err(StoreError::NotFound { .. }) => None,
+                    Err(e) => return Err(RotationError::store(step, e)),
+                }
+            }
+            None => None,
+        };
+        let keep = &current.data;
+        let undone = match &restored {
+            Some(r) if r.same_as(keep) => return Ok(()),
+            Some(r) => {
+                let secrets = [r.secret_parts(), keep.secret_parts()].concat();
+                self.retry_target(run, step, &secrets, || t.revoke(r, keep)).await
+            }
+            // The restored version is gone: the target is given the current
+            // value (the restored one stays valid on a target that keeps
+            // several credentials until the next rotation retires it).
+            None => self.retry_target(run, step, &keep.secret_parts(), || t.apply(keep, None)).await,
+        };
+        undone.map_err(|e| RotationError::target(step, t.name(), e))
     }
 }

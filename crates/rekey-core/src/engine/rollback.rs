@@ -4,9 +4,11 @@
 
 use super::audit::{AuditError, AuditEvent, AuditEventKind};
 use super::error::{RotationError, RotationStep};
+use super::journal::RotationJournal;
 use super::manager::RotationManager;
+use super::shared::fresh_rotation_id;
 use crate::record::{REFUSAL, Rollback, SecretRecord, after_rollback, rollback_plan};
-use crate::{SecretPath, SecretStoreExt, StoreError, VersionSelector};
+use crate::{JOURNAL_KEY, MetadataPatch, SecretPath, SecretStoreExt, StoreError, VersionSelector};
 
 impl RotationManager {
     /// Makes the last value that was current and good current again, with
@@ -19,13 +21,26 @@ impl RotationManager {
     /// With a credential target bound ([`bind`](Self::bind)), the target
     /// accepts the restored value before the store serves it; if the
     /// promotion then fails, the target is given the current value back.
+    /// Such a rollback is journalled beside the secret like a rotation
+    /// (`step=rollback`) from before it touches the target until store and
+    /// target agree again, so that a crash — or an undo on the target that
+    /// fails ([`RotationError::UndoFailed`]) — is finished by the next
+    /// recovery, which gives the target the store's current value.
+    ///
+    /// A rotation of the same secret running in this manager makes it
+    /// return [`RotationError::AlreadyRotating`].
     pub async fn rollback(&self, path: &SecretPath) -> Result<Rollback, RotationError> {
         let inner = &*self.inner;
         let step = RotationStep::Rollback;
+        // Held throughout: a rotation of this manager must not take the
+        // rollback's journal for a crashed one's.
+        let Some(_guard) = inner.try_guard(path) else {
+            return Err(RotationError::AlreadyRotating { path: path.clone() });
+        };
         // A crashed rotation is cleaned up first (an unchecked value it left
         // current is rolled back by that, and what it wrote is recorded as
         // failed); a live one elsewhere makes the rollback wait.
-        if self.recover(path).await? == super::Recovery::InProgressElsewhere {
+        if self.recover_held(path).await? == super::Recovery::InProgressElsewhere {
             return Err(RotationError::InProgressElsewhere { path: path.clone(), rotation_id: None, since: None });
         }
         let store_err = |e: StoreError| match e {
@@ -42,21 +57,46 @@ impl RotationManager {
         let plan = rollback_plan(path.as_str(), &versions, &SecretRecord::read(&meta)).map_err(store_err)?;
         let target = self.binding(path).and_then(|b| b.target_ref().cloned());
         let mut values = None;
+        let mut journalled = false;
+        // Removes the journal once store and target agree again; if that
+        // write fails, the journal stays for recovery, which is harmless.
+        let clear_journal = || async {
+            let mut patch = MetadataPatch::new();
+            patch.remove(JOURNAL_KEY);
+            let _ = inner.store.update_metadata(path, patch).await;
+        };
         if let Some(t) = &target {
             let current = inner.store.current(path).await.map_err(store_err)?;
             let restore =
                 inner.store.read(path, &VersionSelector::Id(plan.restore.clone())).await.map_err(store_err)?;
+            let line = RotationJournal::rollback_line(
+                fresh_rotation_id(),
+                &plan.restore,
+                &plan.replace,
+                inner.clock.now(),
+                &inner.instance,
+            );
+            if let Some(line) = line {
+                let mut patch = MetadataPatch::new();
+                patch.set(JOURNAL_KEY, line);
+                inner.store.update_metadata(path, patch).await.map_err(store_err)?;
+                journalled = true;
+            }
             let secrets = [restore.data.secret_parts(), current.data.secret_parts()].concat();
             if let Err(e) = t.apply(&restore.data, Some(&current.data)).await {
                 let changed_nothing = e.changed_nothing();
                 let cause = RotationError::target(step, t.name(), e.redact(&secrets));
-                if changed_nothing {
-                    return Err(cause);
-                }
-                // It may have landed before its error: the target is given
-                // the current value back.
-                return match t.apply(&current.data, Some(&restore.data)).await {
-                    Ok(()) => Err(cause),
+                // It may have landed before its error (unless it says it
+                // changed nothing): the target is given the current value
+                // back. A failed undo keeps the journal.
+                let undone = if changed_nothing { Ok(()) } else { t.apply(&current.data, Some(&restore.data)).await };
+                return match undone {
+                    Ok(()) => {
+                        if journalled {
+                            clear_journal().await;
+                        }
+                        Err(cause)
+                    }
                     Err(te) => {
                         let undo = RotationError::target(step, t.name(), te.redact(&secrets));
                         Err(RotationError::UndoFailed { cause: Box::new(cause), undo: Box::new(undo) })
@@ -71,7 +111,8 @@ impl RotationManager {
                 if let (Some(t), Some((current, restore))) = (&target, &values) {
                     // The promotion may have happened with only its answer
                     // lost: the target is given whatever the store serves now
-                    // (the value before the rollback when it cannot tell).
+                    // (the value before the rollback when it cannot tell). A
+                    // failed undo keeps the journal.
                     let now_current = inner.store.current(path).await.map(|v| v.data);
                     let keep = now_current.as_ref().unwrap_or(&current.data);
                     if let Err(te) = t.apply(keep, Some(&restore.data)).await {
@@ -79,12 +120,19 @@ impl RotationManager {
                         let undo = RotationError::target(step, t.name(), te.redact(&secrets));
                         return Err(RotationError::UndoFailed { cause: Box::new(store_err(e)), undo: Box::new(undo) });
                     }
+                    if journalled && now_current.is_ok() {
+                        clear_journal().await;
+                    }
                 }
                 return Err(store_err(e));
             }
         };
         let now = inner.clock.now();
-        let patch = after_rollback(&plan, &promoted.id, now, "manual").patch(&meta);
+        let mut patch = after_rollback(&plan, &promoted.id, now, "manual").patch(&meta);
+        if journalled {
+            // Store and target agree: the record's write ends the journal.
+            patch.remove(JOURNAL_KEY);
+        }
         let recorded = inner.store.update_metadata(path, patch).await;
         inner.emit_with(|| {
             let mut e = AuditEvent::new(now, AuditEventKind::RolledBack, path.clone());
