@@ -571,9 +571,40 @@ async fn sync(app: &app::App, pending: Vec<SecretConfig>) -> (Vec<SecretConfig>,
     let mut quarantined = 0;
     let mut unreachable = None;
     for s in pending {
-        // One read gives both the record (is it quarantined?) and the
-        // current version's time the schedule starts from.
-        let snapshot = match app.store.snapshot(&s.path, false).await {
+        // One read gives the record (is it quarantined? is a rotation or a
+        // rollback journalled?) and the current version's time the schedule
+        // starts from.
+        let mut read = app.store.snapshot(&s.path, false).await;
+        if let Ok(snap) = &read
+            && rekey::SecretRecord::read_brief(&snap.metadata).unfinished.is_some()
+        {
+            // A rotation or rollback that crashed (a credential target may
+            // hold a value the store does not serve) is finished now rather
+            // than at the secret's next due time, which may be months away.
+            // A live one elsewhere, or one not stale yet, is looked at again
+            // at the next resync.
+            match app.manager.recover(&s.path).await {
+                Ok(rekey::Recovery::CleanedUp) => {
+                    tracing::info!(path = %s.path, "cleaned up a crashed rotation before scheduling");
+                    read = app.store.snapshot(&s.path, false).await;
+                }
+                // Finished in the meantime.
+                Ok(rekey::Recovery::Nothing) => {
+                    read = app.store.snapshot(&s.path, false).await;
+                }
+                Ok(_) => {
+                    tracing::info!(path = %s.path, "a rotation is in progress elsewhere; scheduling at the next resync");
+                    left.push(s);
+                    continue;
+                }
+                Err(e) => {
+                    tracing::warn!(path = %s.path, error = %e, "cannot clean up a crashed rotation yet");
+                    left.push(s);
+                    continue;
+                }
+            }
+        }
+        let snapshot = match read {
             Ok(snap) => {
                 if rekey::SecretRecord::read_brief(&snap.metadata).quarantine.is_some() {
                     quarantined += 1;

@@ -1,5 +1,6 @@
 //! `rekey run` against a real OpenBao: scheduled rotations, /metrics,
-//! SIGTERM in the middle of a rotation, and three daemons sharing one store
+//! SIGTERM in the middle of a rotation, a crashed rotation cleaned up at
+//! start-up, and three daemons sharing one store
 //! (each due secret rotated exactly once per due time, counted in KV
 //! versions, with no lock beyond the store's compare-and-swap).
 #![cfg(feature = "vault")]
@@ -494,4 +495,51 @@ async fn a_store_outage_is_reported_degraded_and_rotation_resumes_when_it_ends()
     assert_eq!(metric(&metrics, "rekey_quarantined_secrets"), 0.0);
     let run = stop(child).await;
     assert_eq!(run.code, 0, "{}", run.stderr);
+}
+
+#[tokio::test]
+async fn a_crashed_rotation_is_cleaned_up_at_start_up_not_at_its_next_due_time() {
+    let Some(bao) = Bao::from_env() else { return };
+    let prefix = unique("crashed");
+    let dir = scratch("crashed");
+    let path = format!("{prefix}/k");
+    bao.put(&path, json!({ "value": "crashed-initial-s3cr3t-0001" })).await;
+    // What a rotation of another process leaves when it dies after its
+    // journal (a credential target may then hold a value the store does not
+    // serve): long stale.
+    let journal = "id=0b9d6c1e-6f0e-4a43-9d3c-6a4f4f0e2b11 step=stage strategy=staged \
+                   started=2020-01-01T00:00:00.000Z owner=crashed-process checks=yes base=1";
+    bao.patch_custom_metadata(&path, json!({ "rekey.rotation": journal })).await;
+    let cfg = format!(
+        "{}[policies.slow]\nschedule = \"every 90d\"\nstrategy = \"staged\"\n[[secret]]\npath = \"{path}\"\npolicy = \"slow\"\n",
+        vault_store(&bao)
+    );
+    let cfg = write_config(&dir, &cfg);
+    let port = free_port();
+    let child = spawn(&cfg, port, &bao.token);
+    wait_healthy(port).await;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut custom = json!({});
+    while Instant::now() < deadline {
+        custom = bao.metadata(&path).await.2;
+        if custom.get("rekey.rotation").is_none_or(serde_json::Value::is_null) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let (status, metrics) = get(&format!("http://127.0.0.1:{port}/metrics")).await.expect("metrics");
+    assert_eq!(status, 200);
+    let run = stop(child).await;
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(
+        custom.get("rekey.rotation").is_none_or(serde_json::Value::is_null),
+        "the daemon cleaned up the crashed rotation at start-up: {custom}\n{}",
+        run.stderr
+    );
+    assert!(run.stderr.contains("cleaned up a crashed rotation before scheduling"), "{}", run.stderr);
+    // Cleaned up, not rotated (the secret is not due for 90 days), and
+    // scheduled in the same pass.
+    assert_eq!(bao.metadata(&path).await.0, 1, "no rotation");
+    assert_eq!(metric(&metrics, "rekey_scheduled_secrets"), 1.0, "{metrics}");
+    assert_eq!(metric(&metrics, "rekey_rotations_total{outcome=\"rotated\"}"), 0.0);
 }

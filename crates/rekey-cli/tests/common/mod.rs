@@ -51,6 +51,16 @@ impl Bao {
         assert_eq!(s, 200, "seeding {path}: {b}");
     }
 
+    /// Sets keys of `path`'s custom metadata (the others are kept).
+    pub async fn patch_custom_metadata(&self, path: &str, custom: Value) {
+        let (_, b) = self.call(reqwest::Method::GET, &format!("secret/metadata/{path}"), None).await;
+        let mut all = b["data"]["custom_metadata"].as_object().cloned().unwrap_or_default();
+        all.extend(custom.as_object().cloned().unwrap_or_default());
+        let body = json!({ "custom_metadata": all });
+        let (s, b) = self.call(reqwest::Method::POST, &format!("secret/metadata/{path}"), Some(body)).await;
+        assert!(s == 200 || s == 204, "writing the metadata of {path}: {s} {b}");
+    }
+
     /// The current value's fields.
     pub async fn read(&self, path: &str) -> Value {
         let (s, b) = self.call(reqwest::Method::GET, &format!("secret/data/{path}"), None).await;
