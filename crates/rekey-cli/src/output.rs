@@ -318,9 +318,40 @@ pub fn duration(d: Duration) -> String {
     humantime::format_duration(ms).to_string()
 }
 
+/// A duration for people when only its size matters (how long until a
+/// secret is due, how long since it rotated): its two largest units
+/// (`29d 23h`, `5m 2s`, `40s`, `250ms`).
+pub fn approx_duration(d: Duration) -> String {
+    if d < Duration::from_secs(1) {
+        return format!("{}ms", d.as_millis());
+    }
+    let secs = d.as_secs();
+    let units = [(secs / 86_400, "d"), (secs / 3600 % 24, "h"), (secs / 60 % 60, "m"), (secs % 60, "s")];
+    let first = units.iter().position(|(n, _)| *n > 0).unwrap_or(units.len() - 1);
+    units
+        .iter()
+        .skip(first)
+        .take(2)
+        .filter(|(n, _)| *n > 0)
+        .map(|(n, unit)| format!("{n}{unit}"))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn approximate_durations_keep_their_two_largest_units() {
+        let s = Duration::from_secs;
+        assert_eq!(approx_duration(s(30 * 86_400) - Duration::from_millis(14)), "29d 23h");
+        assert_eq!(approx_duration(s(302)), "5m 2s");
+        assert_eq!(approx_duration(s(3600)), "1h");
+        assert_eq!(approx_duration(s(86_400 + 59)), "1d");
+        assert_eq!(approx_duration(s(40)), "40s");
+        assert_eq!(approx_duration(Duration::from_millis(250)), "250ms");
+    }
 
     #[test]
     fn control_and_bidi_characters_are_escaped() {

@@ -110,6 +110,13 @@ async fn rotate_status_history_rollback_emergency() {
     assert_eq!(bao.read(&api).await["value"], "initial-api-key-s3cr3t-0001");
     let r = rekey(&cfg, &["history", &api, "--json"], &env).await;
     assert_eq!(r.json()["events"][0]["event"], "rollback");
+    // status names the rollback as the secret's last change.
+    let r = rekey(&cfg, &["status", "--json"], &env).await;
+    assert_eq!(r.json()["secrets"][0]["last_result"], "rollback", "{}", r.stdout);
+    let r = rekey(&cfg, &["status"], &env).await;
+    let row = r.stdout.lines().find(|l| l.starts_with(api.as_str())).unwrap_or_default();
+    assert!(row.contains("rollback"), "{}", r.stdout);
+    assert!(!row.contains("ms)"), "relative times in whole units: {row}");
 
     // emergency: rotated, and in the history as the version it wrote, with
     // its trigger and reason (the engine records an emergency's reason in

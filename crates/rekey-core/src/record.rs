@@ -63,10 +63,11 @@ pub struct SecretRecord {
     pub unfinished: Option<RotationId>,
 }
 
-/// One rotation attempt, as recorded.
+/// One rotation attempt (or manual rollback), as recorded.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Attempt {
-    /// The outcome's snake_case name (`rotated`, `rolled_back`, `failed`, ...).
+    /// The outcome's snake_case name (`rotated`, `rolled_back`, `failed`,
+    /// ...; `rollback` for a manual rollback).
     pub outcome: String,
     /// When it ended.
     pub at: DateTime<Utc>,
@@ -651,6 +652,9 @@ pub(crate) fn after_rollback(
     e.new_version = Some(restored_as.as_str().to_owned());
     e.detail = Some(sanitize(&format!("restored the value of version {}", plan.restore), 120));
     RecordUpdate {
+        // What the secret's status shows as its last change (the next
+        // successful rotation replaces it).
+        last: Some(Attempt { outcome: "rollback".to_owned(), at: now, trigger: trigger.to_owned(), rotation_id: None }),
         good: Some(GoodVersion {
             version: Some(restored_as.clone()),
             rotation_id: None,

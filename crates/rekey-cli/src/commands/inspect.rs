@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 use crate::app::{self, App};
 use crate::config::{Config, SecretConfig};
 use crate::error::{self, CliError, EXIT_OK};
-use crate::output::{Out, Table, cell, duration, quarantine_json, quarantine_text, time_json, time_text, when};
+use crate::output::{Out, Table, approx_duration, cell, quarantine_json, quarantine_text, time_json, time_text, when};
 
 struct StatusRow {
     path: String,
@@ -75,11 +75,11 @@ fn last_attempt(rec: &SecretRecord, current: &VersionMeta) -> Option<(String, Da
     }
 }
 
-/// "in 5m 2s" / "5m 2s ago", always with units.
+/// "in 5m 2s" / "29d 23h ago": the two largest units.
 fn relative(t: DateTime<Utc>, now: DateTime<Utc>) -> String {
     match (t - now).to_std() {
-        Ok(d) => format!("in {}", duration(d)),
-        Err(_) => format!("{} ago", duration((now - t).to_std().unwrap_or_default())),
+        Ok(d) => format!("in {}", approx_duration(d)),
+        Err(_) => format!("{} ago", approx_duration((now - t).to_std().unwrap_or_default())),
     }
 }
 
