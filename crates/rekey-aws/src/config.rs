@@ -202,21 +202,9 @@ impl AwsConfig {
             let Some(host) = url.host_str().filter(|h| !h.is_empty()) else {
                 return Err(StoreError::invalid(format!("endpoint_url {endpoint:?} has no host")));
             };
-            match url.scheme() {
-                "https" => {}
-                "http" if rekey_core::is_local_host(host) || self.allow_insecure_http => {}
-                "http" => {
-                    return Err(StoreError::invalid(format!(
-                        "refusing plain http:// to {host}: secret values would cross the network unencrypted; \
-                         use https:// or set allow_insecure_http"
-                    )));
-                }
-                _ => {
-                    return Err(StoreError::invalid(format!(
-                        "endpoint_url {endpoint:?} must start with http:// or https://"
-                    )));
-                }
-            }
+            // Secret values: TLS unless this machine or opted out.
+            rekey_core::http_transport(url.scheme(), host, self.allow_insecure_http)
+                .map_err(|e| StoreError::invalid(format!("endpoint_url {endpoint:?}: {e}")))?;
         }
         if self.max_attempts == Some(0) {
             return Err(StoreError::invalid("max_attempts must be at least 1"));

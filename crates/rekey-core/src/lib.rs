@@ -26,7 +26,7 @@ pub mod store;
 pub mod value;
 
 pub use error::{BoxError, StoreError};
-pub use host::is_local_host;
+pub use host::{HttpTransport, HttpTransportError, http_transport, is_local_host};
 pub use path::{PathError, SecretPath};
 pub use record::{RollbackPlan, SecretRecord, rollback_plan};
 pub use store::{

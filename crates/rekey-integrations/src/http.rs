@@ -75,7 +75,7 @@ impl HttpVerifierConfig {
     pub fn transport_warning(&self) -> Option<String> {
         let url = Url::parse(&self.url).ok()?;
         let host = url.host_str()?;
-        (url.scheme() == "http" && !rekey_core::is_local_host(host))
+        (rekey_core::http_transport(url.scheme(), host, true) == Ok(rekey_core::HttpTransport::InsecurePlain))
             .then(|| format!("verifier `{}` sends the candidate to {host} over plain http:// (unencrypted)", self.name))
     }
 }
@@ -228,24 +228,12 @@ impl HttpVerifier {
             return Err(IntegrationError::invalid("name", "must not be empty"));
         }
         let url = Url::parse(&config.url).map_err(|e| IntegrationError::invalid("url", e.to_string()))?;
-        if !matches!(url.scheme(), "http" | "https") {
-            return Err(IntegrationError::invalid(
-                "url",
-                format!("scheme must be http or https, not `{}`", url.scheme()),
-            ));
-        }
         let Some(host) = url.host_str().filter(|h| !h.is_empty()) else {
             return Err(IntegrationError::invalid("url", "has no host"));
         };
-        if url.scheme() == "http" && !rekey_core::is_local_host(host) && !config.allow_insecure_http {
-            return Err(IntegrationError::invalid(
-                "url",
-                format!(
-                    "plain http:// to {host} would send the candidate across the network unencrypted; \
-                     use https:// or set allow_insecure_http = true"
-                ),
-            ));
-        }
+        // The candidate: TLS unless this machine or opted out.
+        rekey_core::http_transport(url.scheme(), host, config.allow_insecure_http)
+            .map_err(|e| IntegrationError::invalid("url", e.to_string()))?;
         if !url.username().is_empty() || url.password().is_some() {
             return Err(IntegrationError::invalid(
                 "url",

@@ -228,19 +228,9 @@ impl VaultConfig {
         let Some(host) = url.host_str() else {
             return Err(StoreError::invalid("the Vault address has no host"));
         };
-        let loopback = rekey_core::is_local_host(host);
-        match url.scheme() {
-            "https" => {}
-            "http" if loopback || self.allow_insecure_http => {}
-            "http" => {
-                return Err(StoreError::invalid(format!(
-                    "refusing plain http:// to {}: tokens and secrets would cross the network unencrypted; \
-                     use https:// or set allow_insecure_http",
-                    url.host_str().unwrap_or("?")
-                )));
-            }
-            other => return Err(StoreError::invalid(format!("unsupported URL scheme `{other}` (use https)"))),
-        }
+        // Tokens and secret values: TLS unless this machine or opted out.
+        rekey_core::http_transport(url.scheme(), host, self.allow_insecure_http)
+            .map_err(|e| StoreError::invalid(format!("the Vault address: {e}")))?;
         let mount = self.mount.trim_matches('/');
         SecretPath::new(mount).map_err(|e| StoreError::invalid(format!("invalid KV mount `{}`: {e}", self.mount)))?;
         let staging = SecretPath::new(&self.staging_prefix)
