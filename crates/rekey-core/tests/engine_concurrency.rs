@@ -194,12 +194,29 @@ async fn the_staleness_limit_can_be_configured() {
     e.seed(&p, "initial").await;
     let m = e.manager.clone();
     let p2 = p.clone();
+    let started = e.clock.now();
     let task = tokio::spawn(async move { m.rotate_secret(&p2, &gated(STAGED), None).await });
     entered.notified().await;
     task.abort();
     let _ = task.await;
     e.clock.advance(Duration::from_secs(9));
-    assert_eq!(other.rotate_secret(&p, &policy(STAGED), None).await.outcome, RotationOutcome::InProgressElsewhere);
+    let r = other.rotate_secret(&p, &policy(STAGED), None).await;
+    assert_eq!(r.outcome, RotationOutcome::InProgressElsewhere);
+    // The refusal says from when the other process's journal counts as
+    // crashed (for the operator of a process that is gone).
+    let stale_at = started + chrono::Duration::seconds(10);
+    assert!(
+        matches!(&r.error, Some(RotationError::InProgressElsewhere { stale_at: Some(t), .. }) if *t == stale_at),
+        "{r}"
+    );
+    let message = r.error.as_ref().map(ToString::to_string).unwrap_or_default();
+    assert!(
+        message.contains(&format!(
+            "counts as crashed from {}",
+            stale_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+        )),
+        "{message}"
+    );
     e.clock.advance(Duration::from_secs(1));
     assert!(other.rotate_secret(&p, &policy(STAGED), None).await.success());
 }

@@ -118,10 +118,13 @@ pub enum RotationError {
         /// The secret.
         path: SecretPath,
     },
-    /// Another process is rotating the secret right now (its journal is
-    /// fresh); nothing was done.
-    #[error("{path} is being rotated by another process{}",
-        rotation_id.map(|r| format!(" (rotation {r})")).unwrap_or_default())]
+    /// Another process is rotating (or rolling back) the secret right now
+    /// (its journal is fresh); nothing was done.
+    #[error("{path} is being rotated by another process{}{}",
+        rotation_id.map(|r| format!(" (rotation {r})")).unwrap_or_default(),
+        stale_at.map(|t| format!("; if that process has stopped, its journal counts as crashed from {} \
+            and the next rotation or rollback cleans it up", t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)))
+            .unwrap_or_default())]
     InProgressElsewhere {
         /// The secret.
         path: SecretPath,
@@ -129,6 +132,9 @@ pub enum RotationError {
         rotation_id: Option<RotationId>,
         /// When it last recorded progress.
         since: Option<DateTime<Utc>>,
+        /// When its journal counts as crashed (stale), when known: from
+        /// then on the next rotation or rollback cleans it up.
+        stale_at: Option<DateTime<Utc>>,
     },
     /// A compare-and-swap lost: another process rotated (or wrote) the
     /// secret since this rotation read it. This rotation's candidate was

@@ -37,12 +37,16 @@ impl RotationManager {
         let Some(_guard) = self.inner.try_guard(path) else {
             return Ok(Recovery::InProgressElsewhere);
         };
-        self.recover_held(path).await
+        self.recover_held(path).await.map(|(r, _)| r)
     }
 
     /// [`recover`](Self::recover) for a caller that holds the secret's
-    /// in-process guard.
-    pub(super) async fn recover_held(&self, path: &crate::SecretPath) -> Result<Recovery, RotationError> {
+    /// in-process guard; with the reason when a rotation is in progress
+    /// elsewhere.
+    pub(super) async fn recover_held(
+        &self,
+        path: &crate::SecretPath,
+    ) -> Result<(Recovery, Option<RotationError>), RotationError> {
         let inner = &*self.inner;
         let policy = inner.policy_for(path);
         let mut run = inner.detached_run(path, &policy);
@@ -55,11 +59,11 @@ impl RotationManager {
             .retry_store(&mut run, step, || inner.store.read_metadata(path))
             .await
             .map_err(|e| RotationError::store(step, e))?;
-        let Some(journal) = RotationJournal::read(&meta) else { return Ok(Recovery::Nothing) };
+        let Some(journal) = RotationJournal::read(&meta) else { return Ok((Recovery::Nothing, None)) };
         let target = self.binding(path).and_then(|b| b.target_ref().cloned());
         match inner.recover(&mut run, &journal, &mut current, &mut meta, target.as_deref()).await? {
-            Some(_) => Ok(Recovery::InProgressElsewhere),
-            None => Ok(Recovery::CleanedUp),
+            Some(_) => Ok((Recovery::InProgressElsewhere, run.error.take())),
+            None => Ok((Recovery::CleanedUp, None)),
         }
     }
 }
@@ -96,7 +100,7 @@ impl Inner {
         match decision {
             RecoveryDecision::Proceed => Ok(None),
             RecoveryDecision::InProgressElsewhere { rotation_id, since } => {
-                run.error = Some(RotationError::InProgressElsewhere { path: path.clone(), rotation_id, since });
+                run.error = Some(self.in_progress_elsewhere(run, rotation_id, since));
                 Ok(Some(Exec::Outcome(RotationOutcome::InProgressElsewhere, false)))
             }
             RecoveryDecision::CleanUp { rotation_id, discard, went_current } => {

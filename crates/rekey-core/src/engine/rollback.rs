@@ -40,8 +40,13 @@ impl RotationManager {
         // A crashed rotation is cleaned up first (an unchecked value it left
         // current is rolled back by that, and what it wrote is recorded as
         // failed); a live one elsewhere makes the rollback wait.
-        if self.recover_held(path).await? == super::Recovery::InProgressElsewhere {
-            return Err(RotationError::InProgressElsewhere { path: path.clone(), rotation_id: None, since: None });
+        if let (super::Recovery::InProgressElsewhere, busy) = self.recover_held(path).await? {
+            return Err(busy.unwrap_or_else(|| RotationError::InProgressElsewhere {
+                path: path.clone(),
+                rotation_id: None,
+                since: None,
+                stale_at: None,
+            }));
         }
         let store_err = |e: StoreError| match e {
             StoreError::NotFound { what: Some(why), .. } if why.starts_with(REFUSAL) => {

@@ -265,15 +265,7 @@ impl Inner {
                 // Another rotation's candidate won the staging: a lost race,
                 // never a failure. Nothing of ours was written.
                 Err(StoreError::Conflict { .. }) => {
-                    let pending = self
-                        .retry_store(run, RotationStep::Stage, || self.store.read(path, &VersionSelector::Pending))
-                        .await
-                        .ok();
-                    let e = RotationError::InProgressElsewhere {
-                        path: path.clone(),
-                        rotation_id: pending.as_ref().and_then(|p| p.meta.rotation_id).filter(|r| *r != run.id),
-                        since: pending.as_ref().map(|p| p.meta.created_at),
-                    };
+                    let e = self.staged_elsewhere(run, RotationStep::Stage).await;
                     self.emit(run, AuditEventKind::InProgressElsewhere, Some(RotationStep::Stage), Some(&e));
                     run.error = Some(e);
                     return Exec::Outcome(RotationOutcome::InProgressElsewhere, false);

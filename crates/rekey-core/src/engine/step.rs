@@ -137,8 +137,7 @@ impl Inner {
                     // Never with a base; a store that says so anyway has a
                     // rotation in flight.
                     Ok(StageOutcome::Journalled(_)) => {
-                        let e =
-                            RotationError::InProgressElsewhere { path: path.clone(), rotation_id: None, since: None };
+                        let e = self.in_progress_elsewhere(run, None, None);
                         self.emit(run, AuditEventKind::InProgressElsewhere, Some(step), Some(&e));
                         run.error.get_or_insert(e);
                         ActionOutcome::Conflict
@@ -342,6 +341,33 @@ impl Inner {
         }
     }
 
+    /// Another process's rotation holds the secret: `rotation_id`, which
+    /// started (or staged its candidate) at `since`, counts as crashed once
+    /// the stale-rotation limit has passed since then.
+    pub(super) fn in_progress_elsewhere(
+        &self,
+        run: &Run<'_>,
+        rotation_id: Option<crate::RotationId>,
+        since: Option<chrono::DateTime<chrono::Utc>>,
+    ) -> RotationError {
+        let limit = chrono::Duration::from_std(self.stale_limit(run.policy)).ok();
+        RotationError::InProgressElsewhere {
+            path: run.path.clone(),
+            rotation_id: rotation_id.filter(|r| *r != run.id),
+            stale_at: since.zip(limit).and_then(|(s, l)| s.checked_add_signed(l)),
+            since,
+        }
+    }
+
+    /// Staging found another rotation's candidate in the way: that
+    /// rotation, as its candidate names it.
+    pub(super) async fn staged_elsewhere(&self, run: &mut Run<'_>, step: RotationStep) -> RotationError {
+        let path = run.path;
+        let pending = self.retry_store(run, step, || self.store.read(path, &VersionSelector::Pending)).await.ok();
+        let rotation_id = pending.as_ref().and_then(|p| p.meta.rotation_id);
+        self.in_progress_elsewhere(run, rotation_id, pending.map(|p| p.meta.created_at))
+    }
+
     pub(super) fn became_current(&self, run: &mut Run<'_>, m: VersionMeta) {
         run.current_created_at = Some(m.created_at);
         run.new_version = Some(m.id);
@@ -374,12 +400,7 @@ impl Inner {
             run.error.get_or_insert(e);
             return ActionOutcome::Conflict;
         }
-        let pending = self.retry_store(run, step, || self.store.read(path, &VersionSelector::Pending)).await.ok();
-        let e = RotationError::InProgressElsewhere {
-            path: path.clone(),
-            rotation_id: pending.as_ref().and_then(|p| p.meta.rotation_id).filter(|r| *r != run.id),
-            since: pending.as_ref().map(|p| p.meta.created_at),
-        };
+        let e = self.staged_elsewhere(run, step).await;
         self.emit(run, AuditEventKind::InProgressElsewhere, Some(step), Some(&e));
         run.error.get_or_insert(e);
         ActionOutcome::Conflict
@@ -433,11 +454,7 @@ impl Inner {
             if let Ok(p) = pending
                 && p.meta.rotation_id != Some(run.id)
             {
-                let e = RotationError::InProgressElsewhere {
-                    path: run.path.clone(),
-                    rotation_id: p.meta.rotation_id,
-                    since: Some(p.meta.created_at),
-                };
+                let e = self.in_progress_elsewhere(run, p.meta.rotation_id, Some(p.meta.created_at));
                 self.emit(run, AuditEventKind::InProgressElsewhere, Some(step), Some(&e));
                 run.error.get_or_insert(e);
                 return ActionOutcome::Conflict;
