@@ -301,9 +301,13 @@ pub enum RotationError {
         /// The stale-rotation limit.
         limit: std::time::Duration,
     },
-    /// The rotation failed, and undoing it failed too. The cause comes
-    /// first; the audit trail has both.
-    #[error("{cause}; undoing the rotation also failed: {undo}")]
+    /// The rotation (or rollback) failed, and undoing it failed too. The
+    /// cause comes first; the audit trail has both. Its journal stays
+    /// beside the secret, so recovery finishes the undo.
+    #[error(
+        "{cause}; undoing it also failed: {undo} (its journal stays beside the secret: the next rotation, \
+             rollback or recovery of the secret finishes the undo)"
+    )]
     UndoFailed {
         /// Why the rotation failed.
         cause: Box<RotationError>,
