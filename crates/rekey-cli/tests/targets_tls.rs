@@ -306,11 +306,10 @@ target = {{ type = "redis", url_env = "CLI_TEST_REDIS_TLS_URL", user = "{user}"{
         let new_pw = bao.read(&path).await["password"].as_str().unwrap().to_owned();
         assert_ne!(new_pw, initial);
         assert!(ping(&new_pw), "the new password works on the server");
-        // An ACL user keeps the old password too (only dual_write retires
-        // it), which `plan` says.
+        // The ACL user could keep both: the staged rotation revoked the old.
+        assert!(!ping(initial), "the replaced password no longer works");
         let r = rekey(&cfg, &["plan", "--json"], &env).await;
-        let w = r.json()["secrets"][0]["warnings"].to_string();
-        assert!(w.contains("only the dual_write strategy retires it"), "{w}");
+        assert_eq!(r.json()["secrets"][0]["warnings"], json!([]), "{}", r.stdout);
 
         assert_eq!(redis_cli(&plain, None, &["ACL", "DELUSER", &user]), "1");
         assert_no_leak(&[initial.to_owned(), new_pw]);

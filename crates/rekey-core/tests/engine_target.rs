@@ -376,3 +376,91 @@ async fn a_manual_rollback_whose_undo_fails_keeps_a_journal_that_recovery_finish
     let meta = e.store.read_metadata(&p).await.unwrap();
     assert!(RotationJournal::read(&meta).is_none(), "{meta:?}");
 }
+
+/// A target that keeps several credentials at once (like a Redis ACL
+/// user): apply adds a password, revoke removes one and keeps another.
+#[derive(Debug, Default)]
+struct MultiTarget {
+    passwords: Mutex<Vec<String>>,
+    revoke_fails: Mutex<u32>,
+}
+
+impl MultiTarget {
+    fn accepted(&self) -> Vec<String> {
+        let mut p = self.passwords.lock().unwrap().clone();
+        p.sort();
+        p
+    }
+}
+
+#[async_trait]
+impl CredentialTarget for MultiTarget {
+    fn name(&self) -> &str {
+        "multi-db"
+    }
+    fn capabilities(&self) -> TargetCapabilities {
+        TargetCapabilities { concurrent_credentials: true }
+    }
+    async fn apply(&self, candidate: &SecretData, _current: Option<&SecretData>) -> Result<(), TargetError> {
+        let mut p = self.passwords.lock().unwrap();
+        if !p.contains(&pw(candidate)) {
+            p.push(pw(candidate));
+        }
+        Ok(())
+    }
+    async fn test(&self, credential: &SecretData) -> Result<(), TargetError> {
+        if self.passwords.lock().unwrap().contains(&pw(credential)) {
+            Ok(())
+        } else {
+            Err(TargetError::Rejected { message: "password authentication failed".into() })
+        }
+    }
+    async fn revoke(&self, revoked: &SecretData, keep: &SecretData) -> Result<(), TargetError> {
+        {
+            let mut fails = self.revoke_fails.lock().unwrap();
+            if *fails > 0 {
+                *fails -= 1;
+                return Err(TargetError::Other { message: "the server went away".into() });
+            }
+        }
+        let mut p = self.passwords.lock().unwrap();
+        p.retain(|x| *x != pw(revoked));
+        if !p.contains(&pw(keep)) {
+            p.push(pw(keep));
+        }
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn on_a_target_with_several_credentials_staged_and_immediate_revoke_the_replaced_one() {
+    for strategy in [STAGED, IMMEDIATE] {
+        let e = env();
+        let p = path("db/multi");
+        e.store.create(&p, SecretData::fields([("username", "app"), ("password", "pw-1")])).await.unwrap();
+        let target = Arc::new(MultiTarget::default());
+        target.passwords.lock().unwrap().push("pw-1".into());
+        e.manager.bind(p.clone(), SecretBinding::new().field("password").target(target.clone()));
+
+        let r = e.manager.rotate_secret(&p, &policy(strategy), Some(SecretString::from("pw-2"))).await;
+        assert!(r.success(), "{strategy}: {r}");
+        assert_eq!(target.accepted(), ["pw-2"], "{strategy}: the replaced password no longer works");
+        let meta = e.store.read_metadata(&p).await.unwrap();
+        assert!(!meta.keys().any(|k| k.starts_with("rekey.retire")), "{strategy}: nothing left to retire: {meta:?}");
+
+        // A revoke that fails does not fail the rotation: the retire step
+        // stays recorded and the retire pass finishes it.
+        *target.revoke_fails.lock().unwrap() = 1;
+        let r = e.manager.rotate_secret(&p, &policy(strategy), Some(SecretString::from("pw-3"))).await;
+        assert!(r.success(), "{strategy}: {r}");
+        assert_eq!(target.accepted(), ["pw-2", "pw-3"], "{strategy}");
+        let meta = e.store.read_metadata(&p).await.unwrap();
+        assert!(meta.keys().any(|k| k.starts_with("rekey.retire")), "{strategy}: recorded: {meta:?}");
+        let retired = e.manager.process_retirements().await;
+        assert_eq!(retired.len(), 1, "{strategy}: {retired:?}");
+        assert!(retired[0].revoked && retired[0].error.is_none(), "{strategy}: {retired:?}");
+        assert_eq!(target.accepted(), ["pw-3"], "{strategy}");
+        let meta = e.store.read_metadata(&p).await.unwrap();
+        assert!(!meta.keys().any(|k| k.starts_with("rekey.retire")), "{strategy}: {meta:?}");
+    }
+}

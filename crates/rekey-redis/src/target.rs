@@ -41,7 +41,9 @@ pub enum PasswordMode {
 /// An ACL user can hold several passwords at once, so the old credential
 /// stays valid while the new one is added
 /// ([`concurrent_credentials`](TargetCapabilities::concurrent_credentials) is
-/// `true`): the dual-write strategy's target.
+/// `true`): the dual-write strategy's target, which revokes the old password
+/// after its grace period. With the staged and immediate strategies the
+/// engine revokes it right after the rotation.
 ///
 /// | method | does |
 /// |---|---|

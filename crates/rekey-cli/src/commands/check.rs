@@ -195,15 +195,6 @@ pub fn warnings(config: &Config, s: &SecretConfig) -> Vec<String> {
         );
     }
     w.extend(transport_warnings(config, s));
-    if let Some(t) = &s.target
-        && t.kind() == "redis"
-        && p.strategy() != RotationStrategy::DualWrite
-    {
-        w.push(format!(
-            "a redis target adds the new password and keeps the old one; only the dual_write strategy retires it (this policy: {})",
-            p.strategy()
-        ));
-    }
     if !p.auto_rollback() {
         w.push("auto_rollback is off: a failed verification leaves the new value current".to_owned());
     }

@@ -213,17 +213,19 @@ impl Inner {
                             .map_err(|e| RotationError::target(step, t.name(), e))?;
                     }
                 }
+                let crashed_strategy = journal.strategy.as_deref().and_then(|s| s.parse::<RotationStrategy>().ok());
                 if went_current
                     && rolled_back.is_none()
-                    && journal.strategy.as_deref() == Some(RotationStrategy::DualWrite.as_str())
+                    && let Some(strategy) = crashed_strategy.filter(|s| super::retire::retires_old(*s, target))
                     && let Some(base) = &journal.base
                     && *base != current.meta.id
                     && RetireRecord::read(meta).is_none()
                 {
                     // Its old credential is still valid on the target: record
                     // the retire step it did not get to record, with the
-                    // grace counted from when its value became current.
-                    let grace = run.policy.grace_period().unwrap_or_default();
+                    // grace counted from when its value became current (none
+                    // but dual-write's: the retire pass does it at once).
+                    let grace = super::retire::retire_grace(strategy, run.policy);
                     let since = current.meta.created_at.min(now);
                     let deadline =
                         chrono::Duration::from_std(grace).ok().and_then(|g| since.checked_add_signed(g)).unwrap_or(now);

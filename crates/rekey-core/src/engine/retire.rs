@@ -47,10 +47,67 @@ impl RotationManager {
     }
 }
 
+/// Whether a rotation with `strategy` leaves the credential it replaced to
+/// a retire step (a [`RetireRecord`] beside the secret until the target has
+/// revoked it): dual-write always, after its grace period; staged and
+/// immediate on a target that keeps several credentials at once (a Redis ACL
+/// user), at once — so that, as on a target with one credential, only the
+/// current value stays valid.
+pub(super) fn retires_old(strategy: RotationStrategy, target: Option<&dyn crate::CredentialTarget>) -> bool {
+    match strategy {
+        RotationStrategy::DualWrite => true,
+        RotationStrategy::Staged | RotationStrategy::Immediate => {
+            target.is_some_and(|t| t.capabilities().concurrent_credentials)
+        }
+        _ => false,
+    }
+}
+
+/// How long the credential a rotation with `strategy` replaced stays valid:
+/// the policy's grace period for dual-write, none otherwise.
+pub(super) fn retire_grace(strategy: RotationStrategy, policy: &RotationPolicy) -> std::time::Duration {
+    match strategy {
+        RotationStrategy::DualWrite => policy.grace_period().unwrap_or_default(),
+        _ => std::time::Duration::ZERO,
+    }
+}
+
 /// Dual-write retirement.
 impl Inner {
-    /// The retire record a successful dual-write rotation leaves when it
-    /// clears its journal.
+    /// A successful staged or immediate rotation on a target that keeps
+    /// several credentials recorded its retire step with no grace: it is
+    /// done now, within the rotation. If it fails, the record stays and the
+    /// retire pass ([`RotationManager::process_retirements`], the next
+    /// rotation) finishes it; the rotation itself has succeeded.
+    pub(super) async fn retire_at_once(&self, run: &mut Run<'_>, x: &mut Executor<'_>) {
+        let Some(record) = RetireRecord::read(&x.meta).filter(|r| r.rotation_id == Some(run.id)) else { return };
+        let Some(now_current) = x.now_current.clone() else { return };
+        let current = crate::VersionMeta {
+            id: now_current,
+            created_at: run.current_created_at.unwrap_or_else(|| self.clock.now()),
+            stages: crate::Stages { current: true, previous: false, pending: false },
+            rotation_id: Some(run.id),
+        };
+        let target = x.target.clone();
+        let candidate = x.candidate.clone();
+        let mut meta = std::mem::take(&mut x.meta);
+        let reason = RetireReason::GraceEnded;
+        match self
+            .retire_step_with(run, &record, reason, target.as_deref(), &current, Some(&candidate), &mut meta)
+            .await
+        {
+            Ok(_) => {
+                if RetireRecord::read(&meta).is_none() {
+                    lock(&self.retiring).remove(run.path);
+                }
+            }
+            Err(e) => self.emit(run, AuditEventKind::RetireFailed, Some(RotationStep::Retire), Some(&e)),
+        }
+        x.meta = meta;
+    }
+
+    /// The retire record a successful rotation leaves when it clears its
+    /// journal (see [`retires_old`]).
     ///
     /// `keep` is the version that replaced the old one: the one made current
     /// (`None` when nothing was), or, for a record the promotion itself
@@ -62,12 +119,12 @@ impl Inner {
         x: &Executor<'_>,
         keep: Option<VersionId>,
     ) -> Option<RetireRecord> {
-        if run.policy.strategy() != RotationStrategy::DualWrite || x.rolled_back {
+        if !retires_old(run.policy.strategy(), x.target.as_deref()) || x.rolled_back {
             return None;
         }
         let keep = keep?;
         let now = self.clock.now();
-        let grace = chrono::Duration::from_std(run.policy.grace_period().unwrap_or_default()).ok();
+        let grace = chrono::Duration::from_std(retire_grace(run.policy.strategy(), run.policy)).ok();
         let deadline = grace.and_then(|g| now.checked_add_signed(g)).unwrap_or(now);
         Some(RetireRecord::new(x.base.clone(), keep, deadline, run.id))
     }

@@ -502,6 +502,10 @@ impl Inner {
                 exec.carried = false;
             }
         };
+        if verdict == RotationVerdict::Succeeded && run.policy.strategy() != RotationStrategy::DualWrite {
+            // The credential it replaced, on a target that keeps several.
+            self.retire_at_once(run, &mut exec).await;
+        }
         let undone = state.discarded || state.rolled_back || state.revoked;
         let outcome = match (verdict, state.failure) {
             (RotationVerdict::Succeeded, _) => RotationOutcome::Rotated,
