@@ -304,13 +304,24 @@ async fn an_apply_that_may_have_landed_keeps_its_journal_when_the_undo_fails() {
     assert!(meta.contains_key("rekey.rotation"), "{meta:?}");
 }
 
-/// A target whose first apply lands before its error and whose later
-/// applies fail without changing anything (the server went away); revoke
-/// works.
+/// A target whose first apply lands before its error, after which the
+/// server is away (every call fails without changing anything) until
+/// `back` is set.
 #[derive(Debug)]
 struct LandsOnceThenDown {
     inner: Arc<FakeTarget>,
     applies: Mutex<u32>,
+    back: Mutex<bool>,
+}
+
+impl LandsOnceThenDown {
+    fn away(&self) -> Result<(), TargetError> {
+        if *self.back.lock().unwrap() {
+            Ok(())
+        } else {
+            Err(TargetError::Other { message: "the server went away".into() })
+        }
+    }
 }
 
 #[async_trait]
@@ -329,13 +340,17 @@ impl CredentialTarget for LandsOnceThenDown {
         };
         if n == 1 {
             self.inner.apply(c, cur).await?;
+            return Err(TargetError::Other { message: "the server went away".into() });
         }
-        Err(TargetError::Other { message: "the server went away".into() })
+        self.away()?;
+        self.inner.apply(c, cur).await
     }
     async fn test(&self, c: &SecretData) -> Result<(), TargetError> {
+        self.away()?;
         self.inner.test(c).await
     }
     async fn revoke(&self, r: &SecretData, keep: &SecretData) -> Result<(), TargetError> {
+        self.away()?;
         self.inner.revoke(r, keep).await
     }
 }
@@ -350,8 +365,8 @@ async fn a_manual_rollback_whose_undo_fails_keeps_a_journal_that_recovery_finish
     // The rollback's apply lands (the target now takes pw-1), its undo
     // cannot reach the target: store and target differ, and the journal
     // says so.
-    let flaky = LandsOnceThenDown { inner: target.clone(), applies: Mutex::new(0) };
-    e.manager.bind(p.clone(), SecretBinding::new().field("password").target(Arc::new(flaky)));
+    let flaky = Arc::new(LandsOnceThenDown { inner: target.clone(), applies: Mutex::new(0), back: Mutex::new(false) });
+    e.manager.bind(p.clone(), SecretBinding::new().field("password").target(flaky.clone()));
     let err = e.manager.rollback(&p).await.unwrap_err();
     assert!(matches!(err, RotationError::UndoFailed { .. }), "{err}");
     assert_eq!(target.password(), "pw-1");
@@ -361,8 +376,10 @@ async fn a_manual_rollback_whose_undo_fails_keeps_a_journal_that_recovery_finish
     assert_eq!(journal.step, Some(RotationStep::Rollback), "{meta:?}");
     assert!(journal.restore.is_some(), "{meta:?}");
 
-    // Recovery (what the next rotation, `rekey repair` or the daemon's
-    // start-up does) gives the target the store's value again.
+    // Once the server is back, recovery (what the next rotation or
+    // rollback, or `rekey run` scheduling the secret does) gives the target
+    // the store's value again.
+    *flaky.back.lock().unwrap() = true;
     assert_eq!(e.manager.recover(&p).await.unwrap(), Recovery::CleanedUp);
     assert_eq!(target.password(), "pw-2");
     let meta = e.store.read_metadata(&p).await.unwrap();

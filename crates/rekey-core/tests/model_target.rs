@@ -1,20 +1,27 @@
 //! A model-based test of the engine with a credential target bound: random
-//! sequences of rotations (staged, immediate), manual rollbacks (journalled
-//! like rotations while the target is ahead of the store) and recoveries, with target faults (an apply refused before it changed
+//! sequences of rotations, manual rollbacks (journalled like rotations
+//! while the target is ahead of the store), recoveries, retire passes and
+//! clock jumps, with target faults (an apply refused before it changed
 //! anything, an apply that landed before its error, a plain failed apply, a
 //! refused test login, a failed revoke) and store faults (unavailable, or
-//! the answer lost after the call happened) in between, checked after every
-//! step against what a single-password target must show:
+//! the answer lost after the call happened) in between. Two targets: one
+//! that holds a single password (like a PostgreSQL role; staged and
+//! immediate), and one that holds several at once (like a Redis ACL user;
+//! staged, immediate and dual-write). Checked after every step:
 //!
 //! * whenever no rotation is journalled beside the secret, the target
-//!   accepts exactly the store's current value;
+//!   accepts the store's current value — and nothing else, except the
+//!   credential a recorded retire step is still to revoke (dual-write's
+//!   grace, or a revoke that failed): no failed candidate, replaced value or
+//!   rolled-back value stays valid;
 //! * a rotation that reports `RolledBack` or `Rotated` leaves no journal;
 //! * one manager working alone never finds its secret "in progress
 //!   elsewhere" when nothing was journalled before it started;
-//! * at the end, with every fault gone, recovery brings store and target
-//!   together and leaves nothing journalled.
+//! * at the end, with every fault gone and the grace period over, recovery
+//!   and the retire pass leave nothing journalled or recorded, and the target
+//!   accepts exactly the store's current value.
 //!
-//! `REKEY_MODEL_CASES` sets the number of sequences (default 300).
+//! `REKEY_MODEL_CASES` sets the number of sequences per target (default 300).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod engine_support;
@@ -48,13 +55,30 @@ enum TargetFault {
 enum Op {
     Rotate(RotationStrategy),
     Target(TargetFault),
-    Store { method: Method, nth: u64, lost_response: bool },
+    Store {
+        method: Method,
+        nth: u64,
+        lost_response: bool,
+    },
     Rollback,
     Recover,
+    /// The retire pass (what a daemon runs before each batch).
+    Retire,
+    /// Time passes beyond the dual-write grace period.
+    Later,
 }
 
-fn op() -> impl Strategy<Value = Op> {
-    let strategy = prop_oneof![Just(RotationStrategy::Staged), Just(RotationStrategy::Immediate)];
+fn op(multi: bool) -> impl Strategy<Value = Op> {
+    let strategy = if multi {
+        prop_oneof![
+            Just(RotationStrategy::Staged),
+            Just(RotationStrategy::Immediate),
+            Just(RotationStrategy::DualWrite)
+        ]
+        .boxed()
+    } else {
+        prop_oneof![Just(RotationStrategy::Staged), Just(RotationStrategy::Immediate)].boxed()
+    };
     let fault = prop_oneof![
         Just(TargetFault::ApplyChangedNothing),
         Just(TargetFault::ApplyLandedThenFailed),
@@ -77,20 +101,36 @@ fn op() -> impl Strategy<Value = Op> {
         3 => (method, 1u64..3, any::<bool>()).prop_map(|(method, nth, lost_response)| Op::Store { method, nth, lost_response }),
         2 => Just(Op::Rollback),
         1 => Just(Op::Recover),
+        1 => Just(Op::Retire),
+        1 => Just(Op::Later),
     ]
 }
 
-/// A single-password target (like a PostgreSQL role) with one scripted
-/// fault per method at a time.
+/// A target holding one password (like a PostgreSQL role) or several at
+/// once (like a Redis ACL user), with one scripted fault per method at a
+/// time.
 #[derive(Debug, Default)]
 struct Target {
-    password: Mutex<String>,
+    multi: bool,
+    passwords: Mutex<Vec<String>>,
     faults: Mutex<Vec<TargetFault>>,
 }
 
 impl Target {
-    fn password(&self) -> String {
-        self.password.lock().unwrap().clone()
+    /// The passwords it accepts, sorted.
+    fn accepted(&self) -> Vec<String> {
+        let mut p = self.passwords.lock().unwrap().clone();
+        p.sort();
+        p
+    }
+    fn add(&self, pw: String) {
+        let mut p = self.passwords.lock().unwrap();
+        if !self.multi {
+            p.clear();
+        }
+        if !p.contains(&pw) {
+            p.push(pw);
+        }
     }
     /// Takes the pending fault among `kinds`, if any.
     fn take(&self, kinds: &[TargetFault]) -> Option<TargetFault> {
@@ -110,7 +150,7 @@ impl CredentialTarget for Target {
         "model-db"
     }
     fn capabilities(&self) -> TargetCapabilities {
-        TargetCapabilities::default()
+        TargetCapabilities { concurrent_credentials: self.multi }
     }
     async fn apply(&self, candidate: &SecretData, _current: Option<&SecretData>) -> Result<(), TargetError> {
         use TargetFault::*;
@@ -119,33 +159,40 @@ impl CredentialTarget for Target {
                 Err(TargetError::PermissionDenied { message: "admin login refused".into() }.nothing_changed())
             }
             Some(ApplyLandedThenFailed) => {
-                *self.password.lock().unwrap() = pw(candidate);
+                self.add(pw(candidate));
                 Err(TargetError::Other { message: "connection closed after ALTER ROLE".into() })
             }
             Some(_) => Err(TargetError::Other { message: "the server went away".into() }),
             None => {
-                *self.password.lock().unwrap() = pw(candidate);
+                self.add(pw(candidate));
                 Ok(())
             }
         }
     }
     async fn test(&self, credential: &SecretData) -> Result<(), TargetError> {
-        if self.take(&[TargetFault::TestFails]).is_some() || pw(credential) != self.password() {
+        if self.take(&[TargetFault::TestFails]).is_some() || !self.passwords.lock().unwrap().contains(&pw(credential)) {
             return Err(TargetError::Rejected { message: "password authentication failed".into() });
         }
         Ok(())
     }
-    async fn revoke(&self, _revoked: &SecretData, keep: &SecretData) -> Result<(), TargetError> {
+    async fn revoke(&self, revoked: &SecretData, keep: &SecretData) -> Result<(), TargetError> {
         if self.take(&[TargetFault::RevokeFails]).is_some() {
             return Err(TargetError::Other { message: "the server went away".into() });
         }
-        *self.password.lock().unwrap() = pw(keep);
+        let (revoked, keep) = (pw(revoked), pw(keep));
+        self.passwords.lock().unwrap().retain(|p| *p != revoked);
+        self.add(keep);
         Ok(())
     }
 }
 
+/// The dual-write grace period; `Op::Later` jumps past it.
+const GRACE: Duration = Duration::from_secs(600);
+
 fn policy(strategy: RotationStrategy) -> RotationPolicy {
-    RotationPolicy::builder(strategy.as_str()).strategy(strategy).manual().max_retries(1).build().unwrap()
+    let b = RotationPolicy::builder(strategy.as_str()).strategy(strategy).manual().max_retries(1);
+    let b = if strategy == RotationStrategy::DualWrite { b.grace_period(GRACE) } else { b };
+    b.build().unwrap()
 }
 
 struct World {
@@ -155,15 +202,24 @@ struct World {
 }
 
 impl World {
-    async fn new() -> Self {
+    async fn new(multi: bool) -> Self {
         let e = env();
         e.clock.set_auto_advance(true);
         let p = path("model/db");
         e.store.inner().create(&p, SecretData::text("initial-pw-0123456789")).await.unwrap();
-        let target = Arc::new(Target::default());
-        *target.password.lock().unwrap() = "initial-pw-0123456789".into();
+        let target = Arc::new(Target { multi, ..Target::default() });
+        target.add("initial-pw-0123456789".into());
         e.manager.bind(p.clone(), SecretBinding::new().target(target.clone()));
         Self { e, p, target }
+    }
+
+    /// The value of the credential a recorded retire step is still to
+    /// revoke, read past the fault layer.
+    async fn retiring(&self) -> Option<String> {
+        let meta = self.e.store.inner().read_metadata(&self.p).await.unwrap();
+        let record = RetireRecord::read(&meta)?;
+        let v = self.e.store.inner().read(&self.p, &VersionSelector::Id(record.retired)).await.ok()?;
+        Some(text(&v.data))
     }
 
     /// Whether a rotation is journalled beside the secret, read past the
@@ -208,16 +264,31 @@ impl World {
             Op::Recover => {
                 let _ = self.e.manager.recover(&self.p).await;
             }
+            Op::Retire => {
+                let _ = self.e.manager.process_retirements().await;
+            }
+            Op::Later => self.e.clock.advance(GRACE * 2),
         }
         Ok(())
     }
 
     async fn check(&self) -> Result<(), String> {
-        if !self.journalled().await {
-            let (store, target) = (self.current().await, self.target.password());
-            if store != target {
-                return Err("nothing journalled, but the target does not accept the store's current value".into());
-            }
+        if self.journalled().await {
+            return Ok(());
+        }
+        let (current, accepted) = (self.current().await, self.target.accepted());
+        if !accepted.contains(&current) {
+            return Err("nothing journalled, but the target does not accept the store's current value".into());
+        }
+        let retiring = self.retiring().await;
+        if let Some(other) = accepted.iter().find(|p| **p != current && Some(*p) != retiring.as_ref()) {
+            let i = accepted.iter().position(|p| p == other).unwrap_or(0);
+            return Err(format!(
+                "nothing journalled, but the target still accepts a value that is neither current nor being retired \
+                 (accepted #{i} of {}; retiring: {})",
+                accepted.len(),
+                retiring.is_some()
+            ));
         }
         Ok(())
     }
@@ -227,6 +298,14 @@ impl World {
         self.target.faults.lock().unwrap().clear();
         self.e.clock.advance(Duration::from_secs(3600));
         self.e.manager.recover(&self.p).await.map_err(|e| format!("final recovery: {e}"))?;
+        for r in self.e.manager.process_retirements().await {
+            if let Some(e) = r.error {
+                return Err(format!("final retire pass: {e}"));
+            }
+        }
+        if self.retiring().await.is_some() {
+            return Err("the final retire pass left a retire step".into());
+        }
         if self.journalled().await {
             return Err("the final recovery left a journal".into());
         }
@@ -240,14 +319,13 @@ impl World {
     }
 }
 
-#[test]
-fn store_and_target_agree_whenever_nothing_is_journalled() {
+fn run_model(multi: bool) {
     let cases = std::env::var("REKEY_MODEL_CASES").ok().and_then(|c| c.parse().ok()).unwrap_or(300);
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     let mut runner = TestRunner::new(Config { cases, failure_persistence: None, ..Config::default() });
-    let result = runner.run(&proptest::collection::vec(op(), 5..30), |ops| {
+    let result = runner.run(&proptest::collection::vec(op(multi), 5..30), |ops| {
         runtime.block_on(async {
-            let mut w = World::new().await;
+            let mut w = World::new(multi).await;
             for (step, op) in ops.iter().enumerate() {
                 w.apply(op).await.map_err(|e| TestCaseError::fail(format!("step {step} {op:?}: {e}")))?;
                 w.check().await.map_err(|e| TestCaseError::fail(format!("after step {step} {op:?}: {e}")))?;
@@ -258,4 +336,14 @@ fn store_and_target_agree_whenever_nothing_is_journalled() {
     if let Err(e) = result {
         panic!("{e}");
     }
+}
+
+#[test]
+fn a_single_password_target_agrees_with_the_store_whenever_nothing_is_journalled() {
+    run_model(false);
+}
+
+#[test]
+fn a_target_with_several_passwords_accepts_only_the_current_and_the_retiring_one() {
+    run_model(true);
 }

@@ -287,7 +287,25 @@ impl Inner {
         };
         let keep = &current.data;
         let undone = match &restored {
-            Some(r) if r.same_as(keep) => return Ok(()),
+            // The promotion happened: on a target that keeps several
+            // credentials the replaced one goes, as the rollback would have
+            // revoked it.
+            Some(r) if r.same_as(keep) => {
+                let Some(replaced) = journal.base.clone().filter(|_| t.capabilities().concurrent_credentials) else {
+                    return Ok(());
+                };
+                let selector = VersionSelector::Id(replaced);
+                let old = match self.retry_store(run, step, || self.store.read(path, &selector)).await {
+                    Ok(v) => v.data,
+                    Err(StoreError::NotFound { .. }) => return Ok(()),
+                    Err(e) => return Err(RotationError::store(step, e)),
+                };
+                if old.same_as(keep) {
+                    return Ok(());
+                }
+                let secrets = [old.secret_parts(), keep.secret_parts()].concat();
+                self.retry_target(run, step, &secrets, || t.revoke(&old, keep)).await
+            }
             Some(r) => {
                 let secrets = [r.secret_parts(), keep.secret_parts()].concat();
                 self.retry_target(run, step, &secrets, || t.revoke(r, keep)).await

@@ -3,10 +3,11 @@
 //! failed), on the credential target first when one is bound.
 
 use super::audit::{AuditError, AuditEvent, AuditEventKind};
+use super::consumers::RetireRecord;
 use super::error::{RotationError, RotationStep};
 use super::journal::RotationJournal;
 use super::manager::RotationManager;
-use super::shared::fresh_rotation_id;
+use super::shared::{Retiring, fresh_rotation_id, lock};
 use crate::record::{REFUSAL, Rollback, SecretRecord, after_rollback, rollback_plan};
 use crate::{JOURNAL_KEY, MetadataPatch, SecretPath, SecretStoreExt, StoreError, VersionSelector};
 
@@ -61,6 +62,7 @@ impl RotationManager {
         let meta = inner.store.read_metadata(path).await.map_err(store_err)?;
         let plan = rollback_plan(path.as_str(), &versions, &SecretRecord::read(&meta)).map_err(store_err)?;
         let target = self.binding(path).and_then(|b| b.target_ref().cloned());
+        let rollback_id = fresh_rotation_id();
         let mut values = None;
         let mut journalled = false;
         // Removes the journal once store and target agree again; if that
@@ -75,7 +77,7 @@ impl RotationManager {
             let restore =
                 inner.store.read(path, &VersionSelector::Id(plan.restore.clone())).await.map_err(store_err)?;
             let line = RotationJournal::rollback_line(
-                fresh_rotation_id(),
+                rollback_id,
                 &plan.restore,
                 &plan.replace,
                 inner.clock.now(),
@@ -92,9 +94,9 @@ impl RotationManager {
                 let changed_nothing = e.changed_nothing();
                 let cause = RotationError::target(step, t.name(), e.redact(&secrets));
                 // It may have landed before its error (unless it says it
-                // changed nothing): the target is given the current value
-                // back. A failed undo keeps the journal.
-                let undone = if changed_nothing { Ok(()) } else { t.apply(&current.data, Some(&restore.data)).await };
+                // changed nothing): the target accepts the current value
+                // and not the restored one. A failed undo keeps the journal.
+                let undone = if changed_nothing { Ok(()) } else { t.revoke(&restore.data, &current.data).await };
                 return match undone {
                     Ok(()) => {
                         if journalled {
@@ -115,12 +117,16 @@ impl RotationManager {
             Err(e) => {
                 if let (Some(t), Some((current, restore))) = (&target, &values) {
                     // The promotion may have happened with only its answer
-                    // lost: the target is given whatever the store serves now
-                    // (the value before the rollback when it cannot tell). A
-                    // failed undo keeps the journal.
+                    // lost: the target accepts whatever the store serves now
+                    // (the value before the rollback when it cannot tell),
+                    // and not the other. A failed undo keeps the journal.
                     let now_current = inner.store.current(path).await.map(|v| v.data);
-                    let keep = now_current.as_ref().unwrap_or(&current.data);
-                    if let Err(te) = t.apply(keep, Some(&restore.data)).await {
+                    let (revoked, keep) = match &now_current {
+                        Ok(d) if d.same_as(&restore.data) => (&current.data, d),
+                        Ok(d) => (&restore.data, d),
+                        Err(_) => (&restore.data, &current.data),
+                    };
+                    if let Err(te) = t.revoke(revoked, keep).await {
                         let secrets = [restore.data.secret_parts(), current.data.secret_parts()].concat();
                         let undo = RotationError::target(step, t.name(), te.redact(&secrets));
                         return Err(RotationError::UndoFailed { cause: Box::new(store_err(e)), undo: Box::new(undo) });
@@ -133,7 +139,32 @@ impl RotationManager {
             }
         };
         let now = inner.clock.now();
+        // On a target that keeps several credentials, the replaced one is
+        // revoked too, as a rotation's would be; if that fails, a retire
+        // step is recorded for the retire pass (the rollback has happened).
+        let mut retire = None;
+        if let (Some(t), Some((current, restore))) = (&target, &values)
+            && t.capabilities().concurrent_credentials
+            && !current.data.same_as(&restore.data)
+            && let Err(e) = t.revoke(&current.data, &restore.data).await
+        {
+            let secrets = [restore.data.secret_parts(), current.data.secret_parts()].concat();
+            let e = RotationError::target(step, t.name(), e.redact(&secrets));
+            inner.emit_with(|| {
+                let mut a = AuditEvent::new(now, AuditEventKind::RetireFailed, path.clone());
+                a.step = Some(RotationStep::Retire);
+                a.error = Some(AuditError { kind: e.kind().to_owned(), message: e.to_string() });
+                a
+            });
+            retire = Some(RetireRecord::new(plan.replace.clone(), promoted.id.clone(), now, rollback_id));
+        }
         let mut patch = after_rollback(&plan, &promoted.id, now, "manual").patch(&meta);
+        if let Some(record) = &retire {
+            let mut after = meta.clone();
+            record.write_into(&mut after);
+            patch.extend(MetadataPatch::diff(&meta, &after));
+            lock(&inner.retiring).insert(path.clone(), Retiring { target: target.clone(), deadline: Some(now) });
+        }
         if journalled {
             // Store and target agree: the record's write ends the journal.
             patch.remove(JOURNAL_KEY);
