@@ -467,12 +467,19 @@ async fn on_a_target_with_several_credentials_staged_and_immediate_revoke_the_re
 
         // A revoke that fails does not fail the rotation: the retire step
         // stays recorded and the retire pass finishes it.
-        *target.revoke_fails.lock().unwrap() = 1;
+        *target.revoke_fails.lock().unwrap() = 2;
         let r = e.manager.rotate_secret(&p, &policy(strategy), Some(SecretString::from("pw-3"))).await;
         assert!(r.success(), "{strategy}: {r}");
         assert_eq!(target.accepted(), ["pw-2", "pw-3"], "{strategy}");
         let meta = e.store.read_metadata(&p).await.unwrap();
         assert!(meta.keys().any(|k| k.starts_with("rekey.retire")), "{strategy}: recorded: {meta:?}");
+        // Tried again later, not at once: a worker loop that sleeps until
+        // `next_due` would otherwise spin against a target that is down.
+        let now = e.clock.now();
+        assert!(e.manager.next_due().is_some_and(|t| t > now), "{strategy}: {:?}", e.manager.next_due());
+        let retired = e.manager.process_retirements().await;
+        assert!(retired.len() == 1 && retired[0].error.is_some(), "{strategy}: {retired:?}");
+        assert!(e.manager.next_due().is_some_and(|t| t > now), "{strategy}: {:?}", e.manager.next_due());
         let retired = e.manager.process_retirements().await;
         assert_eq!(retired.len(), 1, "{strategy}: {retired:?}");
         assert!(retired[0].revoked && retired[0].error.is_none(), "{strategy}: {retired:?}");

@@ -101,9 +101,23 @@ impl Inner {
                     lock(&self.retiring).remove(run.path);
                 }
             }
-            Err(e) => self.emit(run, AuditEventKind::RetireFailed, Some(RotationStep::Retire), Some(&e)),
+            Err(e) => self.retire_failed(run, &e),
         }
         x.meta = meta;
+    }
+
+    /// A retire step failed: reported, and tried again after the policy's
+    /// failure backoff (its wake-up in [`RotationManager::next_due`] moves
+    /// there; a retire pass before then still tries it) — never in a loop
+    /// against a target that is down.
+    fn retire_failed(&self, run: &Run<'_>, e: &RotationError) {
+        self.emit(run, AuditEventKind::RetireFailed, Some(RotationStep::Retire), Some(e));
+        let later = chrono::Duration::from_std(run.policy.failure_backoff())
+            .ok()
+            .and_then(|b| self.clock.now().checked_add_signed(b));
+        if let Some(r) = lock(&self.retiring).get_mut(run.path) {
+            r.deadline = later.or(r.deadline);
+        }
     }
 
     /// The retire record a successful rotation leaves when it clears its
@@ -239,9 +253,7 @@ impl Inner {
         };
         let mut run = self.detached_run(path, &policy);
         let step = RotationStep::Retire;
-        let failed = |run: &Run<'_>, e: &RotationError| {
-            self.emit(run, AuditEventKind::RetireFailed, Some(step), Some(e));
-        };
+        let failed = |run: &Run<'_>, e: &RotationError| self.retire_failed(run, e);
         let meta = match self.retry_store(&mut run, step, || self.store.read_metadata(path)).await {
             Ok(m) => m,
             Err(StoreError::NotFound { .. }) => {
