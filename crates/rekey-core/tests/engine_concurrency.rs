@@ -325,3 +325,29 @@ async fn a_rotation_past_the_stale_limit_never_promotes_after_a_takeover() {
     let r = e.manager.rotate_secret(&p, &gated(STAGED), None).await;
     assert!(r.success(), "{r}");
 }
+
+#[tokio::test]
+async fn a_schedule_waits_for_a_live_rotation_elsewhere_until_its_journal_would_be_stale() {
+    let (e, entered, _permits) = gated_env();
+    let other = manager_on(e.store.clone(), &e.clock, &e.audit, |b| b.stale_rotation_after(Duration::from_secs(120)));
+    let p = path("c/sched");
+    e.seed(&p, "initial").await;
+    e.clock.advance(Duration::from_secs(2 * 86_400));
+    // Process A rotates by hand and is held at its verification.
+    let m = e.manager.clone();
+    let p2 = p.clone();
+    let started = e.clock.now();
+    let task = tokio::spawn(async move { m.rotate_secret(&p2, &gated(STAGED), None).await });
+    entered.notified().await;
+    // Process B's schedule is due (the value is two days old).
+    other.schedule_rotation(&p, every(1, STAGED)).await.unwrap();
+    let results = other.process_scheduled_rotations().await;
+    assert_eq!(results.len(), 1);
+    assert_eq!(results[0].outcome, RotationOutcome::InProgressElsewhere, "{}", results[0]);
+    // Not again in a second (a store call per try for minutes): when A's
+    // journal would count as crashed.
+    let stale_at = started + chrono::Duration::seconds(120);
+    assert_eq!(other.next_due(), Some(stale_at));
+    task.abort();
+    let _ = task.await;
+}

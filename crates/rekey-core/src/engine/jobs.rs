@@ -373,8 +373,18 @@ impl Inner {
                         t.set_failures(job.slot, 0);
                         t.set_next(job.slot, policy.next_due(last, key));
                     }
-                    RotationOutcome::AlreadyRotating | RotationOutcome::InProgressElsewhere => {
-                        t.set_next(job.slot, soon(1));
+                    RotationOutcome::AlreadyRotating => t.set_next(job.slot, soon(1)),
+                    // Looked at again when the other process's journal would
+                    // count as crashed: a live rotation is done well before
+                    // (the secret then turns out rotated elsewhere, no call
+                    // wasted on it meanwhile), and a dead one's leftovers are
+                    // cleaned up as soon as they may be.
+                    RotationOutcome::InProgressElsewhere => {
+                        let stale_at = match &r.error {
+                            Some(RotationError::InProgressElsewhere { stale_at, .. }) => *stale_at,
+                            _ => None,
+                        };
+                        t.set_next(job.slot, stale_at.filter(|s| *s > now).or_else(|| soon(1)));
                     }
                     RotationOutcome::OutsideWindow => {
                         t.set_next(job.slot, policy.window().map(|w| w.next_open(now)).or_else(|| soon(1)));
