@@ -83,4 +83,9 @@ pub(super) struct Executor<'f> {
     pub(super) carried: bool,
     /// The last `Apply` failed and the target said it changed nothing.
     pub(super) apply_changed_nothing: bool,
+    /// The credential this rotation replaced was revoked on the target
+    /// before its last write (so that write records no retire step).
+    pub(super) retired_at_once: bool,
+    /// Why that revoke failed (the last write then records the step).
+    pub(super) retire_error: Option<super::error::RotationError>,
 }

@@ -74,43 +74,38 @@ pub(super) fn retire_grace(strategy: RotationStrategy, policy: &RotationPolicy) 
 
 /// Dual-write retirement.
 impl Inner {
-    /// A successful staged or immediate rotation on a target that keeps
-    /// several credentials recorded its retire step with no grace: it is
-    /// done now, within the rotation. If it fails, the record stays and the
-    /// retire pass ([`RotationManager::process_retirements`], the next
-    /// rotation) finishes it; the rotation itself has succeeded.
-    pub(super) async fn retire_at_once(&self, run: &mut Run<'_>, x: &mut Executor<'_>) {
-        let Some(record) = RetireRecord::read(&x.meta).filter(|r| r.rotation_id == Some(run.id)) else { return };
-        let Some(now_current) = x.now_current.clone() else { return };
-        let current = crate::VersionMeta {
-            id: now_current,
-            created_at: run.current_created_at.unwrap_or_else(|| self.clock.now()),
-            stages: crate::Stages { current: true, previous: false, pending: false },
-            rotation_id: Some(run.id),
-        };
-        let target = x.target.clone();
-        let candidate = x.candidate.clone();
-        let mut meta = std::mem::take(&mut x.meta);
-        let reason = RetireReason::GraceEnded;
-        match self
-            .retire_step_with(run, &record, reason, target.as_deref(), &current, Some(&candidate), &mut meta)
-            .await
-        {
-            Ok(_) => {
-                if RetireRecord::read(&meta).is_none() {
-                    lock(&self.retiring).remove(run.path);
-                }
-            }
-            Err(e) => self.retire_failed(run, &e),
+    /// Just before the last write of a successful staged or immediate
+    /// rotation on a target that keeps several credentials: the credential
+    /// it replaced is revoked now, so that its last write records no retire
+    /// step and the rotation costs no store call more. If the revoke fails,
+    /// that write records the step (no grace) for the retire pass, and the
+    /// rotation itself has still succeeded. A crash in between leaves the
+    /// journal: recovery records the step.
+    pub(super) async fn retire_before_last_write(&self, run: &mut Run<'_>, x: &mut Executor<'_>) {
+        let (Some(t), Some(old)) = (x.target.clone(), x.current_data.as_ref()) else { return };
+        if old.same_as(&x.candidate) {
+            x.retired_at_once = true;
+            return;
         }
-        x.meta = meta;
+        let step = RotationStep::Retire;
+        let secrets = [old.secret_parts(), x.candidate.secret_parts()].concat();
+        let (candidate, base) = (&x.candidate, x.base.clone());
+        match self.retry_target(run, step, &secrets, || t.revoke(old, candidate)).await {
+            Ok(()) => {
+                x.retired_at_once = true;
+                let detail =
+                    format!("revoked the replaced version {base} on the target; only the new value stays valid");
+                self.emit_detail(run, AuditEventKind::Retired, Some(step), detail);
+            }
+            Err(e) => x.retire_error = Some(RotationError::target(step, t.name(), e)),
+        }
     }
 
     /// A retire step failed: reported, and tried again after the policy's
     /// failure backoff (its wake-up in [`RotationManager::next_due`] moves
     /// there; a retire pass before then still tries it) — never in a loop
     /// against a target that is down.
-    fn retire_failed(&self, run: &Run<'_>, e: &RotationError) {
+    pub(super) fn retire_failed(&self, run: &Run<'_>, e: &RotationError) {
         self.emit(run, AuditEventKind::RetireFailed, Some(RotationStep::Retire), Some(e));
         let later = chrono::Duration::from_std(run.policy.failure_backoff())
             .ok()
@@ -133,7 +128,7 @@ impl Inner {
         x: &Executor<'_>,
         keep: Option<VersionId>,
     ) -> Option<RetireRecord> {
-        if !retires_old(run.policy.strategy(), x.target.as_deref()) || x.rolled_back {
+        if !retires_old(run.policy.strategy(), x.target.as_deref()) || x.rolled_back || x.retired_at_once {
             return None;
         }
         let keep = keep?;

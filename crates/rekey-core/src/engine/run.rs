@@ -351,6 +351,8 @@ impl Inner {
             carry: None,
             carried: false,
             apply_changed_nothing: false,
+            retired_at_once: false,
+            retire_error: None,
         };
         self.drive(run, state, exec).await
     }
@@ -397,6 +399,8 @@ impl Inner {
             carry: None,
             carried: false,
             apply_changed_nothing: false,
+            retired_at_once: false,
+            retire_error: None,
         };
         self.staged(run, &mut exec, &s);
         state.record(RotationAction::Journal, ActionOutcome::Done);
@@ -491,6 +495,13 @@ impl Inner {
                 exec.carry = self.carry_record(run, &exec, &done);
             }
             if action == RotationAction::ClearJournal {
+                if state.failure.is_none()
+                    && run.policy.strategy() != RotationStrategy::DualWrite
+                    && super::retire::retires_old(run.policy.strategy(), exec.target.as_deref())
+                {
+                    // The credential it replaced, on a target that keeps several.
+                    self.retire_before_last_write(run, &mut exec).await;
+                }
                 // The journal's clearing write also records the result.
                 exec.record_update = self.record_update(run, &exec, &state);
             }
@@ -502,9 +513,9 @@ impl Inner {
                 exec.carried = false;
             }
         };
-        if verdict == RotationVerdict::Succeeded && run.policy.strategy() != RotationStrategy::DualWrite {
-            // The credential it replaced, on a target that keeps several.
-            self.retire_at_once(run, &mut exec).await;
+        if let Some(e) = exec.retire_error.take() {
+            // Recorded by the last write: the retire pass tries it again.
+            self.retire_failed(run, &e);
         }
         let undone = state.discarded || state.rolled_back || state.revoked;
         let outcome = match (verdict, state.failure) {
