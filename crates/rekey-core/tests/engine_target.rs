@@ -498,3 +498,40 @@ async fn on_a_target_with_several_credentials_staged_and_immediate_revoke_the_re
         assert!(!meta.keys().any(|k| k.starts_with("rekey.retire")), "{strategy}: {meta:?}");
     }
 }
+
+#[tokio::test]
+async fn an_emergency_dual_write_rotation_revokes_the_leaked_credential_at_once() {
+    let e = env();
+    let p = path("db/leaky");
+    e.store.create(&p, SecretData::fields([("username", "app"), ("password", "pw-1")])).await.unwrap();
+    let target = Arc::new(MultiTarget::default());
+    target.passwords.lock().unwrap().push("pw-1".into());
+    e.manager.bind(p.clone(), SecretBinding::new().field("password").target(target.clone()));
+    let dual = RotationPolicy::builder("dual")
+        .strategy(RotationStrategy::DualWrite)
+        .grace_period(std::time::Duration::from_secs(3600))
+        .manual()
+        .build()
+        .unwrap();
+
+    // A scheduled-style dual-write rotation keeps the old password for its
+    // grace period.
+    let r = e.manager.rotate_secret(&p, &dual, Some(SecretString::from("pw-2"))).await;
+    assert!(r.success(), "{r}");
+    assert_eq!(target.accepted(), ["pw-1", "pw-2"]);
+    e.clock.advance(std::time::Duration::from_secs(7200));
+    e.manager.process_retirements().await;
+    assert_eq!(target.accepted(), ["pw-2"]);
+
+    // An emergency rotation is a leak: the credential it replaces stops
+    // working at once, whatever the grace period.
+    let r = e
+        .manager
+        .rotate(RotationRequest::new(&p, &dual).trigger(RotationTrigger::Emergency { reason: "leaked".into() }))
+        .await;
+    assert!(r.success(), "{r}");
+    let now_pw = pw(&e.current(&p).await.data);
+    assert_eq!(target.accepted(), [now_pw], "the leaked pw-2 no longer works");
+    let meta = e.store.read_metadata(&p).await.unwrap();
+    assert!(!meta.keys().any(|k| k.starts_with("rekey.retire")), "nothing left to retire: {meta:?}");
+}

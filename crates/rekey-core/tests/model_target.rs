@@ -54,6 +54,8 @@ enum TargetFault {
 #[derive(Debug, Clone)]
 enum Op {
     Rotate(RotationStrategy),
+    /// An emergency rotation (the replaced credential leaked).
+    Emergency(RotationStrategy),
     Target(TargetFault),
     Store {
         method: Method,
@@ -96,7 +98,8 @@ fn op(multi: bool) -> impl Strategy<Value = Op> {
         Just(Method::WriteMetadata),
     ];
     prop_oneof![
-        6 => strategy.prop_map(Op::Rotate),
+        6 => strategy.clone().prop_map(Op::Rotate),
+        1 => strategy.prop_map(Op::Emergency),
         4 => fault.prop_map(Op::Target),
         3 => (method, 1u64..3, any::<bool>()).prop_map(|(method, nth, lost_response)| Op::Store { method, nth, lost_response }),
         2 => Just(Op::Rollback),
@@ -238,8 +241,24 @@ impl World {
     async fn apply(&mut self, op: &Op) -> Result<(), String> {
         let journalled_before = self.journalled().await;
         match op {
-            Op::Rotate(strategy) => {
-                let r = self.e.manager.rotate_secret(&self.p, &policy(*strategy), None).await;
+            Op::Rotate(strategy) | Op::Emergency(strategy) => {
+                let policy = policy(*strategy);
+                let mut req = RotationRequest::new(&self.p, &policy);
+                if let Op::Emergency(_) = op {
+                    req = req.trigger(RotationTrigger::Emergency { reason: "leaked".into() });
+                }
+                let r = self.e.manager.rotate(req).await;
+                if let Op::Emergency(_) = op
+                    && r.success()
+                {
+                    // The replaced credential leaked: revoked, or due for
+                    // revocation now — never given a grace period.
+                    let meta = self.e.store.inner().read_metadata(&self.p).await.unwrap();
+                    let now = self.e.clock.now();
+                    if RetireRecord::read(&meta).and_then(|rec| rec.deadline).is_some_and(|d| d > now) {
+                        return Err(format!("an emergency rotation gave the leaked credential a grace period: {r}"));
+                    }
+                }
                 if matches!(r.outcome, RotationOutcome::Rotated | RotationOutcome::RolledBack)
                     && self.journalled().await
                 {

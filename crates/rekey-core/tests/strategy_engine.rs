@@ -252,14 +252,20 @@ async fn a_pending_retire_step_is_done_first_or_refuses_the_rotation() {
         .await;
     assert!(r.success(), "{r}");
     assert!(!target.works(&old), "retired before the emergency rotation");
-    assert!(target.works(&v2.data), "the previous credential gets its own grace period");
-    let rec = RetireRecord::read(&e.store.read_metadata(&e.path).await.unwrap()).unwrap();
-    assert_eq!(rec.retired, v2.meta.id);
+    // The credential an emergency rotation replaces is the one that leaked:
+    // it gets no grace period.
+    assert!(!target.works(&v2.data), "the leaked credential is revoked at once");
+    assert!(target.works(&e.store.current(&e.path).await.unwrap().data));
+    assert!(RetireRecord::read(&e.store.read_metadata(&e.path).await.unwrap()).is_none());
 
-    // After the deadline a rotation retires first by itself.
+    // The next ordinary rotation gives its old credential the grace period
+    // again; after the deadline a rotation retires first by itself.
+    let v3 = e.store.current(&e.path).await.unwrap();
+    assert!(e.manager.rotate_secret(&e.path, &p, None).await.success());
+    assert!(target.works(&v3.data), "an ordinary rotation keeps the grace");
     e.clock.advance(GRACE);
     assert!(e.manager.rotate_secret(&e.path, &p, None).await.success());
-    assert!(!target.works(&v2.data));
+    assert!(!target.works(&v3.data));
 }
 
 #[tokio::test]

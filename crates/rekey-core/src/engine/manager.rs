@@ -112,9 +112,11 @@ impl RotationManager {
     }
 
     /// Rotates `path` now, whatever its schedule, window or quarantine
-    /// says, recording `reason` in every audit event. Uses the secret's
-    /// scheduled policy, else the manager's default policy, else fails with
-    /// [`RotationError::NoPolicy`].
+    /// says, recording `reason` in every audit event. The replaced
+    /// credential is treated as leaked: a dual-write rotation gives it no
+    /// grace period (it is revoked on the target before the rotation's last
+    /// write). Uses the secret's scheduled policy, else the manager's default
+    /// policy, else fails with [`RotationError::NoPolicy`].
     pub async fn emergency_rotate(&self, path: &SecretPath, reason: impl Into<String>) -> RotationResult {
         let trigger = RotationTrigger::Emergency { reason: reason.into() };
         let scheduled = {

@@ -225,7 +225,7 @@ impl Inner {
                     // the retire step it did not get to record, with the
                     // grace counted from when its value became current (none
                     // but dual-write's: the retire pass does it at once).
-                    let grace = super::retire::retire_grace(strategy, run.policy);
+                    let grace = super::retire::retire_grace(strategy, run.policy, false);
                     let since = current.meta.created_at.min(now);
                     let deadline =
                         chrono::Duration::from_std(grace).ok().and_then(|g| since.checked_add_signed(g)).unwrap_or(now);

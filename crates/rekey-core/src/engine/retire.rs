@@ -64,12 +64,27 @@ pub(super) fn retires_old(strategy: RotationStrategy, target: Option<&dyn crate:
 }
 
 /// How long the credential a rotation with `strategy` replaced stays valid:
-/// the policy's grace period for dual-write, none otherwise.
-pub(super) fn retire_grace(strategy: RotationStrategy, policy: &RotationPolicy) -> std::time::Duration {
+/// the policy's grace period for dual-write, none otherwise — and none
+/// after an emergency rotation (the replaced credential is the one that
+/// leaked).
+pub(super) fn retire_grace(
+    strategy: RotationStrategy,
+    policy: &RotationPolicy,
+    emergency: bool,
+) -> std::time::Duration {
     match strategy {
-        RotationStrategy::DualWrite => policy.grace_period().unwrap_or_default(),
+        RotationStrategy::DualWrite if !emergency => policy.grace_period().unwrap_or_default(),
         _ => std::time::Duration::ZERO,
     }
+}
+
+/// Whether `run` revokes the credential it replaced before its last write
+/// (rather than leaving a retire step for later): when it has one to retire
+/// and no grace to give it.
+pub(super) fn retires_at_once(run: &Run<'_>, target: Option<&dyn crate::CredentialTarget>) -> bool {
+    let strategy = run.policy.strategy();
+    let emergency = matches!(run.trigger, super::audit::RotationTrigger::Emergency { .. });
+    target.is_some() && retires_old(strategy, target) && retire_grace(strategy, run.policy, emergency).is_zero()
 }
 
 /// Dual-write retirement.
@@ -133,7 +148,8 @@ impl Inner {
         }
         let keep = keep?;
         let now = self.clock.now();
-        let grace = chrono::Duration::from_std(retire_grace(run.policy.strategy(), run.policy)).ok();
+        let emergency = matches!(run.trigger, super::audit::RotationTrigger::Emergency { .. });
+        let grace = chrono::Duration::from_std(retire_grace(run.policy.strategy(), run.policy, emergency)).ok();
         let deadline = grace.and_then(|g| now.checked_add_signed(g)).unwrap_or(now);
         Some(RetireRecord::new(x.base.clone(), keep, deadline, run.id))
     }

@@ -495,11 +495,9 @@ impl Inner {
                 exec.carry = self.carry_record(run, &exec, &done);
             }
             if action == RotationAction::ClearJournal {
-                if state.failure.is_none()
-                    && run.policy.strategy() != RotationStrategy::DualWrite
-                    && super::retire::retires_old(run.policy.strategy(), exec.target.as_deref())
-                {
-                    // The credential it replaced, on a target that keeps several.
+                if state.failure.is_none() && super::retire::retires_at_once(run, exec.target.as_deref()) {
+                    // The credential it replaced, on a target that keeps
+                    // several, with no grace (or after an emergency).
                     self.retire_before_last_write(run, &mut exec).await;
                 }
                 // The journal's clearing write also records the result.
