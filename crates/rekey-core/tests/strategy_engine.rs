@@ -317,6 +317,39 @@ async fn a_second_process_retires_what_the_first_recorded() {
 }
 
 #[tokio::test]
+async fn a_process_that_scheduled_the_secret_first_retires_what_a_later_rotation_elsewhere_recorded() {
+    let e = env();
+    let target = FakeTarget::new(true);
+    let old = SecretData::text("old-secret");
+    target.apply(&old, None).await.unwrap();
+    e.store.create(&e.path, old.clone()).await.unwrap();
+    e.manager.bind(e.path.clone(), SecretBinding::new().target(target.clone()));
+    let p = policy(RotationStrategy::Staged);
+    // A daemon schedules the secret (due in a day)...
+    let daemon = RotationManager::builder(e.store.clone()).clock(Arc::new(e.clock.clone())).build().unwrap();
+    daemon.bind(e.path.clone(), SecretBinding::new().target(target.clone()));
+    daemon.schedule_rotation(&e.path, p.clone()).await.unwrap();
+    // ...then a one-shot process rotates it by hand; the target keeps
+    // several passwords and refuses to revoke the old one just then, so the
+    // retire step is recorded beside the secret, and the process exits.
+    e.clock.advance(Duration::from_secs(86_400 - 60));
+    target.fail_revoke.store(true, Ordering::SeqCst);
+    assert!(e.manager.rotate_secret(&e.path, &p, None).await.success());
+    target.fail_revoke.store(false, Ordering::SeqCst);
+    assert!(target.works(&old));
+    assert!(RetireRecord::read(&e.store.read_metadata(&e.path).await.unwrap()).is_some());
+    // When the daemon's schedule comes due the secret turns out rotated
+    // elsewhere, with no store call more; the retire step it found there is
+    // now the daemon's.
+    e.clock.advance(Duration::from_secs(120));
+    assert!(daemon.process_scheduled_rotations().await.is_empty(), "rotated elsewhere");
+    assert!(daemon.next_due().is_some_and(|t| t <= e.clock.now()), "{:?}", daemon.next_due());
+    let done = daemon.process_retirements().await;
+    assert_eq!(done.len(), 1, "{done:?}");
+    assert!(!target.works(&old), "retired by the daemon");
+}
+
+#[tokio::test]
 async fn dual_write_failure_before_promote_revokes_only_the_candidate() {
     let e = env();
     let target = FakeTarget::new(true);

@@ -297,6 +297,17 @@ impl Inner {
             && schedule::to_ns(current.meta.created_at) > before
             && !policy.is_due(current.meta.created_at, jitter_key(path), self.clock.now())
         {
+            // What that rotation left beside the secret is this manager's to
+            // finish too: a crashed one's journal now, a retire step when
+            // due (a one-shot process that recorded it is gone).
+            if let Some(journal) = RotationJournal::read(&meta) {
+                match Box::pin(self.recover(run, &journal, &mut current, &mut meta, target.as_deref())).await {
+                    Ok(None) => {}
+                    Ok(Some(exec)) => return exec,
+                    Err(e) => return self.fail_early(run, e),
+                }
+            }
+            self.note_retire(path, &meta, target.as_ref());
             return Exec::UpToDate;
         }
         self.emit(run, AuditEventKind::Started, Some(RotationStep::Prepare), None);
@@ -450,12 +461,7 @@ impl Inner {
         meta: &mut crate::Metadata,
     ) -> Result<(), Exec> {
         let path = run.path;
-        if let Some(record) = RetireRecord::read(meta) {
-            let mut r = lock(&self.retiring);
-            let entry = r.entry(path.clone()).or_default();
-            entry.target = entry.target.take().or_else(|| target.cloned());
-            entry.deadline = record.deadline;
-        }
+        self.note_retire(path, meta, target);
         // See `consumers::pending_retire_decision`.
         let emergency = matches!(run.trigger, RotationTrigger::Emergency { .. });
         match pending_retire_decision(meta, self.clock.now(), emergency) {
@@ -470,6 +476,22 @@ impl Inner {
                     .map(|_| ())
                     .map_err(|e| self.fail_early(run, e))
             }
+        }
+    }
+
+    /// Remembers a retire step recorded beside `path` (for the retire pass
+    /// and [`next_due`](super::RotationManager::next_due)).
+    fn note_retire(
+        &self,
+        path: &SecretPath,
+        meta: &crate::Metadata,
+        target: Option<&Arc<dyn crate::CredentialTarget>>,
+    ) {
+        if let Some(record) = RetireRecord::read(meta) {
+            let mut r = lock(&self.retiring);
+            let entry = r.entry(path.clone()).or_default();
+            entry.target = entry.target.take().or_else(|| target.cloned());
+            entry.deadline = record.deadline;
         }
     }
 
