@@ -702,8 +702,14 @@ impl World {
                         && created.is_some_and(|c| c + chrono::Duration::days(1) <= now);
                     let passes = self.judges[i].mode.load(Ordering::SeqCst) == 0;
                     let meta = self.store.inner().read_metadata(&s.path).await.unwrap_or_default();
-                    let clean =
-                        RotationJournal::read(&meta).is_none() && SecretRecord::read(&meta).quarantine.is_none();
+                    // A dual-write retire step still in its grace period
+                    // defers every rotation of the secret (by design: the old
+                    // credential must not be cut short; an emergency may).
+                    let retire_waits =
+                        rekey_core::RetireRecord::read(&meta).is_some_and(|r| r.deadline.is_some_and(|d| d > now));
+                    let clean = RotationJournal::read(&meta).is_none()
+                        && SecretRecord::read(&meta).quarantine.is_none()
+                        && !retire_waits;
                     if due && passes && clean && store_up {
                         must_rotate.push(i);
                     }
