@@ -151,8 +151,18 @@ target = {{ type = "postgres", url_env = "CLI_TEST_PG_ADMIN_URL", roles = ["{blu
     assert!(!login(&pg, &blue, initial).await, "blue's old password was replaced");
     assert!(login(&pg, &green, &green_pw).await, "green stays valid until the next rotation");
 
+    // An emergency rotation (blue's password leaked): green is re-keyed and
+    // becomes current, and blue's leaked password stops working at once.
+    let r = rekey(&cfg, &["emergency", &path, "--reason", "blue leaked", "--json"], &env).await;
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    let now = bao.read(&path).await;
+    assert_eq!(now["username"], green.as_str());
+    let green_pw2 = now["password"].as_str().unwrap().to_owned();
+    assert!(login(&pg, &green, &green_pw2).await);
+    assert!(!login(&pg, &blue, &blue_pw).await, "the leaked set is revoked");
+
     for r in [&blue, &green, &group] {
         admin.simple_query(&format!("DROP ROLE IF EXISTS {r}")).await.unwrap();
     }
-    assert_no_leak(&[initial.to_owned(), green_pw, blue_pw]);
+    assert_no_leak(&[initial.to_owned(), green_pw, blue_pw, green_pw2]);
 }

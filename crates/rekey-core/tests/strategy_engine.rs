@@ -439,6 +439,39 @@ async fn blue_green_alternates_the_two_sets() {
 }
 
 #[tokio::test]
+async fn an_emergency_blue_green_rotation_revokes_the_leaked_set_at_once() {
+    let e = env();
+    let target = FakeTarget::new(false);
+    let blue = set("app_blue", "blue-secret");
+    target.apply(&blue, None).await.unwrap();
+    e.store.create(&e.path, blue.clone()).await.unwrap();
+    let p = policy(RotationStrategy::BlueGreen);
+    e.manager
+        .bind(e.path.clone(), SecretBinding::new().credential_sets("app_blue", "app_green").target(target.clone()));
+    // An ordinary rotation leaves the other set valid until the next one.
+    assert!(e.manager.rotate_secret(&e.path, &p, None).await.success());
+    let green = e.store.current(&e.path).await.unwrap().data;
+    assert!(target.works(&blue) && target.works(&green));
+    // An emergency rotation: the set it replaces (green, the one that
+    // leaked) stops working at once; the new blue works.
+    let r = e
+        .manager
+        .rotate(RotationRequest::new(&e.path, &p).trigger(RotationTrigger::Emergency { reason: "leaked".into() }))
+        .await;
+    assert!(r.success(), "{r}");
+    let new_blue = e.store.current(&e.path).await.unwrap().data;
+    assert_eq!(user(&new_blue), "app_blue");
+    assert!(target.works(&new_blue));
+    assert!(!target.works(&green), "the leaked set is revoked");
+    assert!(RetireRecord::read(&e.store.read_metadata(&e.path).await.unwrap()).is_none());
+    // The next ordinary rotation re-keys green and goes on as before.
+    assert!(e.manager.rotate_secret(&e.path, &p, None).await.success());
+    let new_green = e.store.current(&e.path).await.unwrap().data;
+    assert_eq!(user(&new_green), "app_green");
+    assert!(target.works(&new_green) && target.works(&new_blue));
+}
+
+#[tokio::test]
 async fn blue_green_rejects_bad_shapes_before_writing() {
     let e = env();
     e.store.create(&e.path, SecretData::text("just-a-password")).await.unwrap();

@@ -114,7 +114,8 @@ impl RotationManager {
     /// Rotates `path` now, whatever its schedule, window or quarantine
     /// says, recording `reason` in every audit event. The replaced
     /// credential is treated as leaked: a dual-write rotation gives it no
-    /// grace period (it is revoked on the target before the rotation's last
+    /// grace period and a blue-green one does not leave the replaced set
+    /// valid (either is revoked on the target before the rotation's last
     /// write). Uses the secret's scheduled policy, else the manager's default
     /// policy, else fails with [`RotationError::NoPolicy`].
     pub async fn emergency_rotate(&self, path: &SecretPath, reason: impl Into<String>) -> RotationResult {

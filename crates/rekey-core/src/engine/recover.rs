@@ -216,7 +216,7 @@ impl Inner {
                 let crashed_strategy = journal.strategy.as_deref().and_then(|s| s.parse::<RotationStrategy>().ok());
                 if went_current
                     && rolled_back.is_none()
-                    && let Some(strategy) = crashed_strategy.filter(|s| super::retire::retires_old(*s, target))
+                    && let Some(strategy) = crashed_strategy.filter(|s| super::retire::retires_old(*s, target, false))
                     && let Some(base) = &journal.base
                     && *base != current.meta.id
                     && RetireRecord::read(meta).is_none()

@@ -52,15 +52,25 @@ impl RotationManager {
 /// revoked it): dual-write always, after its grace period; staged and
 /// immediate on a target that keeps several credentials at once (a Redis ACL
 /// user), at once — so that, as on a target with one credential, only the
-/// current value stays valid.
-pub(super) fn retires_old(strategy: RotationStrategy, target: Option<&dyn crate::CredentialTarget>) -> bool {
+/// current value stays valid; blue-green only after an emergency (the other
+/// set otherwise stays valid until the next rotation re-keys it, by design).
+pub(super) fn retires_old(
+    strategy: RotationStrategy,
+    target: Option<&dyn crate::CredentialTarget>,
+    emergency: bool,
+) -> bool {
     match strategy {
         RotationStrategy::DualWrite => true,
         RotationStrategy::Staged | RotationStrategy::Immediate => {
             target.is_some_and(|t| t.capabilities().concurrent_credentials)
         }
-        _ => false,
+        RotationStrategy::BlueGreen => emergency && target.is_some(),
     }
+}
+
+/// Whether `run` is an emergency rotation.
+fn emergency(run: &Run<'_>) -> bool {
+    matches!(run.trigger, super::audit::RotationTrigger::Emergency { .. })
 }
 
 /// How long the credential a rotation with `strategy` replaced stays valid:
@@ -82,9 +92,10 @@ pub(super) fn retire_grace(
 /// (rather than leaving a retire step for later): when it has one to retire
 /// and no grace to give it.
 pub(super) fn retires_at_once(run: &Run<'_>, target: Option<&dyn crate::CredentialTarget>) -> bool {
-    let strategy = run.policy.strategy();
-    let emergency = matches!(run.trigger, super::audit::RotationTrigger::Emergency { .. });
-    target.is_some() && retires_old(strategy, target) && retire_grace(strategy, run.policy, emergency).is_zero()
+    let (strategy, emergency) = (run.policy.strategy(), emergency(run));
+    target.is_some()
+        && retires_old(strategy, target, emergency)
+        && retire_grace(strategy, run.policy, emergency).is_zero()
 }
 
 /// Dual-write retirement.
@@ -143,12 +154,12 @@ impl Inner {
         x: &Executor<'_>,
         keep: Option<VersionId>,
     ) -> Option<RetireRecord> {
-        if !retires_old(run.policy.strategy(), x.target.as_deref()) || x.rolled_back || x.retired_at_once {
+        let emergency = emergency(run);
+        if !retires_old(run.policy.strategy(), x.target.as_deref(), emergency) || x.rolled_back || x.retired_at_once {
             return None;
         }
         let keep = keep?;
         let now = self.clock.now();
-        let emergency = matches!(run.trigger, super::audit::RotationTrigger::Emergency { .. });
         let grace = chrono::Duration::from_std(retire_grace(run.policy.strategy(), run.policy, emergency)).ok();
         let deadline = grace.and_then(|g| now.checked_add_signed(g)).unwrap_or(now);
         Some(RetireRecord::new(x.base.clone(), keep, deadline, run.id))
