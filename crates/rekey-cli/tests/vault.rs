@@ -350,3 +350,34 @@ async fn help_has_an_example_for_every_command() {
     let r = rekey(&cfg, &["status"], &[]).await;
     assert_eq!(r.code, 2, "{}", r.stderr);
 }
+
+#[tokio::test]
+async fn dry_run_tells_a_live_rotation_elsewhere_from_a_crashed_one() {
+    let Some(bao) = Bao::from_env() else { return };
+    let prefix = unique("dryjournal");
+    let dir = scratch("dryjournal");
+    let cfg = write_config(&dir, &config(&bao, &prefix, ""));
+    let env = [("VAULT_TOKEN", bao.token.as_str())];
+    let api = format!("{prefix}/api-key");
+    let db = format!("{prefix}/db");
+    bao.put(&api, json!({ "value": "dry-journal-api-s3cr3t-1" })).await;
+    bao.put(&db, json!({ "username": "app", "password": "dry-journal-db-s3cr3t-2" })).await;
+    let journal = |started: &str| {
+        format!(
+            "id=0b9d6c1e-6f0e-4a43-9d3c-6a4f4f0e2b11 step=stage strategy=staged started={started} owner=other-process checks=no base=1"
+        )
+    };
+    // A rotation another process started (its journal is fresh), and one
+    // that crashed long ago.
+    bao.patch_custom_metadata(&api, json!({ "rekey.rotation": journal("2099-01-01T00:00:00.000Z") })).await;
+    bao.patch_custom_metadata(&db, json!({ "rekey.rotation": journal("2020-01-01T00:00:00.000Z") })).await;
+    let r = rekey(&cfg, &["rotate", "--all", "--dry-run", "--json"], &env).await;
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    let j = r.json();
+    let would = |i: usize| j["secrets"][i]["would"].as_str().unwrap_or_default().to_owned();
+    assert!(would(0).starts_with("wait: a rotation is in progress in another process"), "{j}");
+    assert!(would(0).contains("counts as crashed from 2099-01-01"), "{j}");
+    assert_eq!(would(1), "rotate after cleaning up a crashed rotation", "{j}");
+    // Nothing was written.
+    assert!(bao.metadata(&db).await.2.get("rekey.rotation").is_some());
+}

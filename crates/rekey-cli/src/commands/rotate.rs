@@ -4,6 +4,7 @@
 use std::io::IsTerminal;
 use std::time::{Duration, Instant};
 
+use chrono::Utc;
 use futures::StreamExt;
 use rekey::{RotationOutcome, RotationRequest, RotationResult, RotationTrigger};
 use serde_json::{Value, json};
@@ -12,7 +13,7 @@ use super::check::shape_problem;
 use crate::app::{self, App};
 use crate::config::{Config, SecretConfig};
 use crate::error::{self, CliError, EXIT_CONFIG, EXIT_OK};
-use crate::output::{Out, Table, cell, duration, time_json, trigger_name};
+use crate::output::{Out, Table, cell, duration, time_json, trigger_name, when};
 
 /// One rotation's result for `--json` (the CLI's own shape).
 fn result_json(r: &RotationResult) -> Value {
@@ -193,7 +194,13 @@ async fn dry_run_report(app: &App, out: Out, secrets: &[SecretConfig]) -> Result
     for (s, snap) in secrets.iter().zip(snapshots) {
         let (current, would) = match snap {
             Ok(snap) => {
-                let unfinished = rekey::SecretRecord::read_brief(&snap.metadata).unfinished.is_some();
+                // A journal: live in another process until it is stale
+                // (the rotation would be refused), crashed after that (the
+                // rotation cleans it up first).
+                let live_until = rekey::RotationJournal::read(&snap.metadata).map(|j| {
+                    let limit = chrono::Duration::from_std(app.manager.stale_limit(&s.policy)).ok();
+                    j.started.zip(limit).and_then(|(t, l)| t.checked_add_signed(l)).filter(|t| *t > Utc::now())
+                });
                 let problem = match &snap.data {
                     Some(data) => shape_problem(s, data),
                     None => Some("the store returned no value".to_owned()),
@@ -203,7 +210,12 @@ async fn dry_run_report(app: &App, out: Out, secrets: &[SecretConfig]) -> Result
                         code = error::worst(code, EXIT_CONFIG);
                         format!("fail: {p}")
                     }
-                    None if unfinished => "rotate after recovering an unfinished rotation".to_owned(),
+                    None if matches!(live_until, Some(Some(_))) => format!(
+                        "wait: a rotation is in progress in another process (if that process has stopped, \
+                         its journal counts as crashed from {})",
+                        when(live_until.flatten())
+                    ),
+                    None if live_until.is_some() => "rotate after cleaning up a crashed rotation".to_owned(),
                     None => format!(
                         "rotate ({}{}{})",
                         s.policy.strategy(),

@@ -129,6 +129,15 @@ impl RotationManager {
         }
     }
 
+    /// How long a rotation's journal with `policy` counts as live: a
+    /// journal of another process older than this belongs to a crashed
+    /// rotation, which the next rotation (or [`recover`](Self::recover))
+    /// cleans up. The builder's `stale_rotation_after`, else derived from the
+    /// policy's verification timeouts and retry backoff.
+    pub fn stale_limit(&self, policy: &RotationPolicy) -> std::time::Duration {
+        self.inner.stale_limit(policy)
+    }
+
     /// Stops automatic rotation of `path` until [`resume`](Self::resume).
     pub fn pause_schedule(&self, path: &SecretPath) -> Result<(), RotationError> {
         let mut t = lock(&self.inner.schedules);
