@@ -69,7 +69,7 @@ pub(super) fn retires_old(
 }
 
 /// Whether `run` is an emergency rotation.
-fn emergency(run: &Run<'_>) -> bool {
+pub(super) fn emergency(run: &Run<'_>) -> bool {
     matches!(run.trigger, super::audit::RotationTrigger::Emergency { .. })
 }
 

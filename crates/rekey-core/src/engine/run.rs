@@ -463,8 +463,7 @@ impl Inner {
         let path = run.path;
         self.note_retire(path, meta, target);
         // See `consumers::pending_retire_decision`.
-        let emergency = matches!(run.trigger, RotationTrigger::Emergency { .. });
-        match pending_retire_decision(meta, self.clock.now(), emergency) {
+        match pending_retire_decision(meta, self.clock.now(), super::retire::emergency(run)) {
             PendingRetire::None => Ok(()),
             PendingRetire::Refuse { until, behind } => {
                 Err(self.fail_early(run, RotationError::RetirePending { path: path.clone(), until, behind }))
