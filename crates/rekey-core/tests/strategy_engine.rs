@@ -472,6 +472,33 @@ async fn an_emergency_blue_green_rotation_revokes_the_leaked_set_at_once() {
 }
 
 #[tokio::test]
+async fn a_blue_green_rollback_revokes_the_set_it_rolls_back_from() {
+    let e = env();
+    let target = FakeTarget::new(false);
+    let blue = set("app_blue", "blue-secret");
+    target.apply(&blue, None).await.unwrap();
+    e.store.create(&e.path, blue.clone()).await.unwrap();
+    let p = policy(RotationStrategy::BlueGreen);
+    e.manager
+        .bind(e.path.clone(), SecretBinding::new().credential_sets("app_blue", "app_green").target(target.clone()));
+    assert!(e.manager.rotate_secret(&e.path, &p, None).await.success());
+    let green = e.store.current(&e.path).await.unwrap().data;
+    assert!(target.works(&blue) && target.works(&green));
+    // The operator distrusts green: blue is current again, and green's
+    // password no longer works (it would otherwise stay valid until the
+    // next rotation re-keys green).
+    e.manager.rollback(&e.path).await.unwrap();
+    assert!(e.store.current(&e.path).await.unwrap().data.same_as(&blue));
+    assert!(target.works(&blue));
+    assert!(!target.works(&green), "the set rolled back from is revoked");
+    // The next rotation re-keys green as usual.
+    assert!(e.manager.rotate_secret(&e.path, &p, None).await.success());
+    let new_green = e.store.current(&e.path).await.unwrap().data;
+    assert_eq!(user(&new_green), "app_green");
+    assert!(target.works(&new_green) && target.works(&blue));
+}
+
+#[tokio::test]
 async fn blue_green_rejects_bad_shapes_before_writing() {
     let e = env();
     e.store.create(&e.path, SecretData::text("just-a-password")).await.unwrap();

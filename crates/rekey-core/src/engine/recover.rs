@@ -291,7 +291,7 @@ impl Inner {
             // credentials the replaced one goes, as the rollback would have
             // revoked it.
             Some(r) if r.same_as(keep) => {
-                let Some(replaced) = journal.base.clone().filter(|_| t.capabilities().concurrent_credentials) else {
+                let Some(replaced) = journal.base.clone().filter(|_| self.keeps_both(path, t)) else {
                     return Ok(());
                 };
                 let selector = VersionSelector::Id(replaced);

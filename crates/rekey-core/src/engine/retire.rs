@@ -100,6 +100,19 @@ pub(super) fn retires_at_once(run: &Run<'_>, target: Option<&dyn crate::Credenti
 
 /// Dual-write retirement.
 impl Inner {
+    /// Whether `target`, bound to `path`, keeps a replaced credential valid
+    /// beside the new one: several passwords at once, or blue-green's two
+    /// credential sets. Undoing or rolling back there must revoke it.
+    pub(super) fn keeps_both(&self, path: &crate::SecretPath, target: &dyn crate::CredentialTarget) -> bool {
+        target.capabilities().concurrent_credentials
+            || self
+                .bindings
+                .read()
+                .unwrap_or_else(PoisonError::into_inner)
+                .get(path)
+                .is_some_and(|b| b.credential_sets_ref().is_some())
+    }
+
     /// Just before the last write of a successful staged or immediate
     /// rotation on a target that keeps several credentials: the credential
     /// it replaced is revoked now, so that its last write records no retire

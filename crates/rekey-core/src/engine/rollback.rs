@@ -139,12 +139,12 @@ impl RotationManager {
             }
         };
         let now = inner.clock.now();
-        // On a target that keeps several credentials, the replaced one is
-        // revoked too, as a rotation's would be; if that fails, a retire
-        // step is recorded for the retire pass (the rollback has happened).
+        // On a target that keeps both, the replaced credential (the one
+        // rolled back from) is revoked too; if that fails, a retire step is
+        // recorded for the retire pass (the rollback has happened).
         let mut retire = None;
         if let (Some(t), Some((current, restore))) = (&target, &values)
-            && t.capabilities().concurrent_credentials
+            && inner.keeps_both(path, t.as_ref())
             && !current.data.same_as(&restore.data)
             && let Err(e) = t.revoke(&current.data, &restore.data).await
         {
