@@ -4,16 +4,21 @@
 //! clock jumps, with target faults (an apply refused before it changed
 //! anything, an apply that landed before its error, a plain failed apply, a
 //! refused test login, a failed revoke) and store faults (unavailable, or
-//! the answer lost after the call happened) in between. Two targets: one
+//! the answer lost after the call happened) in between. Three targets: one
 //! that holds a single password (like a PostgreSQL role; staged and
-//! immediate), and one that holds several at once (like a Redis ACL user;
-//! staged, immediate and dual-write). Checked after every step:
+//! immediate), one that holds several at once (like a Redis ACL user;
+//! staged, immediate and dual-write), and two users with one password each
+//! (PostgreSQL's alternating roles; blue-green). Checked after every step:
 //!
 //! * whenever no rotation is journalled beside the secret, the target
 //!   accepts the store's current value — and nothing else, except the
 //!   credential a recorded retire step is still to revoke (dual-write's
-//!   grace, or a revoke that failed): no failed candidate, replaced value or
-//!   rolled-back value stays valid;
+//!   grace, or a revoke that failed) and, for blue-green, the other set (the
+//!   previous version, valid until the next rotation): no failed candidate,
+//!   replaced value or rolled-back value stays valid;
+//! * after a successful emergency rotation or manual rollback the
+//!   credential it replaced no longer works (unless a retire step for it is
+//!   recorded);
 //! * a rotation that reports `RolledBack` or `Rotated` leaves no journal;
 //! * one manager working alone never finds its secret "in progress
 //!   elsewhere" when nothing was journalled before it started;
@@ -70,16 +75,28 @@ enum Op {
     Later,
 }
 
-fn op(multi: bool) -> impl Strategy<Value = Op> {
-    let strategy = if multi {
-        prop_oneof![
+/// The kind of target the secret is bound to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+enum Kind {
+    /// One password (like a PostgreSQL role).
+    #[default]
+    Single,
+    /// Several passwords at once (like a Redis ACL user).
+    Multi,
+    /// Two users, one password each, alternated (PostgreSQL blue-green).
+    BlueGreen,
+}
+
+fn op(kind: Kind) -> impl Strategy<Value = Op> {
+    let strategy = match kind {
+        Kind::Multi => prop_oneof![
             Just(RotationStrategy::Staged),
             Just(RotationStrategy::Immediate),
             Just(RotationStrategy::DualWrite)
         ]
-        .boxed()
-    } else {
-        prop_oneof![Just(RotationStrategy::Staged), Just(RotationStrategy::Immediate)].boxed()
+        .boxed(),
+        Kind::Single => prop_oneof![Just(RotationStrategy::Staged), Just(RotationStrategy::Immediate)].boxed(),
+        Kind::BlueGreen => Just(RotationStrategy::BlueGreen).boxed(),
     };
     let fault = prop_oneof![
         Just(TargetFault::ApplyChangedNothing),
@@ -109,14 +126,19 @@ fn op(multi: bool) -> impl Strategy<Value = Op> {
     ]
 }
 
-/// A target holding one password (like a PostgreSQL role) or several at
-/// once (like a Redis ACL user), with one scripted fault per method at a
-/// time.
+/// A target of one [`Kind`], with one scripted fault per method at a
+/// time. It accepts credentials written `user:password` (`password` alone
+/// for a text secret).
 #[derive(Debug, Default)]
 struct Target {
-    multi: bool,
+    kind: Kind,
     passwords: Mutex<Vec<String>>,
     faults: Mutex<Vec<TargetFault>>,
+}
+
+/// The user part of a credential.
+fn user_of(credential: &str) -> &str {
+    credential.split_once(':').map_or("", |(u, _)| u)
 }
 
 impl Target {
@@ -128,8 +150,11 @@ impl Target {
     }
     fn add(&self, pw: String) {
         let mut p = self.passwords.lock().unwrap();
-        if !self.multi {
-            p.clear();
+        match self.kind {
+            Kind::Single => p.clear(),
+            Kind::Multi => {}
+            // A user has one password.
+            Kind::BlueGreen => p.retain(|x| user_of(x) != user_of(&pw)),
         }
         if !p.contains(&pw) {
             p.push(pw);
@@ -144,7 +169,13 @@ impl Target {
 }
 
 fn pw(d: &SecretData) -> String {
-    text(d)
+    match d {
+        SecretData::Text(_) => text(d),
+        SecretData::Fields(_) => {
+            let f = |k| d.field(k).map(|v| v.expose_secret().to_owned()).unwrap_or_default();
+            format!("{}:{}", f("username"), f("password"))
+        }
+    }
 }
 
 #[async_trait]
@@ -153,7 +184,7 @@ impl CredentialTarget for Target {
         "model-db"
     }
     fn capabilities(&self) -> TargetCapabilities {
-        TargetCapabilities { concurrent_credentials: self.multi }
+        TargetCapabilities { concurrent_credentials: self.kind == Kind::Multi }
     }
     async fn apply(&self, candidate: &SecretData, _current: Option<&SecretData>) -> Result<(), TargetError> {
         use TargetFault::*;
@@ -183,6 +214,12 @@ impl CredentialTarget for Target {
             return Err(TargetError::Other { message: "the server went away".into() });
         }
         let (revoked, keep) = (pw(revoked), pw(keep));
+        if self.kind == Kind::BlueGreen && user_of(&revoked) != user_of(&keep) {
+            // Another user: only that password goes (as PostgreSQL's
+            // alternating roles do); the kept one is not touched.
+            self.passwords.lock().unwrap().retain(|p| *p != revoked);
+            return Ok(());
+        }
         self.passwords.lock().unwrap().retain(|p| *p != revoked);
         self.add(keep);
         Ok(())
@@ -194,7 +231,8 @@ const GRACE: Duration = Duration::from_secs(600);
 
 fn policy(strategy: RotationStrategy) -> RotationPolicy {
     let b = RotationPolicy::builder(strategy.as_str()).strategy(strategy).manual().max_retries(1);
-    let b = if strategy == RotationStrategy::DualWrite { b.grace_period(GRACE) } else { b };
+    let alternating = matches!(strategy, RotationStrategy::DualWrite | RotationStrategy::BlueGreen);
+    let b = if alternating { b.grace_period(GRACE) } else { b };
     b.build().unwrap()
 }
 
@@ -205,15 +243,43 @@ struct World {
 }
 
 impl World {
-    async fn new(multi: bool) -> Self {
+    async fn new(kind: Kind) -> Self {
         let e = env();
         e.clock.set_auto_advance(true);
         let p = path("model/db");
-        e.store.inner().create(&p, SecretData::text("initial-pw-0123456789")).await.unwrap();
-        let target = Arc::new(Target { multi, ..Target::default() });
-        target.add("initial-pw-0123456789".into());
-        e.manager.bind(p.clone(), SecretBinding::new().target(target.clone()));
+        let target = Arc::new(Target { kind, ..Target::default() });
+        let initial = if kind == Kind::BlueGreen {
+            SecretData::fields([("username", "blue"), ("password", "initial-pw-0123456789")])
+        } else {
+            SecretData::text("initial-pw-0123456789")
+        };
+        target.add(pw(&initial));
+        e.store.inner().create(&p, initial).await.unwrap();
+        let binding = SecretBinding::new().target(target.clone());
+        let binding = if kind == Kind::BlueGreen { binding.credential_sets("blue", "green") } else { binding };
+        e.manager.bind(p.clone(), binding);
         Self { e, p, target }
+    }
+
+    /// The credential of the version before the current one, when it is the
+    /// other blue-green set (which stays valid until the next rotation).
+    async fn other_set(&self) -> Option<String> {
+        if self.target.kind != Kind::BlueGreen {
+            return None;
+        }
+        let prev = self.e.store.inner().read(&self.p, &VersionSelector::Previous).await.ok()?;
+        let (prev, current) = (pw(&prev.data), self.current().await);
+        (user_of(&prev) != user_of(&current)).then_some(prev)
+    }
+
+    /// After an emergency rotation or a rollback: the credential it
+    /// replaced no longer works, unless a recorded retire step is still to
+    /// revoke it.
+    async fn replaced_is_gone(&self, replaced: &str, what: &str) -> Result<(), String> {
+        if self.target.accepted().iter().any(|p| p == replaced) && self.retiring().await.as_deref() != Some(replaced) {
+            return Err(format!("{what}: the credential it replaced still works"));
+        }
+        Ok(())
     }
 
     /// The value of the credential a recorded retire step is still to
@@ -222,7 +288,7 @@ impl World {
         let meta = self.e.store.inner().read_metadata(&self.p).await.unwrap();
         let record = RetireRecord::read(&meta)?;
         let v = self.e.store.inner().read(&self.p, &VersionSelector::Id(record.retired)).await.ok()?;
-        Some(text(&v.data))
+        Some(pw(&v.data))
     }
 
     /// Whether a rotation is journalled beside the secret, read past the
@@ -235,7 +301,7 @@ impl World {
     }
 
     async fn current(&self) -> String {
-        text(&self.e.store.inner().current(&self.p).await.unwrap().data)
+        pw(&self.e.store.inner().current(&self.p).await.unwrap().data)
     }
 
     async fn apply(&mut self, op: &Op) -> Result<(), String> {
@@ -247,10 +313,14 @@ impl World {
                 if let Op::Emergency(_) = op {
                     req = req.trigger(RotationTrigger::Emergency { reason: "leaked".into() });
                 }
+                let replaced = self.current().await;
                 let r = self.e.manager.rotate(req).await;
                 if let Op::Emergency(_) = op
                     && r.success()
                 {
+                    if !self.journalled().await {
+                        self.replaced_is_gone(&replaced, "an emergency rotation").await?;
+                    }
                     // The replaced credential leaked: revoked, or due for
                     // revocation now — never given a grace period.
                     let meta = self.e.store.inner().read_metadata(&self.p).await.unwrap();
@@ -277,8 +347,12 @@ impl World {
             }
             Op::Rollback => {
                 // A rollback that fails — even with its undo on the target
-                // failing too — leaves either agreement or its journal.
-                let _ = self.e.manager.rollback(&self.p).await;
+                // failing too — leaves either agreement or its journal. One
+                // that succeeds leaves the credential it replaced invalid.
+                let replaced = self.current().await;
+                if self.e.manager.rollback(&self.p).await.is_ok() && !self.journalled().await {
+                    self.replaced_is_gone(&replaced, "a rollback").await?;
+                }
             }
             Op::Recover => {
                 let _ = self.e.manager.recover(&self.p).await;
@@ -300,7 +374,10 @@ impl World {
             return Err("nothing journalled, but the target does not accept the store's current value".into());
         }
         let retiring = self.retiring().await;
-        if let Some(other) = accepted.iter().find(|p| **p != current && Some(*p) != retiring.as_ref()) {
+        let other_set = self.other_set().await;
+        if let Some(other) =
+            accepted.iter().find(|p| **p != current && Some(*p) != retiring.as_ref() && Some(*p) != other_set.as_ref())
+        {
             let i = accepted.iter().position(|p| p == other).unwrap_or(0);
             return Err(format!(
                 "nothing journalled, but the target still accepts a value that is neither current nor being retired \
@@ -330,7 +407,9 @@ impl World {
         }
         self.check().await?;
         // And the secret rotates normally afterwards.
-        let r = self.e.manager.rotate_secret(&self.p, &policy(RotationStrategy::Staged), None).await;
+        let last =
+            if self.target.kind == Kind::BlueGreen { RotationStrategy::BlueGreen } else { RotationStrategy::Staged };
+        let r = self.e.manager.rotate_secret(&self.p, &policy(last), None).await;
         if !r.success() {
             return Err(format!("the rotation after recovery failed: {r}"));
         }
@@ -338,13 +417,13 @@ impl World {
     }
 }
 
-fn run_model(multi: bool) {
+fn run_model(kind: Kind) {
     let cases = std::env::var("REKEY_MODEL_CASES").ok().and_then(|c| c.parse().ok()).unwrap_or(300);
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     let mut runner = TestRunner::new(Config { cases, failure_persistence: None, ..Config::default() });
-    let result = runner.run(&proptest::collection::vec(op(multi), 5..30), |ops| {
+    let result = runner.run(&proptest::collection::vec(op(kind), 5..30), |ops| {
         runtime.block_on(async {
-            let mut w = World::new(multi).await;
+            let mut w = World::new(kind).await;
             for (step, op) in ops.iter().enumerate() {
                 w.apply(op).await.map_err(|e| TestCaseError::fail(format!("step {step} {op:?}: {e}")))?;
                 w.check().await.map_err(|e| TestCaseError::fail(format!("after step {step} {op:?}: {e}")))?;
@@ -359,10 +438,15 @@ fn run_model(multi: bool) {
 
 #[test]
 fn a_single_password_target_agrees_with_the_store_whenever_nothing_is_journalled() {
-    run_model(false);
+    run_model(Kind::Single);
 }
 
 #[test]
 fn a_target_with_several_passwords_accepts_only_the_current_and_the_retiring_one() {
-    run_model(true);
+    run_model(Kind::Multi);
+}
+
+#[test]
+fn a_blue_green_target_accepts_only_the_current_and_the_other_set() {
+    run_model(Kind::BlueGreen);
 }
