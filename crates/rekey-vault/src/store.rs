@@ -344,18 +344,9 @@ impl VaultStore {
         let body = serde_json::to_vec(body).map_err(|e| Failure::Local(e.to_string()))?;
         let namespace = self.inner.namespace.as_deref();
         self.call(if method == reqwest::Method::PATCH { Op::MetadataPatch } else { Op::MetadataPost }, kv_path, |c| {
-            let req = c
-                .http
-                .http
-                .request(method.clone(), url.clone())
-                .header("X-Vault-Request", "true")
-                .header("X-Vault-Token", c.settings.token.as_str())
+            let req = vault_request(&c, method.clone(), url.clone(), namespace)
                 .header("Content-Type", content_type)
                 .body(body.clone());
-            let req = match namespace {
-                Some(ns) => req.header("X-Vault-Namespace", ns),
-                None => req,
-            };
             async move {
                 let resp = req.send().await.map_err(Failure::from)?;
                 let code = resp.status().as_u16();
@@ -927,5 +918,25 @@ impl SecretStore for VaultStore {
         self.metadata_of(path).await?;
         self.kv_destroy_all(&loc).await.map_err(|f| self.err(&f, p))?;
         self.kv_destroy_all(p).await.map_err(|f| self.err(&f, p))
+    }
+}
+
+/// A request the store sends itself (beside vaultrs), with the headers every
+/// Vault call carries: the token, and the namespace when one is set.
+pub(crate) fn vault_request(
+    c: &VaultClient,
+    method: reqwest::Method,
+    url: Url,
+    namespace: Option<&str>,
+) -> reqwest::RequestBuilder {
+    let req = c
+        .http
+        .http
+        .request(method, url)
+        .header("X-Vault-Request", "true")
+        .header("X-Vault-Token", c.settings.token.as_str());
+    match namespace {
+        Some(ns) => req.header("X-Vault-Namespace", ns),
+        None => req,
     }
 }

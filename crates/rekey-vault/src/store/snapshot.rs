@@ -111,16 +111,7 @@ impl VaultStore {
         let url = self.api_url(endpoint, kv_path)?;
         let namespace = self.inner.namespace.as_deref();
         self.call(op, kv_path, |c| {
-            let req = c
-                .http
-                .http
-                .get(url.clone())
-                .header("X-Vault-Request", "true")
-                .header("X-Vault-Token", c.settings.token.as_str());
-            let req = match namespace {
-                Some(ns) => req.header("X-Vault-Namespace", ns),
-                None => req,
-            };
+            let req = super::vault_request(&c, reqwest::Method::GET, url.clone(), namespace);
             async move {
                 let resp = req.send().await.map_err(Failure::from)?;
                 let code = resp.status().as_u16();
