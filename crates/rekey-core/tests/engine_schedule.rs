@@ -456,3 +456,84 @@ async fn scheduled_rotations_run_concurrently_within_the_bound() {
     assert!(r.iter().all(RotationResult::success));
     assert_eq!(gauge.max.load(Ordering::SeqCst), 3, "three at once, never more");
 }
+
+/// A daemon's periodic recheck: from a snapshot it reads, a schedule learns
+/// what another process did to the secret without waiting for its own due
+/// time (which may be months away) — a rotation moves the next due time, a
+/// quarantine holds the schedule, a dual-write retire step is noted so its
+/// credential is revoked at its deadline. A pause decided here stays, and a
+/// snapshot that shows nothing new changes nothing.
+#[tokio::test]
+async fn a_refresh_learns_what_another_process_did() {
+    let e = env();
+    let other = manager_on(e.store.clone(), &e.clock, &e.audit, |b| b);
+    let (a, b, c, d) = (path("r/a"), path("r/b"), path("r/c"), path("r/d"));
+    for p in [&a, &b, &c, &d] {
+        e.seed(p, "v0").await;
+    }
+    let failing = RotationPolicy::builder("failing")
+        .interval(30 * DAY)
+        .require_verification(true)
+        .verification_tests(["always_fails"])
+        .max_retries(0)
+        .quarantine_after(1)
+        .build()
+        .unwrap();
+    let dual = RotationPolicy::builder("dual")
+        .strategy(RotationStrategy::DualWrite)
+        .interval(30 * DAY)
+        .grace_period(Duration::from_secs(3600))
+        .build()
+        .unwrap();
+    for (p, pol) in [(&a, every(30, STAGED)), (&b, failing.clone()), (&c, dual.clone()), (&d, every(30, STAGED))] {
+        e.manager.schedule_rotation(p, pol).await.unwrap();
+    }
+    e.manager.pause_schedule(&d).unwrap();
+    let snap = |p: SecretPath| {
+        let store = e.store.clone();
+        async move { store.snapshot(&p, false).await.unwrap() }
+    };
+
+    // Nothing new: nothing changes.
+    let before = e.manager.get_schedule(&a).unwrap();
+    assert_eq!(e.manager.refresh_schedule(&a, &snap(a.clone()).await), Some(ScheduleRefresh::default()));
+    assert_eq!(e.manager.get_schedule(&a).unwrap(), before);
+    assert_eq!(e.manager.refresh_schedule(&path("r/unknown"), &snap(a.clone()).await), None);
+
+    // Another process rotates a, quarantines b, rotates c with dual-write
+    // (leaving a retire step) and rotates the paused d, a day later.
+    e.clock.advance(DAY);
+    assert!(other.rotate_secret(&a, &every(30, STAGED), None).await.success());
+    let r = other.rotate_secret(&b, &failing, None).await;
+    assert!(r.quarantined, "{r}");
+    assert!(other.rotate_secret(&c, &dual, None).await.success());
+    assert!(other.rotate_secret(&d, &every(30, STAGED), None).await.success());
+    let rotated = e.current(&a).await.meta.created_at;
+
+    let ra = e.manager.refresh_schedule(&a, &snap(a.clone()).await).unwrap();
+    assert!(ra.moved && !ra.quarantined && !ra.retire_noted, "{ra:?}");
+    let info = e.manager.get_schedule(&a).unwrap();
+    assert_eq!(info.last_rotation, rotated);
+    assert_eq!(info.next_rotation, Some(rotated + chrono::Duration::days(30)));
+
+    let rb = e.manager.refresh_schedule(&b, &snap(b.clone()).await).unwrap();
+    assert!(rb.quarantined && !rb.moved, "{rb:?}");
+    let info = e.manager.get_schedule(&b).unwrap();
+    assert!(info.quarantine.is_some() && info.next_rotation.is_none(), "{info:?}");
+    // Held until the store says otherwise.
+    assert_eq!(e.manager.sync_quarantines().await, 0);
+
+    let rc = e.manager.refresh_schedule(&c, &snap(c.clone()).await).unwrap();
+    assert!(rc.moved && rc.retire_noted, "{rc:?}");
+    assert_eq!(e.manager.next_due(), Some(e.clock.now() + chrono::Duration::hours(1)), "the grace deadline");
+
+    let rd = e.manager.refresh_schedule(&d, &snap(d.clone()).await).unwrap();
+    assert!(rd.moved, "{rd:?}");
+    assert!(!e.manager.get_schedule(&d).unwrap().enabled, "still paused");
+
+    // At the deadline the retire pass removes the record (no target here).
+    e.clock.advance(Duration::from_secs(3601));
+    let retired = e.manager.process_retirements().await;
+    assert_eq!(retired.len(), 1, "{retired:?}");
+    assert!(RetireRecord::read(&e.store.read_metadata(&c).await.unwrap()).is_none());
+}

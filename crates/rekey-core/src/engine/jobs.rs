@@ -11,9 +11,10 @@ use super::error::{RotationError, RotationStep};
 use super::manager::RotationManager;
 use super::request::RotationRequest;
 use super::result::{RotationOutcome, RotationResult};
-use super::schedule::{self, Job, PAUSED, Quarantine, RUNNING, ScheduleInfo};
+use super::schedule::{self, Job, PAUSED, QUARANTINED, Quarantine, RUNNING, ScheduleInfo, ScheduleRefresh};
 use super::shared::{Inner, lock};
 use crate::policy::{RotationPolicy, RotationStrategy, jitter_key};
+use crate::record::SecretRecord;
 use crate::{SecretPath, VersionSelector};
 
 /// Scheduling.
@@ -39,7 +40,7 @@ impl RotationManager {
             .retry_store(retry_run, RotationStep::Prepare, || self.inner.store.read(path, &VersionSelector::Current))
             .await
             .map_err(|e| RotationError::store(RotationStep::Prepare, e))?;
-        self.schedule_at(path, policy, current.meta.created_at)
+        self.schedule_at(path, policy, current.meta.created_at, None)
     }
 
     /// [`schedule_rotation`](Self::schedule_rotation) from a
@@ -55,7 +56,54 @@ impl RotationManager {
     ) -> Result<ScheduleInfo, RotationError> {
         let policy = policy.into();
         self.inner.validate(&policy)?;
-        self.schedule_at(path, policy, snapshot.current.created_at)
+        self.schedule_at(path, policy, snapshot.current.created_at, Some(&snapshot.metadata))
+    }
+
+    /// Brings `path`'s schedule up to date with a [`snapshot`](crate::SecretStore::snapshot)
+    /// the caller has just read (a daemon's periodic recheck of secrets it
+    /// already schedules), with no store call of its own:
+    ///
+    /// - a rotation made elsewhere (a newer current version) moves the next
+    ///   due time;
+    /// - a quarantine recorded elsewhere holds the schedule, until
+    ///   [`sync_quarantines`](Self::sync_quarantines) finds it lifted;
+    /// - a retire step recorded elsewhere is noted for the retire pass and
+    ///   [`next_due`](Self::next_due) (its credential is revoked at its
+    ///   deadline, not at the secret's next rotation).
+    ///
+    /// Nothing else changes: a pause, a failure count or a quarantine
+    /// decided here stay. A journal in the snapshot is the caller's to
+    /// [`recover`](Self::recover). `None` when `path` is not scheduled.
+    pub fn refresh_schedule(&self, path: &SecretPath, snapshot: &crate::Snapshot) -> Option<ScheduleRefresh> {
+        let mut refresh = ScheduleRefresh::default();
+        {
+            let mut t = lock(&self.inner.schedules);
+            let id = t.lookup(path.as_str())?;
+            let s = t.slot(id)?;
+            // A rotation of it here brings the schedule up to date itself.
+            if s.flags & RUNNING != 0 {
+                return Some(refresh);
+            }
+            let (policy, last_ns, held) = (s.policy.clone(), s.last_ns, s.flags & (PAUSED | QUARANTINED) != 0);
+            let created = snapshot.current.created_at;
+            if schedule::to_ns(created) > last_ns {
+                t.set_last(id, schedule::to_ns(created));
+                if !held {
+                    t.set_next(id, policy.and_then(|p| p.next_due(created, jitter_key(path))));
+                }
+                refresh.moved = true;
+            }
+            if let Some(q) = SecretRecord::read_brief(&snapshot.metadata).quarantine
+                && t.quarantine_of(id).is_none()
+            {
+                t.set_failures(id, q.failures);
+                t.quarantine(id, Quarantine { since: q.since, failures: q.failures, reason: q.reason });
+                t.set_next(id, None);
+                refresh.quarantined = true;
+            }
+        }
+        refresh.retire_noted = self.inner.note_retire(path, &snapshot.metadata, None);
+        Some(refresh)
     }
 
     fn schedule_at(
@@ -63,10 +111,20 @@ impl RotationManager {
         path: &SecretPath,
         policy: Arc<RotationPolicy>,
         last: DateTime<Utc>,
+        metadata: Option<&crate::Metadata>,
     ) -> Result<ScheduleInfo, RotationError> {
         if policy.strategy() == RotationStrategy::DualWrite {
-            // A retire step another process left behind is this one's now.
-            lock(&self.inner.retiring).entry(path.clone()).or_default();
+            // A retire step another process left behind is this one's now:
+            // noted from the metadata just read, else found by the retire
+            // pass's own read.
+            match metadata {
+                Some(m) => {
+                    self.inner.note_retire(path, m, None);
+                }
+                None => {
+                    lock(&self.inner.retiring).entry(path.clone()).or_default();
+                }
+            }
         }
         let next = policy.next_due(last, jitter_key(path));
         let info = {

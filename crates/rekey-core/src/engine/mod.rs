@@ -57,6 +57,6 @@ pub use manager::RotationManager;
 pub use recover::Recovery;
 pub use request::RotationRequest;
 pub use result::{RotationOutcome, RotationResult};
-pub use schedule::{LastFailure, Quarantine, ScheduleInfo};
+pub use schedule::{LastFailure, Quarantine, ScheduleInfo, ScheduleRefresh};
 pub use stats::RotationStatistics;
 pub use strategy::next_action;

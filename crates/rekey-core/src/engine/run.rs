@@ -479,19 +479,20 @@ impl Inner {
     }
 
     /// Remembers a retire step recorded beside `path` (for the retire pass
-    /// and [`next_due`](super::RotationManager::next_due)).
-    fn note_retire(
+    /// and [`next_due`](super::RotationManager::next_due)); whether there
+    /// is one.
+    pub(super) fn note_retire(
         &self,
         path: &SecretPath,
         meta: &crate::Metadata,
         target: Option<&Arc<dyn crate::CredentialTarget>>,
-    ) {
-        if let Some(record) = RetireRecord::read(meta) {
-            let mut r = lock(&self.retiring);
-            let entry = r.entry(path.clone()).or_default();
-            entry.target = entry.target.take().or_else(|| target.cloned());
-            entry.deadline = record.deadline;
-        }
+    ) -> bool {
+        let Some(record) = RetireRecord::read(meta) else { return false };
+        let mut r = lock(&self.retiring);
+        let entry = r.entry(path.clone()).or_default();
+        entry.target = entry.target.take().or_else(|| target.cloned());
+        entry.deadline = record.deadline;
+        true
     }
 
     /// Drives the state machine to its end and names the outcome.

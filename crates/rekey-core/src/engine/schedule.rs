@@ -34,6 +34,20 @@ pub struct Quarantine {
     pub reason: String,
 }
 
+/// What [`refresh_schedule`](super::RotationManager::refresh_schedule)
+/// found and changed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ScheduleRefresh {
+    /// The secret was rotated elsewhere: its next rotation moved.
+    pub moved: bool,
+    /// A quarantine recorded elsewhere now holds the schedule.
+    pub quarantined: bool,
+    /// A retire step is recorded beside the secret (noted for the retire
+    /// pass).
+    pub retire_noted: bool,
+}
+
 /// The last failed rotation of a scheduled secret.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct LastFailure {
