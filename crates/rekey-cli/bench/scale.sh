@@ -21,7 +21,9 @@
 #      it starts (one read per secret to schedule it), then over IDLE_SECS of
 #      idle ticks, split into calls made by resyncs and calls outside them
 #      (goal: none outside them), read from /metrics
-#      (`rekey_store_requests_total`), plus the daemon's peak RSS.
+#      (`rekey_store_requests_total`), of which the periodic recheck's reads
+#      (`rekey_rechecks_total`: N per `recheck_interval`, default 1h, spread
+#      over it), plus the daemon's peak RSS.
 set -euo pipefail
 N=${1:-10000}
 STORE=${2:-vault}
@@ -138,12 +140,16 @@ done
 sleep 2
 c0=$(metric rekey_store_requests_total)
 r0=$(metric rekey_resyncs_total)
+k0=$(metric rekey_rechecks_total)
 echo "run: $sched schedules after $((SECONDS)) s of script time; store calls so far (start-up): $c0"
 sleep "$IDLE_SECS"
 c1=$(metric rekey_store_requests_total)
 r1=$(metric rekey_resyncs_total)
+k1=$(metric rekey_rechecks_total)
 echo "run idle ${IDLE_SECS} s: $((c1 - c0)) store calls, $((r1 - r0)) resyncs" \
-  "($(( (r1 - r0) > 0 ? (c1 - c0) / (r1 - r0) : 0 )) calls per resync)"
+  "($(( (r1 - r0) > 0 ? (c1 - c0) / (r1 - r0) : 0 )) calls per resync);" \
+  "recheck reads $((k1 - k0)) (N x ${IDLE_SECS} s / 1 h = $(( N * IDLE_SECS / 3600 )));" \
+  "other calls $(( (c1 - c0) - (k1 - k0) ))"
 stop_run
 wait "$RUN" || true
 echo "daemon peak RSS $(( $(cat "$DIR/run.time" | tail -1) / 1024 )) MiB"

@@ -120,7 +120,7 @@ struct PlanArgs {
 
 #[derive(Debug, Args)]
 struct RotateArgs {
-    /// Secret paths as configured in [[secret]].
+    /// Secret paths as configured in `[[secret]]`.
     #[arg(required_unless_present = "all", conflicts_with = "all")]
     paths: Vec<String>,
     /// Rotate every configured secret.

@@ -543,3 +543,62 @@ async fn a_crashed_rotation_is_cleaned_up_at_start_up_not_at_its_next_due_time()
     assert_eq!(metric(&metrics, "rekey_scheduled_secrets"), 1.0, "{metrics}");
     assert_eq!(metric(&metrics, "rekey_rotations_total{outcome=\"rotated\"}"), 0.0);
 }
+
+/// What another process leaves beside a secret the daemon already schedules
+/// is acted on within `recheck_interval`, not at the secret's next due time
+/// (90 days here): a crashed rotation's journal is cleaned up, and the
+/// credential a one-shot dual-write `rekey rotate` replaced is retired once
+/// its grace period ends. The recheck reads each secret once per interval.
+#[tokio::test]
+async fn what_another_process_leaves_is_acted_on_within_the_recheck_interval() {
+    let Some(bao) = Bao::from_env() else { return };
+    let prefix = unique("recheck");
+    let dir = scratch("recheck");
+    let (crashed, dual) = (format!("{prefix}/crashed"), format!("{prefix}/dual"));
+    bao.put(&crashed, json!({ "value": "recheck-initial-s3cr3t-0001" })).await;
+    bao.put(&dual, json!({ "value": "recheck-initial-s3cr3t-0002" })).await;
+    let cfg = format!(
+        "{}[daemon]\nresync_interval = \"1s\"\nrecheck_interval = \"2s\"\n\
+         [policies.slow]\nschedule = \"every 90d\"\nstrategy = \"staged\"\n\
+         [policies.dual]\nschedule = \"every 90d\"\nstrategy = \"dual_write\"\ngrace_period = \"2s\"\n\
+         [[secret]]\npath = \"{crashed}\"\npolicy = \"slow\"\n[[secret]]\npath = \"{dual}\"\npolicy = \"dual\"\n",
+        vault_store(&bao)
+    );
+    let cfg = write_config(&dir, &cfg);
+    let port = free_port();
+    let child = spawn(&cfg, port, &bao.token);
+    wait_healthy(port).await;
+
+    // After the daemon has scheduled both: another process dies mid-rotation
+    // of one, and a one-shot rotation of the other leaves a retire step.
+    let journal = "id=5d0c1a8e-7b61-4f39-a2c4-0c9e6c1f2b22 step=stage strategy=staged \
+                   started=2020-01-01T00:00:00.000Z owner=crashed-process checks=yes base=1";
+    bao.patch_custom_metadata(&crashed, json!({ "rekey.rotation": journal })).await;
+    let r = rekey(&cfg, &["rotate", &dual, "--json"], &[("VAULT_TOKEN", bao.token.as_str())]).await;
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let left = bao.metadata(&dual).await.2;
+    assert!(left.get("rekey.retire.deadline").is_some_and(|v| !v.is_null()), "a retire step: {left}");
+
+    let gone = |custom: &serde_json::Value, key: &str| custom.get(key).is_none_or(serde_json::Value::is_null);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let (mut a, mut b) = (json!({}), json!({}));
+    while Instant::now() < deadline {
+        (a, b) = (bao.metadata(&crashed).await.2, bao.metadata(&dual).await.2);
+        if gone(&a, "rekey.rotation") && gone(&b, "rekey.retire.deadline") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let (_, metrics) = get(&format!("http://127.0.0.1:{port}/metrics")).await.expect("metrics");
+    let run = stop(child).await;
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(gone(&a, "rekey.rotation"), "the crashed rotation was cleaned up: {a}\n{}", run.stderr);
+    assert!(gone(&b, "rekey.retire.deadline"), "the replaced credential was retired: {b}\n{}", run.stderr);
+    assert!(run.stderr.contains("cleaned up a crashed rotation found by the recheck"), "{}", run.stderr);
+    assert!(run.stderr.contains("recheck: the secret changed outside this daemon"), "{}", run.stderr);
+    assert!(metric(&metrics, "rekey_rechecks_total") >= 2.0, "{metrics}");
+    // Cleaned up and retired, not rotated: neither is due for 90 days.
+    assert_eq!(bao.metadata(&crashed).await.0, 1, "no rotation of the crashed secret");
+    assert_eq!(bao.metadata(&dual).await.0, 2, "only the one-shot rotation");
+    assert_eq!(metric(&metrics, "rekey_rotations_total{outcome=\"rotated\"}"), 0.0);
+}

@@ -19,6 +19,9 @@ pub struct DaemonConfig {
     pub shutdown_timeout: Duration,
     /// How often the daemon re-reads quarantine state from the store.
     pub resync_interval: Duration,
+    /// How often every scheduled secret is read again (spread over the
+    /// interval) to learn what other processes left beside it; `None`: never.
+    pub recheck_interval: Option<Duration>,
     /// Rotations in flight at once.
     pub max_concurrency: usize,
 }
@@ -30,6 +33,7 @@ impl Default for DaemonConfig {
             allow_non_loopback: false,
             shutdown_timeout: Duration::from_secs(30),
             resync_interval: Duration::from_secs(30),
+            recheck_interval: Some(Duration::from_secs(3600)),
             max_concurrency: 16,
         }
     }
@@ -45,6 +49,7 @@ pub(super) fn daemon_config(ctx: &mut Ctx<'_>, t: &Tbl<'_>) -> DaemonConfig {
             ("allow_non_loopback", Kind::Bool),
             ("shutdown_timeout", Kind::Str),
             ("resync_interval", Kind::Str),
+            ("recheck_interval", Kind::Str),
             ("max_concurrency", Kind::Int),
         ],
         &[],
@@ -77,6 +82,13 @@ pub(super) fn daemon_config(ctx: &mut Ctx<'_>, t: &Tbl<'_>) -> DaemonConfig {
         && let Some(v) = parse_duration(ctx, t, "resync_interval")
     {
         d.resync_interval = v;
+    }
+    if t.str("recheck_interval").is_some_and(|v| v.trim() == "off") {
+        d.recheck_interval = None;
+    } else if t.item("recheck_interval").is_some()
+        && let Some(v) = parse_duration(ctx, t, "recheck_interval")
+    {
+        d.recheck_interval = Some(v);
     }
     if let Some(n) = t.int("max_concurrency") {
         match usize::try_from(n) {

@@ -108,6 +108,27 @@ fn non_loopback_listen_needs_opt_in() {
     assert!(parse(&src, &env_with(&[])).is_ok());
 }
 
+#[cfg(feature = "memory")] // its config uses the in-memory store
+#[test]
+fn recheck_interval_defaults_to_an_hour_and_can_be_turned_off() {
+    let c = parse(GOOD, &env_with(&[])).expect("valid");
+    assert_eq!(c.daemon.recheck_interval, Some(std::time::Duration::from_secs(3600)));
+    let src = format!("{GOOD}\n[daemon]\nrecheck_interval = \"10m\"\n");
+    assert_eq!(
+        parse(&src, &env_with(&[])).expect("valid").daemon.recheck_interval,
+        Some(std::time::Duration::from_secs(600))
+    );
+    let src = format!("{GOOD}\n[daemon]\nrecheck_interval = \"off\"\n");
+    assert_eq!(parse(&src, &env_with(&[])).expect("valid").daemon.recheck_interval, None);
+    for bad in ["0s", "soon"] {
+        let src = format!("{GOOD}\n[daemon]\nrecheck_interval = \"{bad}\"\n");
+        let d = parse(&src, &env_with(&[])).expect_err(bad);
+        let line = src.lines().position(|l| l.starts_with("recheck_interval")).map(|i| i + 1);
+        assert_eq!(Some(d[0].line), line, "{d:?}");
+        assert_eq!(d[0].field, "daemon.recheck_interval", "{d:?}");
+    }
+}
+
 #[test]
 fn syntax_error_has_position_and_no_panic() {
     for src in ["[store", "a = ", "[[secret]]\npath = 1\n", "store = 3", "\u{feff}x=1", ""] {
