@@ -99,6 +99,7 @@ pub fn target(t: &TargetConfig) -> Result<Arc<dyn rekey::CredentialTarget>, Stri
             Ok(Arc::new(target))
         }
         TargetConfig::Redis { target, .. } => Ok(Arc::new((**target).clone())),
+        TargetConfig::Command { target, .. } => Ok(Arc::new((**target).clone())),
     }
 }
 

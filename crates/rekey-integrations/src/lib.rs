@@ -10,6 +10,9 @@
 //!   as the basic-auth password; passes on an expected status.
 //! * [`CommandVerifier`] — runs a program (no shell) with the candidate in an
 //!   environment variable (never argv); passes on exit status 0.
+//! * [`CommandTarget`] — an external hook: a credential target that runs a
+//!   program of yours to apply, test and revoke credentials on a system
+//!   rekey has no target for.
 //! * [`WebhookAuditSink`] — POSTs every audit event as JSON, signed with
 //!   HMAC-SHA256, retried with backoff, from a background task.
 //! * [`JsonLinesAuditSink`] — appends every audit event to a file, one JSON
@@ -77,10 +80,12 @@
 #![deny(missing_docs, rustdoc::broken_intra_doc_links)]
 
 mod command;
+mod command_target;
 mod duration;
 mod error;
 mod http;
 mod jsonl;
+mod process;
 mod sink;
 mod webhook;
 
@@ -90,6 +95,7 @@ use rekey_core::{AuditSink, TracingAuditSink, Verifier};
 use serde::{Deserialize, Serialize};
 
 pub use command::{CommandVerifier, CommandVerifierConfig};
+pub use command_target::{CommandTarget, CommandTargetConfig, EXIT_REFUSED, EXIT_UNAVAILABLE};
 pub use error::IntegrationError;
 pub use http::{ExpectStatus, HttpVerifier, HttpVerifierConfig, Placement};
 pub use jsonl::{JsonLinesAuditSink, JsonLinesConfig};

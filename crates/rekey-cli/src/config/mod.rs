@@ -16,6 +16,7 @@ mod policy;
 mod secret;
 mod store;
 mod target;
+mod target_command;
 mod target_redis;
 mod verifier;
 mod walker;

@@ -1,11 +1,13 @@
 //! `target = { ... }` of a `[[secret]]`: the system that checks the
 //! credential (a PostgreSQL role, or two alternating roles; a Redis ACL
-//! user). The admin connection is built, and its transport checked, while
-//! the file is read: every refusal is a config error at its key.
+//! user; an external hook, a program of yours). The admin connection is
+//! built, and its transport checked, while the file is read: every refusal
+//! is a config error at its key.
 
 use std::fmt;
 use std::time::Duration;
 
+use super::target_command::command_target;
 use super::target_redis::redis_target;
 use super::walker::{Ctx, Kind, Tbl, check, parse_duration, target_refusal as why};
 
@@ -35,6 +37,13 @@ pub enum TargetConfig {
         /// already checked).
         target: Box<rekey_redis::RedisAclTarget>,
     },
+    /// An external hook: a program that applies, tests and revokes.
+    Command {
+        /// The program.
+        program: String,
+        /// The target, built while the file was read.
+        target: Box<rekey_integrations::CommandTarget>,
+    },
 }
 
 impl fmt::Debug for TargetConfig {
@@ -49,6 +58,9 @@ impl fmt::Debug for TargetConfig {
             Self::Redis { url_env, user, .. } => {
                 f.debug_struct("Redis").field("url_env", url_env).field("user", user).finish_non_exhaustive()
             }
+            Self::Command { program, .. } => {
+                f.debug_struct("Command").field("program", program).finish_non_exhaustive()
+            }
         }
     }
 }
@@ -59,6 +71,7 @@ impl TargetConfig {
         match self {
             Self::Postgres { .. } => "postgres",
             Self::Redis { .. } => "redis",
+            Self::Command { .. } => "command",
         }
     }
 
@@ -68,6 +81,8 @@ impl TargetConfig {
         match self {
             Self::Postgres { config, .. } => config.transport_warning(),
             Self::Redis { target, .. } => target.config().transport_warning(),
+            // The program's own business.
+            Self::Command { .. } => None,
         }
     }
 
@@ -77,6 +92,7 @@ impl TargetConfig {
             Self::Postgres { roles, .. } => roles.len() == 2,
             // An ACL user holds the old and the new password at once.
             Self::Redis { .. } => true,
+            Self::Command { target, .. } => rekey::CredentialTarget::capabilities(&**target).concurrent_credentials,
         }
     }
 }
@@ -84,10 +100,16 @@ impl TargetConfig {
 pub(super) fn target_config(
     ctx: &mut Ctx<'_>,
     t: &Tbl<'_>,
+    plain: Option<&toml::Value>,
+    field: Option<&str>,
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Option<TargetConfig> {
     match t.str("type") {
         Some("postgres") => {}
+        Some("command") => {
+            return command_target(ctx, t, plain, field)
+                .map(|(program, target)| TargetConfig::Command { program, target });
+        }
         Some("redis") => {
             return redis_target(ctx, t, env).map(|(url_env, user, target)| TargetConfig::Redis {
                 url_env,
@@ -99,12 +121,12 @@ pub(super) fn target_config(
             ctx.err(
                 t.span_of("type"),
                 t.field("type"),
-                format!("unknown target type {other:?}; expected `postgres` or `redis`"),
+                format!("unknown target type {other:?}; expected `postgres`, `redis` or `command`"),
             );
             return None;
         }
         None => {
-            ctx.err(t.span.clone(), t.field("type"), "missing required key `type` (`postgres` or `redis`)");
+            ctx.err(t.span.clone(), t.field("type"), "missing required key `type` (`postgres`, `redis` or `command`)");
             return None;
         }
     }

@@ -129,6 +129,30 @@ fn recheck_interval_defaults_to_an_hour_and_can_be_turned_off() {
     }
 }
 
+#[cfg(feature = "memory")] // its config uses the in-memory store
+#[test]
+fn a_command_target_is_read_and_its_mistakes_reported_at_their_keys() {
+    let with = |target: &str| format!("{GOOD}target = {{ {target} }}\n");
+    let c = parse(&with(r#"type = "command", program = "/bin/hook", concurrent_credentials = true"#), &env_with(&[]))
+        .expect("valid");
+    let t = c.secrets[0].target.as_ref().expect("a target");
+    assert_eq!((t.kind(), t.concurrent_credentials(), t.transport_warning()), ("command", true, None));
+    for (target, field, message) in [
+        (r#"type = "command""#, "secret[1].target.program", "missing required key `program`"),
+        (r#"type = "command", program = "/bin/hook", shell = true"#, "secret[1].target.shell", "unknown key"),
+        (r#"type = "command", program = "/bin/hook", timeout = "0s""#, "secret[1].target.timeout", "more than zero"),
+        (
+            r#"type = "command", program = "/bin/hook", env = { REKEY_KEEP = "x" }"#,
+            "secret[1].target.env",
+            "set by rekey",
+        ),
+    ] {
+        let d = parse(&with(target), &env_with(&[])).expect_err(target);
+        assert_eq!(d[0].field, field, "{target}: {d:?}");
+        assert!(d[0].message.contains(message), "{target}: {d:?}");
+    }
+}
+
 #[test]
 fn syntax_error_has_position_and_no_panic() {
     for src in ["[store", "a = ", "[[secret]]\npath = 1\n", "store = 3", "\u{feff}x=1", ""] {
