@@ -31,7 +31,7 @@ async fn read_for_schedule(
             Ok(rekey::Recovery::Nothing) => read = app.store.snapshot(&s.path, false).await,
             // A live one elsewhere, or one not stale yet.
             Ok(_) => {
-                tracing::info!(path = %s.path, "a rotation is in progress elsewhere; looking again at the next resync");
+                tracing::info!(path = %s.path, "a rotation is in progress elsewhere; looking again later");
                 return Err(None);
             }
             Err(e) => {
