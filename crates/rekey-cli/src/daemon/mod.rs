@@ -595,7 +595,7 @@ pub async fn run(config: Config, out: Out) -> Result<u8, CliError> {
     let listen = config.daemon.listen;
     let shutdown_timeout = config.daemon.shutdown_timeout;
     let resync = config.daemon.resync_interval;
-    let mut rechecks = Recheck::new(config.daemon.recheck_interval, Instant::now());
+    let recheck_interval = config.daemon.recheck_interval;
     let app = app::build(config, None).await?;
     let (tx, rx) = watch::channel(false);
     signals(tx)?;
@@ -608,6 +608,8 @@ pub async fn run(config: Config, out: Out) -> Result<u8, CliError> {
     let (mut unscheduled, q, down) = sync(&app, app.config.secrets.clone()).await;
     note_sync(&shared, unscheduled.len(), q, down);
     let mut last_sync = tokio::time::Instant::now();
+    // Start-up has just read every secret: the recheck owes nothing yet.
+    let mut rechecks = Recheck::new(recheck_interval, last_sync);
     let mut stop = rx.clone();
     let mut interrupted = false;
     loop {
