@@ -9,6 +9,7 @@ use common::*;
 use serde_json::json;
 
 const HOOK: &str = r#"
+[ "$REKEY_PATH" = "$EXPECT_PATH" ] || { echo "REKEY_PATH is $REKEY_PATH" >&2; exit 4; }
 case "$1" in
   apply) printf '%s\n' "$REKEY_NEW" > "$CREDS" ;;
   test) grep -qxF "$REKEY_CREDENTIAL" "$CREDS" || { echo "login refused for $REKEY_CREDENTIAL" >&2; exit 3; } ;;
@@ -31,7 +32,7 @@ async fn rotate_through_an_external_hook_and_refuse_a_bad_one_at_its_key() {
         format!(
             "{}[policies.p]\nschedule = \"manual\"\nstrategy = \"staged\"\n\
              [[secret]]\npath = \"{path}\"\npolicy = \"p\"\n\
-             target = {{ type = \"command\", program = \"/bin/sh\", args = [{:?}], env = {{ CREDS = {:?}{extra} }} }}\n",
+             target = {{ type = \"command\", program = \"/bin/sh\", args = [{:?}], env = {{ CREDS = {:?}, EXPECT_PATH = \"{path}\"{extra} }} }}\n",
             vault_store(&bao),
             hook.display().to_string(),
             creds.display().to_string(),

@@ -15,7 +15,7 @@ use crate::process::{Exit, Program, RunError};
 
 /// The variables rekey sets for the program.
 const RESERVED: &[&str] =
-    &["REKEY_OPERATION", "REKEY_NEW", "REKEY_CURRENT", "REKEY_CREDENTIAL", "REKEY_REVOKE", "REKEY_KEEP"];
+    &["REKEY_OPERATION", "REKEY_PATH", "REKEY_NEW", "REKEY_CURRENT", "REKEY_CREDENTIAL", "REKEY_REVOKE", "REKEY_KEEP"];
 
 /// Exit status: refused before changing anything (for `test`: the
 /// credential does not work).
@@ -72,8 +72,9 @@ fn default_timeout() -> Duration {
 /// the way to rotate a credential on a system rekey has no target for.
 ///
 /// The program runs as `program args… OPERATION`, with `REKEY_OPERATION`
-/// set to the same, and the credentials in environment variables (never
-/// in argv):
+/// set to the same, `REKEY_PATH` to the secret's path when the target was
+/// built [`for_secret`](Self::for_secret), and the credentials in
+/// environment variables (never in argv):
 ///
 /// | operation | what it must do | variables |
 /// |---|---|---|
@@ -107,6 +108,8 @@ pub struct CommandTarget {
     program: Program,
     concurrent: bool,
     field: Option<String>,
+    /// The secret's path, passed as `REKEY_PATH`.
+    secret: Option<String>,
 }
 
 impl CommandTarget {
@@ -129,7 +132,7 @@ impl CommandTarget {
             config.inherit_env,
             RESERVED,
         )?;
-        Ok(Self { program, concurrent: config.concurrent_credentials, field: config.field.clone() })
+        Ok(Self { program, concurrent: config.concurrent_credentials, field: config.field.clone(), secret: None })
     }
 
     /// The same target rotating `field` of a secret with fields, unless its
@@ -139,6 +142,14 @@ impl CommandTarget {
         if self.field.is_none() {
             self.field = field.map(str::to_owned);
         }
+        self
+    }
+
+    /// The same target for the secret at `path`, which the program gets as
+    /// `REKEY_PATH` (one program can serve several secrets).
+    #[must_use]
+    pub fn for_secret(mut self, path: &rekey_core::SecretPath) -> Self {
+        self.secret = Some(path.as_str().to_owned());
         self
     }
 
@@ -160,6 +171,7 @@ impl CommandTarget {
     async fn run(&self, operation: &str, vars: &[(&str, &str)]) -> Result<(), TargetError> {
         let what = format!("command target `{operation}`");
         let mut all = vec![("REKEY_OPERATION", operation)];
+        all.extend(self.secret.as_deref().map(|p| ("REKEY_PATH", p)));
         all.extend_from_slice(vars);
         let secrets: Vec<&str> = vars.iter().map(|(_, v)| *v).collect();
         let exit = match self.program.run(&what, &[operation], &all, &secrets).await {

@@ -80,7 +80,8 @@ pub(super) fn secret_config(
     let generator = t.sub("generator").and_then(|g| generator_config(ctx, &g, plain.and_then(|p| p.get("generator"))));
     bad |= t.item("generator").is_some() && generator.is_none();
     let plain_target = plain.and_then(|p| p.get("target"));
-    let target = t.sub("target").and_then(|g| target_config(ctx, &g, plain_target, field.as_deref(), env));
+    let target =
+        t.sub("target").and_then(|g| target_config(ctx, &g, plain_target, path.as_ref(), field.as_deref(), env));
     bad |= t.item("target").is_some() && target.is_none();
     let own = t.strs("verifiers").unwrap_or_default();
     for v in &own {

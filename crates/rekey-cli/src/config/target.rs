@@ -101,13 +101,14 @@ pub(super) fn target_config(
     ctx: &mut Ctx<'_>,
     t: &Tbl<'_>,
     plain: Option<&toml::Value>,
+    path: Option<&rekey::SecretPath>,
     field: Option<&str>,
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Option<TargetConfig> {
     match t.str("type") {
         Some("postgres") => {}
         Some("command") => {
-            return command_target(ctx, t, plain, field)
+            return command_target(ctx, t, plain, path, field)
                 .map(|(program, target)| TargetConfig::Command { program, target });
         }
         Some("redis") => {

@@ -20,12 +20,14 @@ const COMMAND_KINDS: &[(&str, Kind)] = &[
     ("field", Kind::Str),
 ];
 
-/// Reads a command target; `field` is the secret's own `field`, the
-/// target's default. Every refusal is reported at the key that causes it.
+/// Reads a command target for the secret at `path`; `field` is the
+/// secret's own `field`, the target's default. Every refusal is reported at
+/// the key that causes it.
 pub(super) fn command_target(
     ctx: &mut Ctx<'_>,
     t: &Tbl<'_>,
     plain: Option<&toml::Value>,
+    path: Option<&rekey::SecretPath>,
     field: Option<&str>,
 ) -> Option<(String, Box<CommandTarget>)> {
     let allowed = keys::allowed(keys::fields::<CommandTargetConfig>(), COMMAND_KINDS, &[], &[("type", Kind::Str)]);
@@ -43,7 +45,14 @@ pub(super) fn command_target(
         }
     };
     match CommandTarget::new(&config) {
-        Ok(target) => Some((config.program.display().to_string(), Box::new(target.with_default_field(field)))),
+        Ok(target) => {
+            let target = target.with_default_field(field);
+            let target = match path {
+                Some(p) => target.for_secret(p),
+                None => target,
+            };
+            Some((config.program.display().to_string(), Box::new(target)))
+        }
         Err(e) => {
             integration_error(ctx, t, &e);
             None
