@@ -177,6 +177,13 @@ pub enum Op {
         /// Before which store call (1-based).
         at: u64,
     },
+    /// What a daemon's periodic recheck does: a snapshot of every secret,
+    /// a crashed rotation found in it recovered, the schedule brought up to
+    /// date from it.
+    Recheck {
+        /// Which manager.
+        manager: usize,
+    },
     /// The clock jumps forward without anyone running anything.
     Jump {
         /// By how much.
@@ -215,6 +222,7 @@ fn op(schedules: bool) -> impl Strategy<Value = Op> {
         3 => (secret.clone(), manager.clone()).prop_map(|(secret, manager)| Op::Rollback { secret, manager }),
         1 => secret.clone().prop_map(|secret| Op::Resume { secret }),
         (if schedules { 5 } else { 0 }) => tick.prop_map(|advance| Op::Tick { advance }),
+        (if schedules { 2 } else { 0 }) => (0..2usize).prop_map(|manager| Op::Recheck { manager }),
         2 => prop_oneof![Just(Duration::from_secs(6)), Just(Duration::from_secs(600)), Just(DAY)].prop_map(|length| Op::Outage { length }),
         3 => (method, 1u64..4, any::<bool>()).prop_map(|(method, nth, lost_response)| Op::Fault { method, nth, lost_response }),
         3 => (secret.clone(), manager, strategy(), 1u64..9).prop_map(|(secret, manager, strategy, at)| Op::Crash { secret, manager, strategy, at }),
@@ -784,6 +792,44 @@ impl World {
                                 self.secrets[*secret].unchecked_current_allowed = true;
                             }
                         }
+                    }
+                }
+            }
+            Op::Recheck { manager } => {
+                let m = &self.managers[*manager];
+                for i in 0..SECRETS {
+                    let path = self.secrets[i].path.clone();
+                    let Ok(mut snap) = self.store.snapshot(&path, false).await else { continue };
+                    if SecretRecord::read_brief(&snap.metadata).unfinished.is_some() {
+                        match m.recover(&path).await {
+                            Ok(_) => self.secrets[i].unchecked_current_allowed = false,
+                            Err(e) => {
+                                self.errors.push(format!("{e} / {e:?}"));
+                                self.secrets[i].unchecked_current_allowed = true;
+                                continue;
+                            }
+                        }
+                        let Ok(again) = self.store.snapshot(&path, false).await else { continue };
+                        snap = again;
+                    }
+                    let Some(before) = m.get_schedule(&path) else { continue };
+                    if m.refresh_schedule(&path, &snap).is_none() {
+                        return Err(format!("secret {i}: scheduled, but refresh_schedule says it is not"));
+                    }
+                    let Some(after) = m.get_schedule(&path) else {
+                        return Err(format!("secret {i}: the refresh dropped its schedule"));
+                    };
+                    let created = snap.current.created_at;
+                    if after.last_rotation < before.last_rotation.max(created) {
+                        return Err(format!(
+                            "secret {i}: after a refresh the schedule's last rotation is {}, not the later of {} (before) and {created} (the store's current version)",
+                            after.last_rotation, before.last_rotation
+                        ));
+                    }
+                    if SecretRecord::read_brief(&snap.metadata).quarantine.is_some() && after.quarantine.is_none() {
+                        return Err(format!(
+                            "secret {i}: quarantined in the store, not held by the refreshed schedule"
+                        ));
                     }
                 }
             }
