@@ -54,6 +54,15 @@ async fn rotate_through_an_external_hook_and_refuse_a_bad_one_at_its_key() {
 
     // A hook config that would let rekey's own variable be overwritten is
     // refused while the file is read, at its key.
+    // A hook given rekey's whole environment (its VAULT_TOKEN) is warned of.
+    let text = secret("").replace("program = \"/bin/sh\"", "program = \"/bin/sh\", inherit_env = true");
+    let cfg = write_config(&dir, &text);
+    for cmd in ["plan", "check"] {
+        let r = rekey(&cfg, &[cmd, "--json"], &env).await;
+        assert_eq!(r.code, 0, "{cmd}: {}", r.stderr);
+        assert!(r.stdout.contains("inherit_env = true passes rekey's whole environment"), "{cmd}: {}", r.stdout);
+    }
+
     let text = secret(", REKEY_NEW = \"x\"");
     let line = text.lines().position(|l| l.starts_with("target = ")).unwrap() + 1;
     let column = text.lines().nth(line - 1).unwrap().find("env = ").unwrap() + "env = ".len() + 1;

@@ -7,7 +7,7 @@ use rekey::{RotationStrategy, Schedule, SecretData, SecretStoreExt, StoreError, 
 use serde_json::{Value, json};
 
 use crate::app;
-use crate::config::{Config, SecretConfig};
+use crate::config::{Config, SecretConfig, TargetConfig};
 use crate::error::{self, CliError, EXIT_CONFIG, EXIT_NOT_FOUND, EXIT_OK};
 use crate::output::{Out, Table, quarantine_json, quarantine_text, time_json, when};
 
@@ -48,8 +48,9 @@ pub async fn check(config: Config, out: Out) -> Result<u8, CliError> {
         };
         rows.row(vec![s.path.to_string(), text]);
         // The transports the target and verifiers are allowed to use but
-        // should not (the full list of policy warnings is `plan`'s).
-        let w = transport_warnings(&app.config, s);
+        // should not, and programs given rekey's own credentials (the full
+        // list of policy warnings is `plan`'s).
+        let w = exposure_warnings(&app.config, s);
         warned.extend(w.iter().map(|x| format!("{}: {x}", s.path)));
         items.push(json!({
             "path": s.path.as_str(), "state": state, "version": version, "problem": problem, "warnings": w,
@@ -131,14 +132,25 @@ fn next_dues(s: &SecretConfig, last: DateTime<Utc>, n: usize) -> Vec<DateTime<Ut
     v
 }
 
-/// The unencrypted transports one secret's credentials are allowed to
-/// cross: its target's, and each HTTP verifier's that gates it.
-fn transport_warnings(config: &Config, s: &SecretConfig) -> Vec<String> {
+/// Where one secret's credentials, or rekey's own, go less protected than
+/// they should: the unencrypted transports its target and the HTTP
+/// verifiers that gate it are allowed to use, and the programs (a command
+/// target or verifier) given rekey's whole environment.
+fn exposure_warnings(config: &Config, s: &SecretConfig) -> Vec<String> {
     let mut w: Vec<String> = s.target.as_ref().and_then(|t| t.transport_warning()).into_iter().collect();
+    if let Some(TargetConfig::Command { program, inherit_env: true, .. }) = &s.target {
+        w.push(format!("{INHERITS}: the command target `{program}`"));
+    }
     let named = s.policy.verification_tests().iter().chain(&s.verifiers);
     for v in named.filter_map(|n| config.verifiers.iter().find(|v| &v.name == n)) {
-        if let rekey_integrations::VerifierConfig::Http(h) = &v.settings
-            && let Some(x) = h.transport_warning()
+        let x = match &v.settings {
+            rekey_integrations::VerifierConfig::Http(h) => h.transport_warning(),
+            rekey_integrations::VerifierConfig::Command(c) if c.inherit_env => {
+                Some(format!("{INHERITS}: the command verifier `{}`", v.name))
+            }
+            _ => None,
+        };
+        if let Some(x) = x
             && !w.contains(&x)
         {
             w.push(x);
@@ -146,6 +158,10 @@ fn transport_warnings(config: &Config, s: &SecretConfig) -> Vec<String> {
     }
     w
 }
+
+/// The start of the warning about `inherit_env = true`.
+const INHERITS: &str = "inherit_env = true passes rekey's whole environment, its store credentials \
+                        (VAULT_TOKEN, AWS keys) included, to a program";
 
 /// Warnings about unsafe set-ups of one secret.
 pub fn warnings(config: &Config, s: &SecretConfig) -> Vec<String> {
@@ -194,7 +210,7 @@ pub fn warnings(config: &Config, s: &SecretConfig) -> Vec<String> {
                 .to_owned(),
         );
     }
-    w.extend(transport_warnings(config, s));
+    w.extend(exposure_warnings(config, s));
     if !p.auto_rollback() {
         w.push("auto_rollback is off: a failed verification leaves the new value current".to_owned());
     }

@@ -41,6 +41,8 @@ pub enum TargetConfig {
     Command {
         /// The program.
         program: String,
+        /// Whether it gets rekey's whole environment.
+        inherit_env: bool,
         /// The target, built while the file was read.
         target: Box<rekey_integrations::CommandTarget>,
     },
@@ -109,7 +111,7 @@ pub(super) fn target_config(
         Some("postgres") => {}
         Some("command") => {
             return command_target(ctx, t, plain, path, field)
-                .map(|(program, target)| TargetConfig::Command { program, target });
+                .map(|(program, inherit_env, target)| TargetConfig::Command { program, inherit_env, target });
         }
         Some("redis") => {
             return redis_target(ctx, t, env).map(|(url_env, user, target)| TargetConfig::Redis {

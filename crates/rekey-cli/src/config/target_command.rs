@@ -29,7 +29,7 @@ pub(super) fn command_target(
     plain: Option<&toml::Value>,
     path: Option<&rekey::SecretPath>,
     field: Option<&str>,
-) -> Option<(String, Box<CommandTarget>)> {
+) -> Option<(String, bool, Box<CommandTarget>)> {
     let allowed = keys::allowed(keys::fields::<CommandTargetConfig>(), COMMAND_KINDS, &[], &[("type", Kind::Str)]);
     if !check(ctx, t, &allowed, &["program"]) {
         return None;
@@ -51,7 +51,7 @@ pub(super) fn command_target(
                 Some(p) => target.for_secret(p),
                 None => target,
             };
-            Some((config.program.display().to_string(), Box::new(target)))
+            Some((config.program.display().to_string(), config.inherit_env, Box::new(target)))
         }
         Err(e) => {
             integration_error(ctx, t, &e);
