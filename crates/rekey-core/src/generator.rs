@@ -643,29 +643,63 @@ fn shuffle(pool: &mut OsPool, out: &mut [u8]) -> Result<(), GeneratorError> {
 struct OsPool {
     buf: [u8; OS_POOL_LEN],
     pos: usize,
-    /// The process that filled `buf` (0: never filled).
-    pid: u32,
+    filled_by: FilledBy,
+}
+
+/// How a pool tells whether the process forked since it was filled.
+#[derive(Debug)]
+enum FilledBy {
+    /// Never filled.
+    Nobody,
+    /// A `pthread_atfork` child handler counts forks: the check is one
+    /// atomic load (a `getpid` system call costs as much as the rest of a
+    /// generation on a virtual machine).
+    #[cfg(unix)]
+    ForkCount(forkguard::atfork::Guard),
+    /// The filling process's id, where the handler could not be
+    /// registered (or on a platform without it).
+    Pid(u32),
+}
+
+impl FilledBy {
+    fn this_process() -> Self {
+        #[cfg(unix)]
+        if let Ok(guard) = forkguard::atfork::Guard::try_new() {
+            return Self::ForkCount(guard);
+        }
+        Self::Pid(std::process::id())
+    }
+
+    /// Whether the process that filled the pool is not this one.
+    fn forked(&mut self) -> bool {
+        match self {
+            Self::Nobody => false,
+            #[cfg(unix)]
+            Self::ForkCount(guard) => guard.detected_fork(),
+            Self::Pid(pid) => *pid != std::process::id(),
+        }
+    }
 }
 
 const OS_POOL_LEN: usize = 4096;
 
 thread_local! {
     static POOL: std::cell::RefCell<OsPool> =
-        const { std::cell::RefCell::new(OsPool { buf: [0; OS_POOL_LEN], pos: OS_POOL_LEN, pid: 0 }) };
+        const { std::cell::RefCell::new(OsPool { buf: [0; OS_POOL_LEN], pos: OS_POOL_LEN, filled_by: FilledBy::Nobody }) };
 }
 
 impl OsPool {
     fn refill(&mut self) -> Result<(), GeneratorError> {
         SysRng.try_fill_bytes(&mut self.buf[..]).map_err(|e| GeneratorError::Rng(e.to_string()))?;
         self.pos = 0;
-        self.pid = std::process::id();
+        self.filled_by = FilledBy::this_process();
         Ok(())
     }
 
     /// Drops what is left when this process did not fill the pool (a
     /// forked child's copy of its parent's bytes).
     fn forget_if_forked(&mut self) {
-        if self.pos < OS_POOL_LEN && self.pid != std::process::id() {
+        if self.pos < OS_POOL_LEN && self.filled_by.forked() {
             self.buf.zeroize();
             self.pos = OS_POOL_LEN;
         }
@@ -834,18 +868,22 @@ mod tests {
     /// filling process's own pool is kept.
     #[test]
     fn a_pool_filled_by_another_process_is_not_used() {
-        let mut pool = OsPool { buf: [0; OS_POOL_LEN], pos: OS_POOL_LEN, pid: 0 };
+        let mut pool = OsPool { buf: [0; OS_POOL_LEN], pos: OS_POOL_LEN, filled_by: FilledBy::Nobody };
         assert!(pool.refill().is_ok());
-        assert_eq!(pool.pid, std::process::id());
+        #[cfg(unix)]
+        assert!(matches!(pool.filled_by, FilledBy::ForkCount(_)), "{:?}", pool.filled_by);
         pool.forget_if_forked();
         assert_eq!(pool.pos, 0, "this process's own bytes are kept");
 
-        pool.pid = std::process::id().wrapping_add(1);
+        // What the fork count says in a child, told by the other check.
+        pool.filled_by = FilledBy::Pid(std::process::id().wrapping_add(1));
         pool.forget_if_forked();
         assert_eq!(pool.pos, OS_POOL_LEN, "another process's bytes are never handed out");
         assert!(pool.buf.iter().all(|b| *b == 0), "and they are wiped");
         let mut w = [0u8; 8];
         assert!(pool.take(&mut w).is_ok());
-        assert_eq!(pool.pid, std::process::id(), "drawing refills from the OS first");
+        assert!(!pool.filled_by.forked(), "drawing refills from the OS first, as this process");
+        pool.filled_by = FilledBy::Pid(std::process::id());
+        assert!(!pool.filled_by.forked());
     }
 }
