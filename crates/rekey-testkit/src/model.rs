@@ -38,7 +38,7 @@ use proptest::test_runner::{Config, RngAlgorithm, TestCaseError, TestRng, TestRu
 use rekey_core::record::SecretRecord;
 use rekey_core::{
     AuditEvent, AuditSink, Clock, DynSecretStore, ExposeSecret, GenerateSecret, GeneratorError, ManualClock,
-    MemoryAuditSink, RotationError, RotationJournal, RotationManager, RotationOutcome, RotationPolicy, RotationResult,
+    MemoryAuditSink, Recovery, RotationError, RotationJournal, RotationManager, RotationOutcome, RotationPolicy, RotationResult,
     RotationStrategy, SecretData, SecretGenerator, SecretPath, SecretStore, SecretStoreExt, SecretString, Verifier,
     VerifyContext, VerifyError,
 };
@@ -550,7 +550,10 @@ async fn run_sequence(config: &ModelConfig, factory: &StoreFactory, ops: &[Op], 
     w.clock.advance(Duration::from_secs(3600));
     for i in 0..SECRETS {
         let path = w.secrets[i].path.clone();
-        w.managers[0].recover(&path).await.map_err(|e| TestCaseError::fail(format!("final recovery: {e}")))?;
+        let r = w.managers[0].recover(&path).await.map_err(|e| TestCaseError::fail(format!("final recovery: {e}")))?;
+        if r == Recovery::InProgressElsewhere {
+            return Err(TestCaseError::fail(format!("secret {i}: a journal an hour old is still taken as live")));
+        }
         w.secrets[i].unchecked_current_allowed = false;
     }
     w.check(logs).await.map_err(|e| TestCaseError::fail(format!("after the final recovery: {e}")))?;
@@ -788,29 +791,20 @@ impl World {
                     }
                     None => {
                         // The process died; when it comes back, it recovers.
-                        match self.managers[*manager].recover(&path).await {
-                            Ok(_) => self.secrets[*secret].unchecked_current_allowed = false,
-                            Err(e) => {
-                                self.errors.push(format!("{e} / {e:?}"));
-                                self.secrets[*secret].unchecked_current_allowed = true;
-                            }
-                        }
+                        let r = self.managers[*manager].recover(&path).await;
+                        self.settle_recovery(*secret, r);
                     }
                 }
             }
             Op::Recheck { manager } => {
-                let m = &self.managers[*manager];
+                let m = self.managers[*manager].clone();
                 for i in 0..SECRETS {
                     let path = self.secrets[i].path.clone();
                     let Ok(mut snap) = self.store.snapshot(&path, false).await else { continue };
                     if SecretRecord::read_brief(&snap.metadata).unfinished.is_some() {
-                        match m.recover(&path).await {
-                            Ok(_) => self.secrets[i].unchecked_current_allowed = false,
-                            Err(e) => {
-                                self.errors.push(format!("{e} / {e:?}"));
-                                self.secrets[i].unchecked_current_allowed = true;
-                                continue;
-                            }
+                        let r = m.recover(&path).await;
+                        if !self.settle_recovery(i, r) {
+                            continue;
                         }
                         let Ok(again) = self.store.snapshot(&path, false).await else { continue };
                         snap = again;
@@ -843,6 +837,25 @@ impl World {
 
     /// After a rotation of the secret that reached the store, an unchecked
     /// value left by an earlier undo that failed must be gone.
+    /// After a recovery: a journal cleaned up leaves no unchecked value; a
+    /// journal that looks live (another manager's, not yet stale) was not
+    /// touched, so what was allowed stays allowed; a failed recovery may
+    /// leave one. Whether the recovery succeeded.
+    fn settle_recovery(&mut self, secret: usize, r: Result<Recovery, RotationError>) -> bool {
+        match r {
+            Ok(Recovery::InProgressElsewhere) => true,
+            Ok(_) => {
+                self.secrets[secret].unchecked_current_allowed = false;
+                true
+            }
+            Err(e) => {
+                self.errors.push(format!("{e} / {e:?}"));
+                self.secrets[secret].unchecked_current_allowed = true;
+                false
+            }
+        }
+    }
+
     fn settle_unchecked(&mut self, secret: usize, r: &RotationResult) {
         // The rotation got past recovery (which would have rolled the
         // unchecked value back): it rotated, lost a race to a rotation that
