@@ -492,7 +492,16 @@ impl Inner {
     /// The write that made the candidate current also wrote the record.
     fn carried(&self, run: &mut Run<'_>, x: &mut Executor<'_>) {
         let Some(record) = x.carry.take() else { return };
-        if let Some(id) = &x.now_current {
+        // After the last write, only its retire record is read from the
+        // metadata (`recorded`): applying the rest would be copying for
+        // nothing.
+        let retire = |k: &str| k.starts_with(super::consumers::RETIRE_PREFIX);
+        let touches_retire = !record.new_version_keys.is_empty()
+            || record.must.iter().chain(record.may.iter()).any(|(k, _)| retire(k))
+            || x.meta.keys().any(|k| retire(k));
+        if let Some(id) = &x.now_current
+            && touches_retire
+        {
             record.apply_owned(id, &mut x.meta);
         }
         x.carried = true;
