@@ -38,9 +38,9 @@ use proptest::test_runner::{Config, RngAlgorithm, TestCaseError, TestRng, TestRu
 use rekey_core::record::SecretRecord;
 use rekey_core::{
     AuditEvent, AuditSink, Clock, DynSecretStore, ExposeSecret, GenerateSecret, GeneratorError, ManualClock,
-    MemoryAuditSink, Recovery, RotationError, RotationJournal, RotationManager, RotationOutcome, RotationPolicy, RotationResult,
-    RotationStrategy, SecretData, SecretGenerator, SecretPath, SecretStore, SecretStoreExt, SecretString, Verifier,
-    VerifyContext, VerifyError,
+    MemoryAuditSink, Recovery, RotationError, RotationJournal, RotationManager, RotationOutcome, RotationPolicy,
+    RotationResult, RotationStrategy, SecretData, SecretGenerator, SecretPath, SecretStore, SecretStoreExt,
+    SecretString, Verifier, VerifyContext, VerifyError,
 };
 use rekey_memory::{Fault, FaultInjectingStore, Method, Rule};
 
