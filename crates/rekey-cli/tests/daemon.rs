@@ -8,10 +8,13 @@
 
 mod common;
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use common::*;
 use serde_json::json;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 async fn get(url: &str) -> Option<(u16, String)> {
     let r = reqwest::Client::new().get(url).timeout(Duration::from_secs(2)).send().await.ok()?;
@@ -601,4 +604,91 @@ async fn what_another_process_leaves_is_acted_on_within_the_recheck_interval() {
     assert_eq!(bao.metadata(&crashed).await.0, 1, "no rotation of the crashed secret");
     assert_eq!(bao.metadata(&dual).await.0, 2, "only the one-shot rotation");
     assert_eq!(metric(&metrics, "rekey_rotations_total{outcome=\"rotated\"}"), 0.0);
+}
+
+/// A TCP relay to `upstream` (`host:port`) that holds every chunk a client
+/// sends for `delay` (a store that far away) and records the most
+/// connections waiting for an answer at once.
+async fn slow_relay(upstream: String, delay: Duration) -> (u16, Arc<AtomicUsize>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("relay binds");
+    let port = listener.local_addr().expect("relay address").port();
+    let (waiting, most) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+    let max = most.clone();
+    tokio::spawn(async move {
+        while let Ok((client, _)) = listener.accept().await {
+            let Ok(server) = tokio::net::TcpStream::connect(&upstream).await else { continue };
+            let (mut cr, mut cw) = client.into_split();
+            let (mut sr, mut sw) = server.into_split();
+            // Whether this connection has a request out (HTTP/1.1: one at a time).
+            let out = Arc::new(std::sync::atomic::AtomicBool::new(false));
+            let (w, m, o) = (waiting.clone(), most.clone(), out.clone());
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 64 * 1024];
+                while let Ok(n @ 1..) = cr.read(&mut buf).await {
+                    if !o.swap(true, Ordering::SeqCst) {
+                        let now = w.fetch_add(1, Ordering::SeqCst) + 1;
+                        m.fetch_max(now, Ordering::SeqCst);
+                    }
+                    tokio::time::sleep(delay).await;
+                    if sw.write_all(&buf[..n]).await.is_err() {
+                        break;
+                    }
+                }
+            });
+            let w = waiting.clone();
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 64 * 1024];
+                while let Ok(n @ 1..) = sr.read(&mut buf).await {
+                    if out.swap(false, Ordering::SeqCst) {
+                        w.fetch_sub(1, Ordering::SeqCst);
+                    }
+                    if cw.write_all(&buf[..n]).await.is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+    });
+    (port, max)
+}
+
+/// Start-up reads every secret once to schedule it: with `max_concurrency`
+/// of them in flight, not one after another (10,000 secrets 20 ms away
+/// would take over three minutes to schedule).
+#[tokio::test]
+async fn start_up_reads_the_secrets_with_requests_in_flight_at_once() {
+    let Some(bao) = Bao::from_env() else { return };
+    let prefix = unique("startup");
+    let dir = scratch("startup");
+    let n = 40;
+    let upstream = bao.addr.trim_start_matches("http://").to_owned();
+    let (relay, most) = slow_relay(upstream, Duration::from_millis(50)).await;
+    let mut cfg = format!("[store]\ntype = \"vault\"\naddress = \"http://127.0.0.1:{relay}\"\nmount = \"secret\"\n");
+    cfg.push_str("[daemon]\nmax_concurrency = 8\n[policies.slow]\nschedule = \"every 90d\"\nstrategy = \"staged\"\n");
+    for i in 0..n {
+        let path = format!("{prefix}/s{i:02}");
+        bao.put(&path, json!({ "value": format!("startup-initial-s3cr3t-{i:04}") })).await;
+        cfg.push_str(&format!("[[secret]]\npath = \"{path}\"\npolicy = \"slow\"\n"));
+    }
+    let cfg = write_config(&dir, &cfg);
+    let listen_port = free_port();
+    let started = Instant::now();
+    let child = spawn(&cfg, listen_port, &bao.token);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut scheduled = 0.0;
+    while Instant::now() < deadline && scheduled < n as f64 {
+        if let Some((200, m)) = get(&format!("http://127.0.0.1:{listen_port}/metrics")).await {
+            scheduled = metric(&m, "rekey_scheduled_secrets");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let took = started.elapsed();
+    let run = stop(child).await;
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(scheduled, n as f64, "every secret scheduled: {}", run.stderr);
+    let most = most.load(Ordering::SeqCst);
+    println!("{n} secrets 50 ms away scheduled {took:?} after start, up to {most} requests in flight");
+    // One after another would never have more than one out.
+    assert!(most >= 4, "start-up had at most {most} requests in flight at once (max_concurrency = 8)");
+    assert!(most <= 8 + 1, "start-up had {most} requests in flight, more than max_concurrency (8) and a token lookup");
 }

@@ -22,7 +22,7 @@ pub struct DaemonConfig {
     /// How often every scheduled secret is read again (spread over the
     /// interval) to learn what other processes left beside it; `None`: never.
     pub recheck_interval: Option<Duration>,
-    /// Rotations in flight at once.
+    /// Rotations in flight at once (and scheduling reads).
     pub max_concurrency: usize,
 }
 
