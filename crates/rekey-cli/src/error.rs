@@ -161,6 +161,9 @@ fn rotation_error_exit_code(e: &RotationError) -> u8 {
             {
                 EXIT_NOT_FOUND
             }
+            // The secret itself (not one of its versions) is missing when
+            // the recovery every rollback starts with reads it.
+            StoreError::NotFound { what: None, .. } if *step == RotationStep::Recover => EXIT_NOT_FOUND,
             _ => EXIT_FAILED,
         },
         RotationError::UndoFailed { cause, .. } => match rotation_error_exit_code(cause) {

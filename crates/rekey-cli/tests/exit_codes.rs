@@ -138,8 +138,8 @@ async fn exit_3_when_the_store_is_unreachable() {
     }
 }
 
-/// 4: a configured secret that is not in the store (`rotate` used to exit
-/// 1), and a rollback with no earlier version.
+/// 4: a configured secret that is not in the store (`rotate` and `rollback`
+/// used to exit 1), and a rollback with no earlier version.
 #[tokio::test]
 async fn exit_4_when_the_secret_or_its_previous_version_is_missing() {
     let dir = scratch("exit4");
@@ -152,7 +152,17 @@ async fn exit_4_when_the_secret_or_its_previous_version_is_missing() {
     assert_eq!(r.json()["results"][0]["exit_code"], 4);
     let r = rekey(&cfg, &["emergency", "app/absent", "--reason", "test"], &[]).await;
     assert_eq!(r.code, 4, "{}{}", r.stdout, r.stderr);
-    for cmd in [&["check"][..], &["status"][..], &["plan"][..], &["rotate", "--all", "--dry-run"][..]] {
+    // Every command that names the secret, `rollback` included (it exited 1:
+    // the recovery it starts with found the secret missing).
+    for cmd in [
+        &["check"][..],
+        &["status"][..],
+        &["plan"][..],
+        &["rotate", "--all", "--dry-run"][..],
+        &["rollback", "app/absent"][..],
+        &["history", "app/absent"][..],
+        &["resume", "app/absent"][..],
+    ] {
         let r = rekey(&cfg, cmd, &[]).await;
         assert_eq!(r.code, 4, "{cmd:?}: {}{}", r.stdout, r.stderr);
     }
