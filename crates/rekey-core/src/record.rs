@@ -379,6 +379,63 @@ impl SecretRecord {
         Self::read_parts(meta, false, true)
     }
 
+    /// Since when `current`'s value has been current: the time recorded
+    /// for it as the good version (a rollback's, or the value's own time
+    /// carried over to the copy a store that promotes by copying wrote to
+    /// undo a failed rotation), else its creation time. Schedules count from
+    /// it, so a failed rotation's undo never passes for a rotation.
+    ///
+    /// ```
+    /// use rekey_core::record::SecretRecord;
+    /// use rekey_core::{Metadata, Stages, VersionId, VersionMeta};
+    /// let t = |s: &str| s.parse::<chrono::DateTime<chrono::Utc>>().unwrap();
+    /// let copy = VersionMeta {
+    ///     id: VersionId::new("5"),
+    ///     created_at: t("2030-02-01T00:00:00Z"),
+    ///     stages: Stages { current: true, ..Stages::default() },
+    ///     rotation_id: None,
+    /// };
+    /// let mut meta = Metadata::new();
+    /// assert_eq!(SecretRecord::read_brief(&meta).current_since(&copy), copy.created_at);
+    /// meta.insert("rekey.good".into(), "version=5 since=2030-01-01T00:00:00.000Z".into());
+    /// assert_eq!(SecretRecord::read_brief(&meta).current_since(&copy), t("2030-01-01T00:00:00Z"));
+    /// ```
+    pub fn current_since(&self, current: &VersionMeta) -> DateTime<Utc> {
+        let created = current.created_at;
+        let recorded = self
+            .good
+            .as_ref()
+            .filter(|g| g.names(current))
+            // A version the recorded rotation wrote itself went current when
+            // it was created.
+            .filter(|g| g.rotation_id.is_none() || g.rotation_id != current.rotation_id)
+            .and_then(|g| g.since);
+        match recorded {
+            // Recorded to the millisecond: within the version's own
+            // millisecond it is the version's own time.
+            Some(since) if since.timestamp_millis() != created.timestamp_millis() => since,
+            _ => created,
+        }
+    }
+
+    /// The good version once `copy`, a newer version holding `base`'s
+    /// value, is current (a store that promotes by copying wrote it to
+    /// restore `base`): what the record said of `base`, now of the copy,
+    /// current since `base`'s value was.
+    pub(crate) fn good_for_copy(&self, base: &VersionMeta, copy: &VersionId) -> GoodVersion {
+        let since = self.current_since(base);
+        match self.good.as_ref().filter(|g| g.names(base)) {
+            Some(g) => GoodVersion { version: Some(copy.clone()), since: Some(since), ..g.clone() },
+            None => GoodVersion {
+                version: Some(copy.clone()),
+                rotation_id: None,
+                since: Some(since),
+                previous: None,
+                previous_since: None,
+            },
+        }
+    }
+
     /// Whether `version` is recorded as failed.
     pub fn is_failed(&self, version: &VersionId) -> bool {
         self.failed.contains(version)
@@ -699,6 +756,43 @@ pub async fn lift_quarantine(
 mod tests {
     use super::*;
     use crate::Stages;
+
+    /// Since when a value is current: its version's creation, unless the
+    /// record says otherwise for a version no recorded rotation wrote (a
+    /// rollback's, or an undo's copy of an older value).
+    #[test]
+    fn since_when_the_current_value_is_current() {
+        let t = |s: &str| s.parse::<DateTime<Utc>>().unwrap_or_default();
+        let r = RotationId::new();
+        let mut current = v("7", true, false);
+        current.created_at = t("2030-01-10T00:00:00.000500Z");
+        let good = |version: Option<&str>, rotation_id, since: &str| SecretRecord {
+            good: Some(GoodVersion {
+                version: version.map(VersionId::new),
+                rotation_id,
+                since: Some(t(since)),
+                previous: None,
+                previous_since: None,
+            }),
+            ..SecretRecord::default()
+        };
+        let created = current.created_at;
+        assert_eq!(SecretRecord::default().current_since(&current), created, "no record");
+        // A copy of an older value, or a rollback: the recorded time.
+        assert_eq!(good(Some("7"), None, "2030-01-01T00:00:00Z").current_since(&current), t("2030-01-01T00:00:00Z"));
+        assert_eq!(good(Some("7"), None, "2030-01-20T00:00:00Z").current_since(&current), t("2030-01-20T00:00:00Z"));
+        // Another version's record says nothing of this one.
+        assert_eq!(good(Some("6"), None, "2030-01-01T00:00:00Z").current_since(&current), created);
+        // The same millisecond (the record keeps milliseconds): the version's.
+        assert_eq!(good(Some("7"), None, "2030-01-10T00:00:00.000Z").current_since(&current), created);
+        // Written by the rotation the record names: its creation.
+        current.rotation_id = Some(r);
+        assert_eq!(good(None, Some(r), "2030-01-10T00:00:00.009Z").current_since(&current), created);
+        // The copy keeps the rotation of the version it copies, not its own.
+        let mut copy = current.clone();
+        copy.rotation_id = None;
+        assert_eq!(good(Some("7"), Some(r), "2030-01-01T00:00:00Z").current_since(&copy), t("2030-01-01T00:00:00Z"));
+    }
 
     fn v(id: &str, current: bool, previous: bool) -> VersionMeta {
         VersionMeta {

@@ -537,3 +537,36 @@ async fn a_refresh_learns_what_another_process_did() {
     assert_eq!(retired.len(), 1, "{retired:?}");
     assert!(RetireRecord::read(&e.store.read_metadata(&c).await.unwrap()).is_none());
 }
+
+/// A rollback by hand is an operator's decision: the schedule counts from
+/// it, on every store. (On a store that relabels versions, as this one and
+/// AWS do, the restored version keeps its old creation time and the secret
+/// used to be due again at once; on one that copies, as Vault does, the copy
+/// is new.) A restarted process agrees.
+#[tokio::test]
+async fn a_manual_rollback_counts_from_the_rollback() {
+    let e = env();
+    let p = path("s/rolled-back");
+    let v1 = e.seed(&p, "initial").await;
+    let policy = every(30, STAGED);
+    e.manager.schedule_rotation(&p, policy.clone()).await.unwrap();
+    e.clock.advance(29 * DAY);
+    assert!(e.manager.rotate_secret(&p, &policy, None).await.success());
+    e.clock.advance(2 * DAY);
+    let rb = e.manager.rollback(&p).await.unwrap();
+    let at = e.clock.now();
+    assert_eq!(rb.current.id, v1.id, "the store relabels: the first version is current again");
+    assert!(rb.current.created_at + chrono::Duration::days(30) < at, "and it is 31 days old");
+
+    let after = |info: ScheduleInfo| {
+        let off = (info.last_rotation - at).num_seconds().abs();
+        assert!(off <= 1, "the schedule counts from {}, not from the rollback at {at}", info.last_rotation);
+        assert!(info.next_rotation.is_some_and(|t| t > at + chrono::Duration::days(29)), "{:?}", info.next_rotation);
+    };
+    let restarted = manager_on(e.store.clone(), &e.clock, &e.audit, |b| b);
+    after(restarted.schedule_rotation(&p, policy.clone()).await.unwrap());
+    let snapshot = e.store.snapshot(&p, false).await.unwrap();
+    after(restarted.schedule_rotation_from(&p, policy.clone(), &snapshot).unwrap());
+    assert!(restarted.process_scheduled_rotations().await.is_empty(), "not rotated again at once");
+    assert_eq!(e.current(&p).await.meta.id, v1.id);
+}

@@ -229,16 +229,19 @@ pub async fn plan(config: Config, out: Out, next: usize) -> Result<u8, CliError>
     let mut items = Vec::new();
     let mut code = EXIT_OK;
     for s in &config.secrets {
-        let (last, problem) = match store.current(&s.path).await {
-            Ok(c) => (Some(c.meta.created_at), None),
+        // One snapshot: the current version and the record beside it (since
+        // when its value has been current, a quarantine).
+        let (last, quarantine, problem) = match store.snapshot(&s.path, false).await {
+            Ok(snap) => {
+                let record = rekey::SecretRecord::read_brief(&snap.metadata);
+                (Some(record.current_since(&snap.current)), record.quarantine, None)
+            }
             Err(e) if error::unreachable(&e) => return Err(CliError::store(format!("reading {}", s.path), e)),
             Err(e) => {
                 code = error::worst(code, error::store_exit_code(&e));
-                (None, Some(e.to_string()))
+                (None, None, Some(e.to_string()))
             }
         };
-        let meta = store.read_metadata(&s.path).await.unwrap_or_default();
-        let quarantine = rekey::SecretRecord::read_brief(&meta).quarantine;
         let dues = match (last, &quarantine) {
             (Some(l), None) => next_dues(s, l, next),
             _ => Vec::new(),

@@ -43,8 +43,10 @@ async fn status_row(app: &App, s: &SecretConfig) -> Result<StatusRow, CliError> 
     match app.store.snapshot(&s.path, false).await {
         Ok(snap) => {
             row.version = Some(snap.current.id.to_string());
-            row.last_rotated = Some(snap.current.created_at);
             row.record = SecretRecord::read_brief(&snap.metadata);
+            // Since when the value has been current: a failed rotation's
+            // undo on Vault writes a newer copy of the old value.
+            row.last_rotated = Some(row.record.current_since(&snap.current));
             row.last = last_attempt(&row.record, &snap.current);
         }
         Err(e) if error::unreachable(&e) => return Err(CliError::store(format!("reading {}", s.path), e)),

@@ -13,9 +13,9 @@ use super::request::RotationRequest;
 use super::result::{RotationOutcome, RotationResult};
 use super::schedule::{self, Job, PAUSED, QUARANTINED, Quarantine, RUNNING, ScheduleInfo, ScheduleRefresh};
 use super::shared::{Inner, lock};
+use crate::SecretPath;
 use crate::policy::{RotationPolicy, RotationStrategy, jitter_key};
 use crate::record::SecretRecord;
-use crate::{SecretPath, VersionSelector};
 
 /// Scheduling.
 impl RotationManager {
@@ -35,12 +35,13 @@ impl RotationManager {
         let policy = policy.into();
         self.inner.validate(&policy)?;
         let retry_run = &mut self.inner.detached_run(path, &policy);
-        let current = self
+        let snapshot = self
             .inner
-            .retry_store(retry_run, RotationStep::Prepare, || self.inner.store.read(path, &VersionSelector::Current))
+            .retry_store(retry_run, RotationStep::Prepare, || self.inner.store.snapshot(path, false))
             .await
             .map_err(|e| RotationError::store(RotationStep::Prepare, e))?;
-        self.schedule_at(path, policy, current.meta.created_at, None)
+        let since = SecretRecord::read_brief(&snapshot.metadata).current_since(&snapshot.current);
+        self.schedule_at(path, policy, since, Some(&snapshot.metadata))
     }
 
     /// [`schedule_rotation`](Self::schedule_rotation) from a
@@ -56,7 +57,8 @@ impl RotationManager {
     ) -> Result<ScheduleInfo, RotationError> {
         let policy = policy.into();
         self.inner.validate(&policy)?;
-        self.schedule_at(path, policy, snapshot.current.created_at, Some(&snapshot.metadata))
+        let since = SecretRecord::read_brief(&snapshot.metadata).current_since(&snapshot.current);
+        self.schedule_at(path, policy, since, Some(&snapshot.metadata))
     }
 
     /// Brings `path`'s schedule up to date with a [`snapshot`](crate::SecretStore::snapshot)
@@ -85,7 +87,8 @@ impl RotationManager {
                 return Some(refresh);
             }
             let (policy, last_ns, held) = (s.policy.clone(), s.last_ns, s.flags & (PAUSED | QUARANTINED) != 0);
-            let created = snapshot.current.created_at;
+            let record = SecretRecord::read_brief(&snapshot.metadata);
+            let created = record.current_since(&snapshot.current);
             if schedule::to_ns(created) > last_ns {
                 t.set_last(id, schedule::to_ns(created));
                 if !held {
@@ -93,7 +96,7 @@ impl RotationManager {
                 }
                 refresh.moved = true;
             }
-            if let Some(q) = SecretRecord::read_brief(&snapshot.metadata).quarantine
+            if let Some(q) = record.quarantine
                 && t.quarantine_of(id).is_none()
             {
                 t.set_failures(id, q.failures);

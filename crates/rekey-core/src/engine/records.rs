@@ -103,12 +103,12 @@ impl Inner {
                 // version with the good value: it is the good version now.
                 // (The good version is read only here: the metadata still
                 // holds it as read, as no write of this rotation touched it.)
-                let good = x.restored_as.as_ref().and_then(|_| SecretRecord::read_brief(&x.meta).good);
-                if let (Some(restored), Some(g)) = (&x.restored_as, &good)
-                    && g.names(&x.current_meta)
+                // It holds the value since that value's own time (the copy's
+                // creation is not a rotation: schedules count from this).
+                if let Some(restored) = &x.restored_as
                     && *restored != x.base
                 {
-                    u.good = Some(GoodVersion { version: Some(restored.clone()), ..g.clone() });
+                    u.good = Some(SecretRecord::read_brief(&x.meta).good_for_copy(&x.current_meta, restored));
                 }
                 let counts =
                     matches!(f.action, RotationAction::Apply | RotationAction::Verify | RotationAction::Confirm);

@@ -9,7 +9,7 @@ use super::manager::RotationManager;
 use super::result::RotationOutcome;
 use super::shared::{Inner, fresh_rotation_id};
 use crate::policy::RotationStrategy;
-use crate::record::{HistoryEvent, RecordUpdate};
+use crate::record::{HistoryEvent, RecordUpdate, SecretRecord};
 use crate::{Metadata, MetadataPatch, SecretVersion, StoreError, VersionSelector};
 
 /// What [`RotationManager::recover`] found.
@@ -171,9 +171,19 @@ impl Inner {
                     e.new_version = Some(current.meta.id.as_str().to_owned());
                     e.rotation_id = rotation_id.map(|r| r.to_string());
                     e.detail = Some("a crashed immediate rotation's unchecked value was rolled back".to_owned());
-                    RecordUpdate { failed: Some(expected.clone()), events: vec![e], ..RecordUpdate::default() }
-                        .apply(meta);
-                    run.current_created_at = Some(current.meta.created_at);
+                    let mut u =
+                        RecordUpdate { failed: Some(expected.clone()), events: vec![e], ..RecordUpdate::default() };
+                    // A store that promotes by copying wrote a newer version
+                    // with the base's value: it holds the value since the
+                    // base did (schedules count from that, not from the copy).
+                    if current.meta.id != base
+                        && let Ok(versions) = self.retry_store(run, step, || self.store.list_versions(path)).await
+                        && let Some(b) = versions.iter().find(|v| v.id == base)
+                    {
+                        u.good = Some(SecretRecord::read_brief(meta).good_for_copy(b, &current.meta.id));
+                    }
+                    u.apply(meta);
+                    run.current_created_at = Some(SecretRecord::read_brief(meta).current_since(&current.meta));
                     run.old_version = Some(current.meta.id.clone());
                     rolled_back = Some(expected);
                 }

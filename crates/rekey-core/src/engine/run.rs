@@ -290,12 +290,16 @@ impl Inner {
         };
         let mut current = SecretVersion { meta: current_meta, data };
         run.old_version = Some(current.meta.id.clone());
-        run.current_created_at = Some(current.meta.created_at);
+        // Since when its value has been current (a failed rotation's undo
+        // on a store that promotes by copying writes a newer version with
+        // the old value: not a rotation).
+        let since = SecretRecord::read_brief(&meta).current_since(&current.meta);
+        run.current_created_at = Some(since);
         // Rotated since the schedule's record (by another process, or by
         // hand): move on — unless that rotation is itself due again.
         if let Some(before) = rotated_before_ns
-            && schedule::to_ns(current.meta.created_at) > before
-            && !policy.is_due(current.meta.created_at, jitter_key(path), self.clock.now())
+            && schedule::to_ns(since) > before
+            && !policy.is_due(since, jitter_key(path), self.clock.now())
         {
             // What that rotation left beside the secret is this manager's to
             // finish too: a crashed one's journal now, a retire step when

@@ -33,7 +33,6 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use proptest::prelude::*;
 use proptest::test_runner::{Config, RngAlgorithm, TestCaseError, TestRng, TestRunner};
 use rekey_core::record::SecretRecord;
 use rekey_core::{
@@ -42,7 +41,7 @@ use rekey_core::{
     RotationResult, RotationStrategy, SecretData, SecretGenerator, SecretPath, SecretStore, SecretStoreExt,
     SecretString, Verifier, VerifyContext, VerifyError,
 };
-use rekey_memory::{Fault, FaultInjectingStore, Method, Rule};
+use rekey_memory::{Fault, FaultInjectingStore, Rule};
 
 /// How much to run.
 #[derive(Debug, Clone)]
@@ -84,154 +83,10 @@ const DAY: Duration = Duration::from_secs(86_400);
 /// future is dropped.
 const CRASH: Duration = Duration::from_secs(10 * 365 * 86_400);
 
-/// What a verifier does with the next candidates.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Mode {
-    /// Accepts.
-    Pass,
-    /// Rejects.
-    Fail,
-    /// Never answers (the policy's timeout fails it).
-    Hang,
-}
+mod ops;
 
-/// How a rotation gets its value.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Value {
-    /// Generated.
-    Generated,
-    /// Supplied, meeting the generator's constraints.
-    CustomValid,
-    /// Supplied, breaking them (refused, nothing written).
-    CustomInvalid,
-}
-
-/// One operation of a sequence.
-#[derive(Debug, Clone)]
-pub enum Op {
-    /// A manual rotation.
-    Rotate {
-        /// Which secret.
-        secret: usize,
-        /// Which manager.
-        manager: usize,
-        /// Its strategy.
-        strategy: RotationStrategy,
-        /// Its value.
-        value: Value,
-    },
-    /// Both managers rotate the same secret at once.
-    Race {
-        /// Which secret.
-        secret: usize,
-        /// Their strategy.
-        strategy: RotationStrategy,
-    },
-    /// Sets a secret's verifier mode.
-    SetVerifier {
-        /// Which secret.
-        secret: usize,
-        /// The mode.
-        mode: Mode,
-    },
-    /// A manual rollback.
-    Rollback {
-        /// Which secret.
-        secret: usize,
-        /// Which manager.
-        manager: usize,
-    },
-    /// Lifts a quarantine (through manager 0, as `rekey resume` would).
-    Resume {
-        /// Which secret.
-        secret: usize,
-    },
-    /// Moves the clock and lets both managers run what is due.
-    Tick {
-        /// By how much.
-        advance: Duration,
-    },
-    /// The store is unreachable from now for this long (clock time).
-    Outage {
-        /// How long.
-        length: Duration,
-    },
-    /// The `nth` next call of `method` fails once.
-    Fault {
-        /// The method.
-        method: Method,
-        /// Which call.
-        nth: u64,
-        /// Whether the call happens and only its answer is lost.
-        lost_response: bool,
-    },
-    /// A rotation crashes before its `at`-th store call; its manager then
-    /// recovers the secret.
-    Crash {
-        /// Which secret.
-        secret: usize,
-        /// Which manager.
-        manager: usize,
-        /// Its strategy.
-        strategy: RotationStrategy,
-        /// Before which store call (1-based).
-        at: u64,
-    },
-    /// What a daemon's periodic recheck does: a snapshot of every secret,
-    /// a crashed rotation found in it recovered, the schedule brought up to
-    /// date from it.
-    Recheck {
-        /// Which manager.
-        manager: usize,
-    },
-    /// The clock jumps forward without anyone running anything.
-    Jump {
-        /// By how much.
-        by: Duration,
-    },
-}
-
-fn strategy() -> impl Strategy<Value = RotationStrategy> {
-    prop_oneof![Just(RotationStrategy::Immediate), Just(RotationStrategy::Staged), Just(RotationStrategy::DualWrite)]
-}
-
-fn op(schedules: bool) -> impl Strategy<Value = Op> {
-    let secret = 0..SECRETS;
-    let manager = 0..2usize;
-    let value =
-        prop_oneof![6 => Just(Value::Generated), 2 => Just(Value::CustomValid), 1 => Just(Value::CustomInvalid)];
-    let mode = prop_oneof![4 => Just(Mode::Pass), 3 => Just(Mode::Fail), 1 => Just(Mode::Hang)];
-    let method = prop_oneof![
-        Just(Method::Read),
-        Just(Method::Stage),
-        Just(Method::Promote),
-        Just(Method::Put),
-        Just(Method::ReadMetadata),
-        Just(Method::WriteMetadata),
-        Just(Method::Discard),
-    ];
-    let tick = if schedules {
-        prop_oneof![Just(Duration::from_secs(10)), Just(Duration::from_secs(3600)), Just(DAY)].boxed()
-    } else {
-        Just(Duration::ZERO).boxed()
-    };
-    prop_oneof![
-        8 => (secret.clone(), manager.clone(), strategy(), value).prop_map(|(secret, manager, strategy, value)| Op::Rotate { secret, manager, strategy, value }),
-        2 => (secret.clone(), strategy()).prop_map(|(secret, strategy)| Op::Race { secret, strategy }),
-        4 => (secret.clone(), mode).prop_map(|(secret, mode)| Op::SetVerifier { secret, mode }),
-        3 => (secret.clone(), manager.clone()).prop_map(|(secret, manager)| Op::Rollback { secret, manager }),
-        1 => secret.clone().prop_map(|secret| Op::Resume { secret }),
-        (if schedules { 5 } else { 0 }) => tick.prop_map(|advance| Op::Tick { advance }),
-        2 => prop_oneof![Just(Duration::from_secs(6)), Just(Duration::from_secs(600)), Just(DAY)].prop_map(|length| Op::Outage { length }),
-        3 => (method, 1u64..4, any::<bool>()).prop_map(|(method, nth, lost_response)| Op::Fault { method, nth, lost_response }),
-        3 => (secret.clone(), manager, strategy(), 1u64..9).prop_map(|(secret, manager, strategy, at)| Op::Crash { secret, manager, strategy, at }),
-        // (Nested: proptest's unions of more than ten options refuse a weight of 0.)
-        3 => prop_oneof![
-            1 => prop_oneof![Just(Duration::from_secs(120)), Just(Duration::from_secs(7200))].prop_map(|by| Op::Jump { by }),
-            2 => (0..2usize).prop_map(|manager| Op::Recheck { manager }),
-        ],
-    ]
-}
+use ops::op;
+pub use ops::{Mode, Op, Value};
 
 /// Runs the model test on stores from `factory`. Panics (failing the test)
 /// with the shrunk sequence and the seed to replay it.
@@ -426,6 +281,10 @@ struct Model {
     /// could not reach the store; it must be gone after the next rotation
     /// or recovery of the secret.
     unchecked_current_allowed: bool,
+    /// When a manual rollback last made an older value current: the
+    /// secret's schedule counts from it (an operator's decision), not from
+    /// the restored version's creation.
+    rolled_back_at: Option<DateTime<Utc>>,
 }
 
 /// Everything one sequence runs on.
@@ -521,7 +380,13 @@ async fn run_sequence(config: &ModelConfig, factory: &StoreFactory, ops: &[Op], 
                     .map_err(|e| TestCaseError::fail(e.to_string()))?;
             }
         }
-        secrets.push(Model { path, initial, failures_since_success: 0, unchecked_current_allowed: false });
+        secrets.push(Model {
+            path,
+            initial,
+            failures_since_success: 0,
+            unchecked_current_allowed: false,
+            rolled_back_at: None,
+        });
     }
     let mut w = World {
         clock,
@@ -669,6 +534,7 @@ impl World {
                 let before_value = self.current(*secret).await;
                 match self.managers[*manager].rollback(&path).await {
                     Ok(rb) => {
+                        self.secrets[*secret].rolled_back_at = Some(self.clock.now());
                         let now = self.current(*secret).await.unwrap_or_default();
                         let failed = lock(&self.verdicts[*secret]).failed.contains(&now);
                         if failed {
@@ -710,10 +576,12 @@ impl World {
                 for (i, s) in self.secrets.iter().enumerate() {
                     let infos: Vec<_> = self.managers.iter().filter_map(|m| m.get_schedule(&s.path)).collect();
                     // Due by the schedule, and by the store's own record of
-                    // the last rotation (a manual rotation moves it on).
+                    // the last rotation (a manual rotation or rollback moves
+                    // it on).
                     let created = self.store.inner().current(&s.path).await.map(|v| v.meta.created_at).ok();
+                    let since = created.map(|c| s.rolled_back_at.map_or(c, |r| c.max(r)));
                     let due = infos.iter().any(|info| info.next_rotation.is_some_and(|t| t <= now))
-                        && created.is_some_and(|c| c + chrono::Duration::days(1) <= now);
+                        && since.is_some_and(|c| c + chrono::Duration::days(1) <= now);
                     let passes = self.judges[i].mode.load(Ordering::SeqCst) == 0;
                     let meta = self.store.inner().read_metadata(&s.path).await.unwrap_or_default();
                     // A dual-write retire step still in its grace period
