@@ -87,3 +87,53 @@ async fn undoing_a_failed_rotation_by_a_copy_is_not_a_rotation() {
 
     let _ = store.delete(&p).await;
 }
+
+#[derive(Debug)]
+struct Hang;
+
+#[async_trait]
+impl Verifier for Hang {
+    fn name(&self) -> &str {
+        "hangs"
+    }
+
+    async fn verify(&self, _ctx: VerifyContext<'_>) -> Result<(), VerifyError> {
+        std::future::pending().await
+    }
+}
+
+/// The same for the rollback a recovery makes of an immediate rotation
+/// that crashed before its checks passed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn recovering_a_crashed_immediate_rotation_by_a_copy_is_not_a_rotation() {
+    let Some((addr, root)) = common::server() else { return };
+    let store: Arc<DynSecretStore> = Arc::new(VaultStore::connect(common::config(&addr, &root)).await.unwrap());
+    let p = common::path(&rekey_testkit::unique_prefix("vault-anchor"), "crashed");
+    let v1 = store.create(&p, SecretData::text("anchor-crash-initial-s3cr3t")).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let manager = RotationManager::builder(store.clone())
+        .clock(Arc::new(SystemClock::new(|d| Box::pin(tokio::time::sleep(d)))))
+        .verifier(Arc::new(Hang))
+        .build()
+        .unwrap();
+    let policy = RotationPolicy::builder("monthly")
+        .strategy(RotationStrategy::Immediate)
+        .interval(Duration::from_secs(30 * 86_400))
+        .require_verification(true)
+        .verification_tests(["hangs"])
+        .build()
+        .unwrap();
+    // The process dies while the written value is being checked.
+    let rotation = manager.rotate_secret(&p, &policy, None);
+    assert!(tokio::time::timeout(Duration::from_secs(2), rotation).await.is_err(), "the verifier hangs");
+    assert_ne!(store.current(&p).await.unwrap().meta.id, v1.id, "the unchecked value is current");
+
+    let recovered = manager.recover(&p).await.unwrap();
+    assert_eq!(recovered, rekey_core::Recovery::CleanedUp);
+    let snap = store.snapshot(&p, false).await.unwrap();
+    assert_eq!(store.current_text(&p).await.unwrap().expose_secret(), "anchor-crash-initial-s3cr3t");
+    assert!(snap.current.created_at > v1.created_at + chrono::Duration::seconds(1), "restored by a copy");
+    let since = SecretRecord::read_brief(&snap.metadata).current_since(&snap.current);
+    assert_close(since, v1.created_at, "since when the value is current after the recovery");
+    let _ = store.delete(&p).await;
+}
