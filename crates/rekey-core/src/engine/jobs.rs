@@ -21,9 +21,11 @@ use crate::record::SecretRecord;
 impl RotationManager {
     /// Schedules automatic rotation of `path` under `policy` (replacing an
     /// existing schedule, and clearing its quarantine). The last rotation
-    /// time is the creation time of the secret's current version in the
-    /// store, so a restarted process — or another process — computes the
-    /// same next due time.
+    /// time is since when the secret's current value has been current, read
+    /// from the store ([`SecretRecord::current_since`]: the current
+    /// version's creation, or what the record says of a rollback), so a
+    /// restarted process — or another process — computes the same next due
+    /// time. One store call (a snapshot without the value).
     ///
     /// Pass an `Arc<RotationPolicy>` to share one policy between many
     /// schedules.
@@ -40,15 +42,14 @@ impl RotationManager {
             .retry_store(retry_run, RotationStep::Prepare, || self.inner.store.snapshot(path, false))
             .await
             .map_err(|e| RotationError::store(RotationStep::Prepare, e))?;
-        let since = SecretRecord::read_brief(&snapshot.metadata).current_since(&snapshot.current);
-        self.schedule_at(path, policy, since, Some(&snapshot.metadata))
+        self.schedule_rotation_from(path, policy, &snapshot)
     }
 
     /// [`schedule_rotation`](Self::schedule_rotation) from a
     /// [`snapshot`](crate::SecretStore::snapshot) of the secret the caller
     /// has just read (for example to check its record first): no store call
-    /// of its own. The last rotation time is the creation time of the
-    /// snapshot's current version.
+    /// of its own. The last rotation time is since when the snapshot's
+    /// current value has been current ([`SecretRecord::current_since`]).
     pub fn schedule_rotation_from(
         &self,
         path: &SecretPath,
